@@ -1,0 +1,30 @@
+# guestabi: the two commands people run.
+#   make demo    the main job: the engine (and, as they land, the back-ends and a VM) in action
+#   make check   every test: a gcc -Werror build and a clang ASan+UBSan build
+# Both install the Debian packages they need first (Debian 12, as root).
+
+BUILD ?= build
+
+.PHONY: all deps build demo check bench clean
+
+all: build
+
+deps:
+	@tools/deps.sh build
+
+build: deps
+	@test -f $(BUILD)/build.ninja || meson setup $(BUILD) >/dev/null
+	@ninja -C $(BUILD) >/dev/null
+
+demo: build
+	@tools/demo.sh $(BUILD)
+
+check:
+	@tools/deps.sh build test
+	@tools/check.sh
+
+bench: build
+	@tools/bench.sh $(BUILD)
+
+clean:
+	rm -rf build build-gcc build-asan build-valgrind

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* A bump allocator: documents allocate every string and array of theirs from one arena and
+ * free them all at once. Internal. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct gabi_arena {
+    struct arena_chunk *head;
+    size_t total;
+};
+
+void gabi_arena_init(struct gabi_arena *a);
+void gabi_arena_release(struct gabi_arena *a);
+/* Zeroed, 16-byte aligned; NULL on allocation failure. */
+void *gabi_arena_alloc(struct gabi_arena *a, size_t size);
+void *gabi_arena_alloc_array(struct gabi_arena *a, size_t n, size_t size);
+char *gabi_arena_strdup(struct gabi_arena *a, const char *s);
+char *gabi_arena_printf(struct gabi_arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* FNV-1a: names are hashed once at load so comparisons are cheap. */
+static inline uint64_t gabi_hash_str(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    return h;
+}

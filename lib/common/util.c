@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+#include "common/util.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int gabi_read_file(const char *path, size_t max_size, char **ret_buf, size_t *ret_size)
+{
+    _cleanup_close_ int fd = -1;
+    _cleanup_free_ char *buf = NULL;
+    size_t size = 0, alloc = 4096;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -errno;
+    buf = malloc(alloc);
+    if (!buf)
+        return -ENOMEM;
+    for (;;) {
+        ssize_t n;
+
+        if (size + 1 >= alloc) {
+            char *nbuf;
+
+            if (alloc > max_size)
+                return -EFBIG;
+            alloc *= 2;
+            nbuf = realloc(buf, alloc);
+            if (!nbuf)
+                return -ENOMEM;
+            buf = nbuf;
+        }
+        n = read(fd, buf + size, alloc - size - 1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            break;
+        size += (size_t)n;
+        if (size > max_size)
+            return -EFBIG;
+    }
+    buf[size] = '\0';
+    *ret_buf = TAKE_PTR(buf);
+    if (ret_size)
+        *ret_size = size;
+    return 0;
+}
+
+size_t gabi_strlcpy(char *dst, const char *src, size_t size)
+{
+    size_t len = strlen(src);
+
+    if (size) {
+        size_t n = len < size - 1 ? len : size - 1;
+        memcpy(dst, src, n);
+        dst[n] = '\0';
+    }
+    return len;
+}
+
+int gabi_parse_u64(const char *s, uint64_t *ret)
+{
+    unsigned long long v;
+    char *end;
+
+    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+        return -EINVAL;
+    errno = 0;
+    v = strtoull(s, &end, 0);
+    if (errno == ERANGE)
+        return -ERANGE;
+    if (errno || *end)
+        return -EINVAL;
+    *ret = v;
+    return 0;
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Small helpers every module uses: cleanup attributes, ownership transfer, sizes. Internal. */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b)     ((a) < (b) ? (a) : (b))
+#define MAX(a, b)     ((a) > (b) ? (a) : (b))
+
+#define likely(x)     __builtin_expect(!!(x), 1)
+#define unlikely(x)   __builtin_expect(!!(x), 0)
+
+static inline void freep(void *p)
+{
+    free(*(void **)p);
+}
+
+static inline void closep(int *fd)
+{
+    if (*fd >= 0) {
+        int saved = errno;
+        close(*fd);
+        errno = saved;
+    }
+}
+
+#define _cleanup_(f)    __attribute__((cleanup(f)))
+#define _cleanup_free_  _cleanup_(freep)
+#define _cleanup_close_ _cleanup_(closep)
+
+/* Take a pointer out of a cleanup variable so it is not freed at scope exit. */
+#define TAKE_PTR(p)                                                                                \
+    ({                                                                                             \
+        __typeof__(p) _p = (p);                                                                    \
+        (p) = NULL;                                                                                \
+        _p;                                                                                        \
+    })
+
+#define TAKE_FD(fd)                                                                                \
+    ({                                                                                             \
+        int _fd = (fd);                                                                            \
+        (fd) = -1;                                                                                 \
+        _fd;                                                                                       \
+    })
+
+/* Close an fd variable and set it to -1. */
+static inline void close_and_clear(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+/* Read a whole file of at most max_size bytes, NUL-terminated. 0, or -errno (-EFBIG if larger). */
+int gabi_read_file(const char *path, size_t max_size, char **ret_buf, size_t *ret_size);
+
+/* strlcpy-alike: copies at most size-1 bytes, always terminates; returns strlen(src). */
+size_t gabi_strlcpy(char *dst, const char *src, size_t size);
+
+/* Parse an unsigned decimal or 0x-hex number fully; 0 or -EINVAL / -ERANGE. */
+int gabi_parse_u64(const char *s, uint64_t *ret);

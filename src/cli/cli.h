@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The guestabi command line: shared context, option parsing and output helpers. */
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <guestabi/abi.h>
+
+/* Exit codes: compatible / incompatible / bad input or usage. */
+enum {
+    EXIT_COMPATIBLE = 0,
+    EXIT_INCOMPATIBLE = 1,
+    EXIT_BAD_INPUT = 2,
+};
+
+#define CLI_MAX_CATALOG_DIRS 16
+
+struct cli {
+    const char *prog;
+    bool json;
+    const char *catalog_dirs[CLI_MAX_CATALOG_DIRS];
+    size_t n_catalog_dirs;
+    struct gabi_catalog *cat;
+};
+
+struct cli_command {
+    const char *name;
+    const char *summary;
+    const char *usage; /* options and arguments, shown by --help */
+    int (*run)(struct cli *cli, int argc, char **argv);
+};
+
+/* Parse this command's options: the shared --json, --catalog DIR and --help plus `extra`.
+ * For each extra option fn(cli, opt, optarg, userdata) is called; it returns < 0 to fail.
+ * On success returns optind (first positional). --help prints usage and returns -1 with
+ * *ret_exit 0; a usage error prints and returns -1 with *ret_exit 2. */
+int cli_parse_options(struct cli *cli, const struct cli_command *cmd, int argc, char **argv,
+                      const struct option *extra, const char *shortopts,
+                      int (*fn)(struct cli *cli, int opt, const char *arg, void *userdata),
+                      void *userdata, int *ret_exit);
+
+/* The catalog (default + system + --catalog), loaded on first use; NULL after reporting. */
+struct gabi_catalog *cli_catalog(struct cli *cli);
+
+/* Report a failure with its location; returns EXIT_BAD_INPUT. */
+int cli_error(struct cli *cli, const struct gabi_error *err);
+int cli_errorf(struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_usage_error(struct cli *cli, const struct cli_command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Human output helpers. */
+const char *cli_short_feature(const char *name);
+void cli_print_features(FILE *f, const char *label, enum gabi_device_class cls, uint64_t mask);
+void cli_print_protocol_features(FILE *f, const char *label, uint64_t mask);
+void cli_print_verdict(FILE *f, const struct gabi_verdict *v);
+void cli_print_versions(FILE *f, const struct gabi_versions *vs);
+/* Print a malloc'd JSON text followed by a newline, and free it. */
+int cli_print_json(char *text);
+
+/* Load hostcaps files; on failure reports and returns < 0. */
+int cli_load_hosts(struct cli *cli, char **paths, size_t n, struct gabi_hostcaps **ret);
+
+extern const struct cli_command cli_cmd_modes, cli_cmd_platforms, cli_cmd_device_types,
+    cli_cmd_pick, cli_cmd_check, cli_cmd_filter, cli_cmd_match, cli_cmd_catalog;

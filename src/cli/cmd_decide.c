@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: MIT */
+/* guestabi pick / check / filter / match: the decisions, with every reason. */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* Print a verdict (human or JSON) and map it to an exit code. */
+static int report(struct cli *cli, const struct gabi_verdict *v, const char *headline)
+{
+    if (cli->json) {
+        if (cli_print_json(gabi_verdict_to_json(v)) != 0)
+            return EXIT_BAD_INPUT;
+    } else {
+        size_t n = gabi_verdict_n_reasons(v);
+
+        printf("%s: %s", headline, gabi_verdict_ok(v) ? "compatible" : "INCOMPATIBLE");
+        if (n)
+            printf(", %zu reason%s", n, n == 1 ? "" : "s");
+        printf("\n");
+        cli_print_verdict(stdout, v);
+    }
+    return gabi_verdict_ok(v) ? EXIT_COMPATIBLE : EXIT_INCOMPATIBLE;
+}
+
+static void free_hosts(struct gabi_hostcaps **hosts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        gabi_hostcaps_free(hosts[i]);
+    free(hosts);
+}
+
+/* ---- pick --------------------------------------------------------------------------------- */
+
+static int run_pick(struct cli *cli, int argc, char **argv)
+{
+    struct gabi_hostcaps **hosts;
+    struct gabi_verdict *v = NULL;
+    size_t n;
+    char headline[512];
+    int first, ex, r;
+
+    first = cli_parse_options(cli, &cli_cmd_pick, argc, argv, NULL, "", NULL, NULL, &ex);
+    if (first < 0)
+        return ex;
+    if (first >= argc)
+        return cli_usage_error(cli, &cli_cmd_pick, "name at least one HOSTCAPS document");
+    n = (size_t)(argc - first);
+    hosts = calloc(n, sizeof(*hosts));
+    if (!hosts)
+        return cli_errorf(cli, "out of memory");
+    if (cli_load_hosts(cli, argv + first, n, hosts) < 0) {
+        free(hosts);
+        return EXIT_BAD_INPUT;
+    }
+    r = gabi_pick(cli->cat, (const struct gabi_hostcaps *const *)hosts, n, &v);
+    if (r < 0) {
+        free_hosts(hosts, n);
+        return cli_errorf(cli, "pick failed: %s", strerror(-r));
+    }
+    snprintf(headline, sizeof(headline), "Newest ABI common to %zu host%s", n, n == 1 ? "" : "s");
+    ex = report(cli, v, headline);
+    gabi_verdict_free(v);
+    free_hosts(hosts, n);
+    return ex;
+}
+
+/* ---- check and filter ----------------------------------------------------------------------- */
+
+struct check_opts {
+    const char *pin, *host;
+};
+
+static int check_opt(struct cli *cli, int opt, const char *arg, void *userdata)
+{
+    struct check_opts *o = userdata;
+
+    (void)cli;
+    if (opt == 'p')
+        o->pin = arg;
+    else if (opt == 'H')
+        o->host = arg;
+    else
+        return -1;
+    return 0;
+}
+
+static const struct option check_options[] = {
+    {"pin", required_argument, NULL, 'p'},
+    {"host", required_argument, NULL, 'H'},
+    {NULL, 0, NULL, 0},
+};
+
+static int load_pin(struct cli *cli, const char *path, struct gabi_pin **ret)
+{
+    struct gabi_error err = {0};
+
+    if (!cli_catalog(cli))
+        return -1;
+    if (gabi_pin_load_file(cli->cat, path, ret, &err) < 0) {
+        cli_error(cli, &err);
+        return -1;
+    }
+    return 0;
+}
+
+static int run_check(struct cli *cli, int argc, char **argv)
+{
+    struct check_opts o = {0};
+    struct gabi_pin *pin = NULL;
+    struct gabi_hostcaps *host = NULL;
+    struct gabi_verdict *v = NULL;
+    char headline[512];
+    char *hostpath;
+    int first, ex, r;
+
+    first =
+        cli_parse_options(cli, &cli_cmd_check, argc, argv, check_options, "", check_opt, &o, &ex);
+    if (first < 0)
+        return ex;
+    if (!o.pin || !o.host)
+        return cli_usage_error(cli, &cli_cmd_check, "--pin and --host are both needed");
+    if (first < argc)
+        return cli_usage_error(cli, &cli_cmd_check, "unexpected argument \"%s\"", argv[first]);
+    if (load_pin(cli, o.pin, &pin) < 0)
+        return EXIT_BAD_INPUT;
+    hostpath = (char *)o.host;
+    if (cli_load_hosts(cli, &hostpath, 1, &host) < 0) {
+        gabi_pin_free(pin);
+        return EXIT_BAD_INPUT;
+    }
+    r = gabi_check(cli->cat, pin, host, &v);
+    if (r < 0) {
+        ex = cli_errorf(cli, "check failed: %s", strerror(-r));
+    } else {
+        snprintf(headline, sizeof(headline), "VM %s on host %s", gabi_pin_vm(pin),
+                 gabi_hostcaps_host(host));
+        ex = report(cli, v, headline);
+    }
+    gabi_verdict_free(v);
+    gabi_hostcaps_free(host);
+    gabi_pin_free(pin);
+    return ex;
+}
+
+static int run_filter(struct cli *cli, int argc, char **argv)
+{
+    struct check_opts o = {0};
+    struct gabi_pin *pin = NULL;
+    struct gabi_hostcaps **hosts;
+    size_t n, n_ok = 0;
+    int first, ex;
+
+    first =
+        cli_parse_options(cli, &cli_cmd_filter, argc, argv, check_options, "", check_opt, &o, &ex);
+    if (first < 0)
+        return ex;
+    if (!o.pin)
+        return cli_usage_error(cli, &cli_cmd_filter, "--pin is needed");
+    if (o.host)
+        return cli_usage_error(cli, &cli_cmd_filter, "name the hosts as arguments, not --host");
+    if (first >= argc)
+        return cli_usage_error(cli, &cli_cmd_filter, "name at least one HOSTCAPS document");
+    if (load_pin(cli, o.pin, &pin) < 0)
+        return EXIT_BAD_INPUT;
+    n = (size_t)(argc - first);
+    hosts = calloc(n, sizeof(*hosts));
+    if (!hosts || cli_load_hosts(cli, argv + first, n, hosts) < 0) {
+        free(hosts);
+        gabi_pin_free(pin);
+        return EXIT_BAD_INPUT;
+    }
+    if (cli->json)
+        printf("{\n  \"schema\": \"guestabi.filter/1\",\n  \"vm\": \"%s\",\n  \"hosts\": [",
+               gabi_pin_vm(pin));
+    for (size_t i = 0; i < n; i++) {
+        if (!gabi_check_ok(pin, hosts[i]))
+            continue;
+        if (cli->json)
+            printf("%s\n    \"%s\"", n_ok ? "," : "", gabi_hostcaps_host(hosts[i]));
+        else
+            printf("%s\n", gabi_hostcaps_host(hosts[i]));
+        n_ok++;
+    }
+    if (cli->json)
+        printf("%s]\n}\n", n_ok ? "\n  " : "");
+    else if (!n_ok)
+        fprintf(stderr, "no host can take VM %s (guestabi check --pin %s --host HOST says why)\n",
+                gabi_pin_vm(pin), o.pin);
+    free_hosts(hosts, n);
+    gabi_pin_free(pin);
+    return n_ok ? EXIT_COMPATIBLE : EXIT_INCOMPATIBLE;
+}
+
+/* ---- match ---------------------------------------------------------------------------------- */
+
+struct match_opts {
+    const char *version, *loads, *minimum, *newest, *host, *type, *device;
+};
+
+static int match_opt(struct cli *cli, int opt, const char *arg, void *userdata)
+{
+    struct match_opts *o = userdata;
+
+    (void)cli;
+    switch (opt) {
+    case 'v':
+        o->version = arg;
+        break;
+    case 'l':
+        o->loads = arg;
+        break;
+    case 'm':
+        o->minimum = arg;
+        break;
+    case 'n':
+        o->newest = arg;
+        break;
+    case 'H':
+        o->host = arg;
+        break;
+    case 't':
+        o->type = arg;
+        break;
+    case 'd':
+        o->device = arg;
+        break;
+    default:
+        return -1;
+    }
+    return 0;
+}
+
+static const struct option match_options[] = {
+    {"version", required_argument, NULL, 'v'}, {"loads", required_argument, NULL, 'l'},
+    {"minimum", required_argument, NULL, 'm'}, {"newest", required_argument, NULL, 'n'},
+    {"host", required_argument, NULL, 'H'},    {"type", required_argument, NULL, 't'},
+    {"device", required_argument, NULL, 'd'},  {NULL, 0, NULL, 0},
+};
+
+static int run_match(struct cli *cli, int argc, char **argv)
+{
+    struct match_opts o = {0};
+    struct gabi_versions dest = {0};
+    struct gabi_hostcaps *host = NULL;
+    struct gabi_verdict *v = NULL;
+    const char *list[GABI_MAX_VERSIONS];
+    char *copy = NULL, headline[512];
+    int first, ex, r, forms;
+
+    first =
+        cli_parse_options(cli, &cli_cmd_match, argc, argv, match_options, "", match_opt, &o, &ex);
+    if (first < 0)
+        return ex;
+    if (first < argc)
+        return cli_usage_error(cli, &cli_cmd_match, "unexpected argument \"%s\"", argv[first]);
+    if (!o.version)
+        return cli_usage_error(cli, &cli_cmd_match, "--version (the source's version) is needed");
+    forms = !!o.loads + !!(o.minimum || o.newest) + !!(o.host || o.type);
+    if (forms != 1)
+        return cli_usage_error(cli, &cli_cmd_match,
+                               "give the destination's versions one way: --loads LIST, "
+                               "--newest V --minimum V, or --host HOSTCAPS --type TYPE");
+    if (o.loads) {
+        size_t n = 0;
+        char *save = NULL;
+
+        copy = strdup(o.loads);
+        if (!copy)
+            return cli_errorf(cli, "out of memory");
+        for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+            if (n >= GABI_MAX_VERSIONS) {
+                free(copy);
+                return cli_errorf(cli, "--loads lists more than %u versions", GABI_MAX_VERSIONS);
+            }
+            list[n++] = tok;
+        }
+        if (!n) {
+            free(copy);
+            return cli_usage_error(cli, &cli_cmd_match, "--loads lists no version");
+        }
+        dest.list = list;
+        dest.n = n;
+    } else if (o.minimum || o.newest) {
+        if (!o.minimum || !o.newest)
+            return cli_usage_error(cli, &cli_cmd_match, "--newest and --minimum go together");
+        if (gabi_version_compare(o.minimum, o.newest) > 0)
+            return cli_errorf(cli, "--minimum %s is newer than --newest %s", o.minimum, o.newest);
+        dest.version = o.newest;
+        dest.minimum = o.minimum;
+    } else {
+        char *path = (char *)o.host;
+        bool found = false;
+
+        if (!o.host || !o.type)
+            return cli_usage_error(cli, &cli_cmd_match, "--host and --type go together");
+        if (cli_load_hosts(cli, &path, 1, &host) < 0)
+            return EXIT_BAD_INPUT;
+        for (size_t i = 0; i < gabi_hostcaps_n_device_types(host); i++) {
+            const struct gabi_hostcaps_device_type *t = gabi_hostcaps_device_type(host, i);
+            if (strcmp(t->name, o.type) == 0) {
+                dest = t->loads;
+                found = true;
+            }
+        }
+        if (!found) {
+            ex = cli_errorf(cli, "%s: host %s has no device type \"%s\"", o.host,
+                            gabi_hostcaps_host(host), o.type);
+            gabi_hostcaps_free(host);
+            return ex;
+        }
+    }
+    r = gabi_match(o.device ? o.device : o.type, o.version, &dest,
+                   host ? gabi_hostcaps_host(host) : NULL, &v);
+    if (r < 0) {
+        ex = cli_errorf(cli, "match failed: %s", strerror(-r));
+    } else {
+        snprintf(headline, sizeof(headline), "Source state version %s", o.version);
+        ex = report(cli, v, headline);
+    }
+    gabi_verdict_free(v);
+    gabi_hostcaps_free(host);
+    free(copy);
+    return ex;
+}
+
+const struct cli_command cli_cmd_pick = {
+    "pick",
+    "Pick the newest platform, mode per class and state version per device type that every "
+    "host supports",
+    "HOSTCAPS...",
+    run_pick,
+};
+
+const struct cli_command cli_cmd_check = {
+    "check",
+    "Check a VM's pin against a host: compatible, or every reason it is not",
+    "--pin PIN --host HOSTCAPS",
+    run_check,
+};
+
+const struct cli_command cli_cmd_filter = {
+    "filter",
+    "Print the hosts that can take a VM's pin (the fleet question)",
+    "--pin PIN HOSTCAPS...",
+    run_filter,
+};
+
+const struct cli_command cli_cmd_match = {
+    "match",
+    "Does a destination accept a source's fixed device-state version? (never renegotiated)",
+    "--version V (--loads V1,V2,... | --newest V --minimum V | --host HOSTCAPS --type TYPE)\n"
+    "         [--device ID]\n"
+    "  --version V          the version the source device writes\n"
+    "  --loads LIST         the destination loads these versions (comma-separated)\n"
+    "  --newest V --minimum V  ... or every version from MINIMUM up to NEWEST\n"
+    "  --host H --type T    ... or what device type T on host H loads",
+    run_match,
+};

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Every test, twice: a gcc -Werror build, then a clang ASan+UBSan build; the unit suite also
+# under valgrind. Prints each pass's tally and ends with one line "N passed, N failed".
+# Skipped tests are counted and named apart: never as passed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+export GUESTABI_SYSTEM_CATALOG=          # tests never read this machine's /etc
+jobs=$(nproc 2>/dev/null || echo 2)
+total_pass=0 total_fail=0 total_skip=0
+
+tally() {  # tally LOG_JSON LABEL
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+path, label = sys.argv[1], sys.argv[2]
+p = f = s = 0
+failed, skipped = [], []
+try:
+    with open(path) as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            t = json.loads(line)
+            r = t.get("result")
+            if r in ("OK", "EXPECTEDFAIL"):
+                p += 1
+            elif r == "SKIP":
+                s += 1
+                skipped.append(t["name"])
+            else:
+                f += 1
+                failed.append("%s (%s)" % (t["name"], r))
+except FileNotFoundError:
+    f += 1
+    failed.append("no test log: the build failed")
+for n in failed:
+    print("  FAILED  %s: %s" % (label, n), file=sys.stderr)
+for n in skipped:
+    print("  SKIPPED %s: %s" % (label, n), file=sys.stderr)
+print(p, f, s)
+PY
+}
+
+run_pass() {  # run_pass DIR LABEL LOGBASE [meson setup args...] -- [meson test args...]
+  local dir=$1 label=$2 logbase=$3; shift 3
+  local setup=() test=()
+  while [[ $# -gt 0 && $1 != -- ]]; do setup+=("$1"); shift; done
+  [[ $# -gt 0 ]] && shift
+  test=("$@")
+  rm -f "$dir/meson-logs/$logbase.json"
+  echo "== $label"
+  if { [[ -f $dir/build.ninja ]] || meson setup "$dir" "${setup[@]}" >/dev/null; } &&
+     ninja -C "$dir" >"$dir.ninja.log" 2>&1; then
+    meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes "$jobs" \
+      --logbase "$logbase" "${test[@]}" >"$dir.$logbase.log" 2>&1
+  else
+    echo "  build failed:"; tail -n 30 "$dir.ninja.log" 2>/dev/null
+  fi
+  read -r p f s < <(tally "$dir/meson-logs/$logbase.json" "$label")
+  echo "   $label: $p passed, $f failed, $s skipped"
+  if [[ $f -gt 0 ]]; then
+    grep -E "(FAIL|ERROR|not ok|error:)" "$dir.$logbase.log" | head -n 60
+  fi
+  total_pass=$((total_pass + p)) total_fail=$((total_fail + f)) total_skip=$((total_skip + s))
+}
+
+CC=gcc run_pass build-gcc "gcc -Werror" testlog -Dwerror=true -Dbuildtype=debugoptimized
+CC=clang ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  run_pass build-asan "clang ASan+UBSan" testlog -Db_sanitize=address,undefined -Db_lundef=false \
+  -Dbuildtype=debug -Dfuzz=true
+run_pass build-gcc "valgrind (unit)" valgrind -- --suite unit \
+  --wrapper "valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite"
+
+[[ $total_skip -gt 0 ]] && echo "($total_skip skipped: see SKIPPED lines above)"
+echo "$total_pass passed, $total_fail failed"
+[[ $total_fail -eq 0 ]]
