@@ -45,15 +45,14 @@ bool gabi_check_ok(const struct gabi_pin *pin, const struct gabi_hostcaps *host)
 
 static char *host_platforms_text(struct gabi_arena *a, const struct gabi_hostcaps *h)
 {
-    char *acc = NULL;
+    char buf[2048];
+    struct gabi_strbuf sb;
 
-    for (size_t i = 0; i < h->cat->platforms.n; i++) {
-        if (!bitset_test(&h->platforms, i))
-            continue;
-        acc = acc ? gabi_arena_printf(a, "%s, %s", acc, PLATFORM(h->cat, i)->pub.name)
-                  : gabi_arena_strdup(a, PLATFORM(h->cat, i)->pub.name);
-    }
-    return acc ? acc : gabi_arena_strdup(a, "none");
+    gabi_strbuf_init(&sb, buf, sizeof(buf));
+    for (size_t i = 0; i < h->cat->platforms.n; i++)
+        if (bitset_test(&h->platforms, i))
+            gabi_strbuf_item(&sb, ", ", PLATFORM(h->cat, i)->pub.name);
+    return gabi_arena_strdup(a, sb.len ? buf : "none");
 }
 
 static int platform_reasons(struct gabi_verdict *v, const struct gabi_platform *p,
@@ -161,10 +160,13 @@ static int mode_reasons(struct gabi_verdict *v, const struct gabi_pin_device *d,
     struct gabi_arena *a = &v->arena;
     const struct gabi_mode *m = d->mode;
     struct gabi_mode offer;
-    char *runs = NULL;
+    char buf[2048];
+    struct gabi_strbuf sb;
+    const char *runs = NULL;
     size_t n_class = 0;
     int r;
 
+    gabi_strbuf_init(&sb, buf, sizeof(buf));
     for (size_t i = 0; i < h->n_backends; i++) {
         const struct gabi_hostcaps_backend *b = &h->backends[i].pub;
 
@@ -172,9 +174,11 @@ static int mode_reasons(struct gabi_verdict *v, const struct gabi_pin_device *d,
             continue;
         n_class++;
         for (size_t j = 0; j < b->n_modes; j++)
-            runs = runs ? gabi_arena_printf(a, "%s, %s", runs, b->modes[j]->name)
-                        : gabi_arena_strdup(a, b->modes[j]->name);
+            gabi_strbuf_item(&sb, ", ", b->modes[j]->name);
     }
+    if (sb.len)
+        runs = buf;
+    (void)a;
     if (!n_class)
         return verdict_add_reason(v, h->host, d->id, "mode", m->name, "no back-end",
                                   "device %s needs a %s back-end in mode %s; host %s has no %s "
@@ -200,12 +204,16 @@ static int state_reasons(struct gabi_verdict *v, const struct pin_device *d,
 {
     struct gabi_arena *a = &v->arena;
     const struct host_type *t = hostcaps_find_type(h, d->pub.type, d->type_hash);
-    char *types = NULL;
+    const char *types = NULL;
+    char buf[2048];
+    struct gabi_strbuf sb;
 
     if (!t) {
+        gabi_strbuf_init(&sb, buf, sizeof(buf));
         for (size_t i = 0; i < h->n_types; i++)
-            types = types ? gabi_arena_printf(a, "%s, %s", types, h->types[i].pub.name)
-                          : gabi_arena_strdup(a, h->types[i].pub.name);
+            gabi_strbuf_item(&sb, ", ", h->types[i].pub.name);
+        if (sb.len)
+            types = buf;
         return verdict_add_reason(v, h->host, d->pub.id, "device_type", d->pub.type,
                                   types ? types : "none",
                                   "device %s is of type %s, which host %s does not have (it has: "
@@ -320,16 +328,16 @@ static int pick_platform(struct gabi_verdict *v, const struct gabi_catalog *cat,
 static char *host_modes_text(struct gabi_arena *a, const struct gabi_hostcaps *h,
                              enum gabi_device_class cls)
 {
-    char *acc = NULL;
+    char buf[2048];
+    struct gabi_strbuf sb;
 
+    gabi_strbuf_init(&sb, buf, sizeof(buf));
     for (size_t i = 0; i < h->cat->modes.n; i++) {
         const struct mode_entry *m = MODE(h->cat, i);
-        if (m->pub.cls != cls || !bitset_test(&h->modes, i))
-            continue;
-        acc = acc ? gabi_arena_printf(a, "%s, %s", acc, m->pub.name)
-                  : gabi_arena_strdup(a, m->pub.name);
+        if (m->pub.cls == cls && bitset_test(&h->modes, i))
+            gabi_strbuf_item(&sb, ", ", m->pub.name);
     }
-    return acc ? acc : gabi_arena_strdup(a, "none");
+    return gabi_arena_strdup(a, sb.len ? buf : "none");
 }
 
 static int pick_mode(struct gabi_verdict *v, const struct gabi_catalog *cat,

@@ -531,19 +531,15 @@ int jget_class(struct jctx *c, json_t *obj, const char *key, enum gabi_device_cl
 
 /* ---- text and JSON forms of sets ----------------------------------------------------------- */
 
-/* Appends to a growing arena string: simple, since reasons are short. */
-static char *join(struct gabi_arena *a, char *acc, const char *item)
-{
-    if (!acc)
-        return gabi_arena_strdup(a, item);
-    return gabi_arena_printf(a, "%s, %s", acc, item);
-}
+#define TEXT_MAX 2048
 
 char *features_text(struct gabi_arena *a, enum gabi_device_class cls, uint64_t mask)
 {
-    char *acc = NULL;
+    char buf[TEXT_MAX];
+    struct gabi_strbuf sb;
     uint64_t unnamed = 0;
 
+    gabi_strbuf_init(&sb, buf, sizeof(buf));
     for (unsigned b = 0; b < 64; b++) {
         const char *name;
 
@@ -551,55 +547,70 @@ char *features_text(struct gabi_arena *a, enum gabi_device_class cls, uint64_t m
             continue;
         name = gabi_feature_name(cls, b);
         if (name)
-            acc = join(a, acc, name);
+            gabi_strbuf_item(&sb, ", ", name);
         else
             unnamed |= 1ull << b;
     }
     if (unnamed) {
         char hex[24];
         snprintf(hex, sizeof(hex), "0x%llx", (unsigned long long)unnamed);
-        acc = join(a, acc, hex);
+        gabi_strbuf_item(&sb, ", ", hex);
     }
-    return acc ? acc : gabi_arena_strdup(a, "none");
+    return gabi_arena_strdup(a, sb.len ? buf : "none");
 }
 
 char *protocol_features_text(struct gabi_arena *a, uint64_t mask)
 {
-    char *acc = NULL;
+    char buf[TEXT_MAX];
+    struct gabi_strbuf sb;
 
+    gabi_strbuf_init(&sb, buf, sizeof(buf));
     for (unsigned b = 0; b < 64; b++) {
         if (!(mask & (1ull << b)))
             continue;
         if (gabi_protocol_feature_name(b)) {
-            acc = join(a, acc, gabi_protocol_feature_name(b));
+            gabi_strbuf_item(&sb, ", ", gabi_protocol_feature_name(b));
         } else {
             char hex[24];
             snprintf(hex, sizeof(hex), "0x%llx", 1ull << b);
-            acc = join(a, acc, hex);
+            gabi_strbuf_item(&sb, ", ", hex);
         }
     }
-    return acc ? acc : gabi_arena_strdup(a, "none");
+    return gabi_arena_strdup(a, sb.len ? buf : "none");
 }
 
 char *kcaps_text(struct gabi_arena *a, uint32_t kcaps)
 {
-    char *acc = NULL;
+    char buf[TEXT_MAX];
+    struct gabi_strbuf sb;
 
+    gabi_strbuf_init(&sb, buf, sizeof(buf));
     for (unsigned k = 0; k < GABI_KCAP_COUNT; k++)
         if (kcaps & (1u << k))
-            acc = join(a, acc, gabi_kcap_name(k));
-    return acc ? acc : gabi_arena_strdup(a, "none");
+            gabi_strbuf_item(&sb, ", ", gabi_kcap_name(k));
+    return gabi_arena_strdup(a, sb.len ? buf : "none");
 }
 
 char *versions_text(struct gabi_arena *a, const struct gabi_versions *vs)
 {
-    char *acc = NULL;
+    char buf[TEXT_MAX];
+    struct gabi_strbuf sb;
 
-    if (vs->version)
-        return gabi_arena_printf(a, "%s down to %s", vs->version, vs->minimum);
-    for (size_t i = 0; i < vs->n; i++)
-        acc = join(a, acc, vs->list[i]);
-    return acc ? gabi_arena_printf(a, "[%s]", acc) : gabi_arena_strdup(a, "[]");
+    gabi_strbuf_init(&sb, buf, sizeof(buf));
+    if (vs->version) {
+        gabi_strbuf_add(&sb, vs->version);
+        gabi_strbuf_add(&sb, " down to ");
+        gabi_strbuf_add(&sb, vs->minimum);
+        return gabi_arena_strdup(a, buf);
+    }
+    gabi_strbuf_add(&sb, "[");
+    for (size_t i = 0; i < vs->n; i++) {
+        if (i)
+            gabi_strbuf_add(&sb, ", ");
+        gabi_strbuf_add(&sb, vs->list[i]);
+    }
+    gabi_strbuf_add(&sb, "]");
+    return gabi_arena_strdup(a, buf);
 }
 
 json_t *features_json(enum gabi_device_class cls, uint64_t mask)

@@ -80,20 +80,50 @@ char *gabi_arena_strdup(struct gabi_arena *a, const char *s)
 
 char *gabi_arena_printf(struct gabi_arena *a, const char *fmt, ...)
 {
+    char stack[512];
     va_list ap;
     int len;
     char *p;
 
+    /* One formatting pass for the common short string, a second only for a long one. */
     va_start(ap, fmt);
-    len = vsnprintf(NULL, 0, fmt, ap);
+    len = vsnprintf(stack, sizeof(stack), fmt, ap);
     va_end(ap);
     if (len < 0)
         return NULL;
     p = gabi_arena_alloc(a, (size_t)len + 1);
     if (!p)
         return NULL;
+    if ((size_t)len < sizeof(stack)) {
+        memcpy(p, stack, (size_t)len + 1);
+        return p;
+    }
     va_start(ap, fmt);
     vsnprintf(p, (size_t)len + 1, fmt, ap);
     va_end(ap);
     return p;
+}
+
+void gabi_strbuf_add(struct gabi_strbuf *sb, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (sb->len + n + 1 > sb->cap) {
+        if (sb->cap < 4)
+            return;
+        n = sb->cap - 1 - sb->len;
+        memcpy(sb->buf + sb->len, s, n);
+        sb->len += n;
+        memcpy(sb->buf + sb->cap - 4, "...", 4);
+        return;
+    }
+    memcpy(sb->buf + sb->len, s, n + 1);
+    sb->len += n;
+}
+
+void gabi_strbuf_item(struct gabi_strbuf *sb, const char *sep, const char *s)
+{
+    if (sb->len)
+        gabi_strbuf_add(sb, sep);
+    gabi_strbuf_add(sb, s);
 }

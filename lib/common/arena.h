@@ -30,3 +30,22 @@ static inline uint64_t gabi_hash_str(const char *s)
         h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
     return h;
 }
+
+/* A string built in a caller's fixed buffer without printf (joins of names are hot in the
+ * engine's reasons); too-long text ends in "...". */
+struct gabi_strbuf {
+    char *buf;
+    size_t len, cap;
+};
+
+static inline void gabi_strbuf_init(struct gabi_strbuf *sb, char *buf, size_t cap)
+{
+    sb->buf = buf;
+    sb->len = 0;
+    sb->cap = cap;
+    buf[0] = '\0';
+}
+
+void gabi_strbuf_add(struct gabi_strbuf *sb, const char *s);
+/* Add `s`, preceded by `sep` unless the buffer is still empty. */
+void gabi_strbuf_item(struct gabi_strbuf *sb, const char *sep, const char *s);

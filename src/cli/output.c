@@ -102,7 +102,7 @@ void cli_print_verdict(FILE *f, const struct gabi_verdict *v)
         const struct gabi_choice *c = gabi_verdict_choice(v, i);
         char label[160];
 
-        if (strcmp(c->subject, c->key) == 0)
+        if (!c->subject[0] || strcmp(c->subject, c->key) == 0)
             snprintf(label, sizeof(label), "%s", c->key);
         else
             snprintf(label, sizeof(label), "%s %s", c->subject, c->key);

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Run every benchmark and print its figures. Usage: tools/bench.sh BUILD_DIR
+set -euo pipefail
+build=${1:-build}
+export GUESTABI_SYSTEM_CATALOG=
+for b in "$build"/bench/bench_*; do
+  [[ -x $b && -f $b ]] || continue
+  echo "== $(basename "$b")"
+  "$b"
+done

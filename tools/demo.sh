@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# make demo: guestabi at work. Each step prints the command it runs, then its output.
+set -uo pipefail
+build=${1:-build}
+cd "$(dirname "$0")/.."
+export GUESTABI_SYSTEM_CATALOG=${GUESTABI_SYSTEM_CATALOG-}
+G="$build/src/cli/guestabi"
+ex=docs/examples
+
+step() { printf '\n\033[1m## %s\033[0m\n' "$1"; }
+run() {  # run EXPECTED_STATUS CMD...
+  local want=$1; shift
+  printf '$ guestabi %s\n' "${*#"$G" }"
+  "$G" "$@"
+  local st=$?
+  if [[ $st != "$want" ]]; then
+    echo "demo: expected exit status $want, got $st" >&2
+    exit 1
+  fi
+}
+
+step "Two host generations: rack1-2019 (kernel 5.4, older back-ends) and rack9-2024 (kernel 6.8)"
+step "Platforms each host's kernel can run"
+run 0 platforms --host $ex/host-2019.json
+run 0 platforms --host $ex/host-2024.json
+step "virtio-net modes each host's back-ends can run"
+run 0 modes --class virtio-net --host $ex/host-2019.json
+run 0 modes --class virtio-net --host $ex/host-2024.json
+step "The newest ABI both hosts share"
+run 0 pick $ex/host-2019.json $ex/host-2024.json
+step "A VM pinned to the newest ABI on rack9-2024 cannot move to rack1-2019: every reason"
+run 1 check --pin $ex/vm-newest.json --host $ex/host-2019.json
+step "Which hosts can take it"
+run 0 filter --pin $ex/vm-newest.json $ex/host-2019.json $ex/host-2024.json
+step "The same VM pinned to the common ABI can go to either host"
+run 0 check --pin $ex/vm-common.json --host $ex/host-2019.json
+run 0 check --pin $ex/vm-common.json --host $ex/host-2024.json
+step "Device-state versions are fixed at the source (seed 002): 6.3 does not load where 5.x does"
+run 1 match --device gpu0 --version 6.3 --loads 5.3,5.2,5.1
+run 0 match --device gpu0 --version 5.3 --loads 6.3,6.2,6.1,5.3
+printf '\ndemo: done\n'
