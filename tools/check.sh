@@ -48,7 +48,7 @@ run_pass() {  # run_pass DIR LABEL LOGBASE [meson setup args...] -- [meson test 
   while [[ $# -gt 0 && $1 != -- ]]; do setup+=("$1"); shift; done
   [[ $# -gt 0 ]] && shift
   test=("$@")
-  rm -f "$dir/meson-logs/$logbase.json"
+  rm -f "$dir/meson-logs/$logbase".json "$dir/meson-logs/$logbase"-*.json
   echo "== $label"
   if { [[ -f $dir/build.ninja ]] || meson setup "$dir" "${setup[@]}" >/dev/null; } &&
      ninja -C "$dir" >"$dir.ninja.log" 2>&1; then
@@ -57,7 +57,10 @@ run_pass() {  # run_pass DIR LABEL LOGBASE [meson setup args...] -- [meson test 
   else
     echo "  build failed:"; tail -n 30 "$dir.ninja.log" 2>/dev/null
   fi
-  read -r p f s < <(tally "$dir/meson-logs/$logbase.json" "$label")
+  # meson names the log after the wrapper too when there is one (valgrind-valgrind.json)
+  local log
+  log=$(ls -t "$dir/meson-logs/$logbase".json "$dir/meson-logs/$logbase"-*.json 2>/dev/null | head -n 1)
+  read -r p f s < <(tally "${log:-$dir/meson-logs/$logbase.json}" "$label")
   echo "   $label: $p passed, $f failed, $s skipped"
   if [[ $f -gt 0 ]]; then
     grep -E "(FAIL|ERROR|not ok|error:)" "$dir.$logbase.log" | head -n 60
