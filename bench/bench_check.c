@@ -42,8 +42,8 @@ static struct gabi_hostcaps *synth_host(const struct gabi_catalog *cat, size_t i
     char name[64];
     struct gabi_hostcaps *h;
     const struct gabi_mode *modes[GABI_MAX_MODES];
-    static const char *const loads_sets[][3] = {{"1.0", NULL, NULL}, {"1.0", "1.1", NULL},
-                                                {"2.0", "1.1", "1.0"}};
+    static const char *const loads_sets[][3] = {
+        {"1.0", NULL, NULL}, {"1.0", "1.1", NULL}, {"2.0", "1.1", "1.0"}};
 
     snprintf(name, sizeof(name), "host-%06zu", i);
     h = gabi_hostcaps_new(cat, name, "6.1.0");
@@ -52,8 +52,7 @@ static struct gabi_hostcaps *synth_host(const struct gabi_catalog *cat, size_t i
     for (unsigned k = 0; k < GABI_KCAP_COUNT; k++) {
         bool new_kernel = rand_r(seed) % 3 != 0;
         bool uso = k == GABI_KCAP_TAP_USO4 || k == GABI_KCAP_TAP_USO6;
-        gabi_hostcaps_set_cap(h, k, !uso || new_kernel ? GABI_CAP_SUPPORTED
-                                                       : GABI_CAP_UNSUPPORTED);
+        gabi_hostcaps_set_cap(h, k, !uso || new_kernel ? GABI_CAP_SUPPORTED : GABI_CAP_UNSUPPORTED);
     }
     for (int cls = GABI_CLASS_NET; cls <= GABI_CLASS_BLK; cls++) {
         struct gabi_hostcaps_backend b = {.cls = cls};
@@ -79,14 +78,18 @@ static struct gabi_hostcaps *synth_host(const struct gabi_catalog *cat, size_t i
         size_t n = 0;
         while (n < 3 && set[n])
             n++;
-        struct gabi_hostcaps_device_type t = {
-            .name = "mtty-1", .kind = "mdev", .loads = {.n = n, .list = set},
-            .writes = {.n = n, .list = set}, .available_instances = 4};
+        struct gabi_hostcaps_device_type t = {.name = "mtty-1",
+                                              .kind = "mdev",
+                                              .loads = {.n = n, .list = set},
+                                              .writes = {.n = n, .list = set},
+                                              .available_instances = 4};
         gabi_hostcaps_add_device_type(h, &t);
     }
     for (int v = 0; v < 2; v++) {
-        struct gabi_hostcaps_failover f = {.address = "0000:3b:02.0", .device = "8086:154c",
-                                           .driver = "vfio-pci", .in_use = rand_r(seed) % 2};
+        struct gabi_hostcaps_failover f = {.address = "0000:3b:02.0",
+                                           .device = "8086:154c",
+                                           .driver = "vfio-pci",
+                                           .in_use = rand_r(seed) % 2};
         gabi_hostcaps_add_failover(h, &f);
     }
     return h;
