@@ -240,17 +240,23 @@ static int state_reasons(struct gabi_verdict *v, const struct pin_device *d,
 static int failover_reasons(struct gabi_verdict *v, const struct pin_device *d,
                             const struct gabi_hostcaps *h)
 {
-    struct gabi_arena *a = &v->arena;
-    char *vfs = NULL;
+    const char *vfs = NULL;
+    char buf[2048];
+    struct gabi_strbuf sb;
 
     if (host_has_free_vf(h, d->pub.failover_device, d->failover_hash))
         return 0;
+    gabi_strbuf_init(&sb, buf, sizeof(buf));
     for (size_t i = 0; i < h->n_failover; i++) {
         const struct gabi_hostcaps_failover *f = &h->failover[i];
-        char *item =
-            gabi_arena_printf(a, "%s %s%s", f->address, f->device, f->in_use ? " (in use)" : "");
-        vfs = vfs ? gabi_arena_printf(a, "%s, %s", vfs, item) : item;
+
+        gabi_strbuf_item(&sb, ", ", f->address);
+        gabi_strbuf_item(&sb, " ", f->device);
+        if (f->in_use)
+            gabi_strbuf_add(&sb, " (in use)");
     }
+    if (sb.len)
+        vfs = buf;
     return verdict_add_reason(
         v, h->host, d->pub.id, "failover", d->pub.failover_device, vfs ? vfs : "none",
         "failover standby %s needs a free %s virtual function for its "

@@ -53,9 +53,14 @@ int verdict_add_reason(struct gabi_verdict *v, const char *host, const char *dev
         v->reasons = n;
         v->alloc_reasons = na;
     }
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
+    {
+        struct gabi_strbuf sb;
+
+        gabi_strbuf_init(&sb, msg, sizeof(msg));
+        va_start(ap, fmt);
+        gabi_strbuf_vformat(&sb, fmt, ap);
+        va_end(ap);
+    }
     r = &v->reasons[v->n_reasons];
     r->host = dup_empty(v, host);
     r->device = dup_empty(v, device);

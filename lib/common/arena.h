@@ -4,6 +4,7 @@
 /* A bump allocator: documents allocate every string and array of theirs from one arena and
  * free them all at once. Internal. */
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,7 @@ void gabi_arena_release(struct gabi_arena *a);
 void *gabi_arena_alloc(struct gabi_arena *a, size_t size);
 void *gabi_arena_alloc_array(struct gabi_arena *a, size_t n, size_t size);
 char *gabi_arena_strdup(struct gabi_arena *a, const char *s);
+/* Formats with gabi_strbuf_vformat's conversions (no %x, no widths), up to 4 KiB. */
 char *gabi_arena_printf(struct gabi_arena *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -47,5 +49,9 @@ static inline void gabi_strbuf_init(struct gabi_strbuf *sb, char *buf, size_t ca
 }
 
 void gabi_strbuf_add(struct gabi_strbuf *sb, const char *s);
+/* printf for the engine's messages, without stdio: supports %s, %c, %d, %u, %ld, %lu, %lld,
+ * %llu, %zu and %%; anything else is copied as is. */
+void gabi_strbuf_vformat(struct gabi_strbuf *sb, const char *fmt, va_list ap);
+
 /* Add `s`, preceded by `sep` unless the buffer is still empty. */
 void gabi_strbuf_item(struct gabi_strbuf *sb, const char *sep, const char *s);

@@ -1,0 +1,59 @@
+"""Host-side networking for the integration tests: taps on a bridge with an address, in
+the test's own network namespace so nothing touches the machine's real network."""
+
+import os
+import subprocess
+
+import vmlib
+
+
+def sh(*argv, check=True):
+    r = subprocess.run(argv, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError("%s: %s" % (" ".join(argv), r.stderr.strip()))
+    return r.stdout
+
+
+def need_root_net():
+    if os.geteuid() != 0:
+        vmlib.skip("needs root to create taps and bridges")
+    if not os.path.exists("/dev/net/tun"):
+        vmlib.skip("/dev/net/tun does not exist")
+    if subprocess.run(["ip", "-V"], capture_output=True).returncode != 0:
+        vmlib.skip("iproute2 is not installed")
+
+
+class Bridge:
+    """A bridge with an address and the taps a back-end will open by name. Flooding on (ageing
+    0) so that a guest that moves between taps stays reachable before it announces itself."""
+
+    def __init__(self, name, cidr, taps):
+        need_root_net()
+        self.name = name
+        self.taps = list(taps)
+        sh("ip", "link", "add", name, "type", "bridge", "ageing_time", "0", "stp_state", "0")
+        for t in self.taps:
+            sh("ip", "tuntap", "add", "dev", t, "mode", "tap", "vnet_hdr")
+            sh("ip", "link", "set", t, "master", name)
+            sh("ip", "link", "set", t, "up")
+        sh("ip", "addr", "add", cidr, "dev", name)
+        sh("ip", "link", "set", name, "up")
+
+    def stop(self):
+        for t in self.taps:
+            sh("ip", "link", "del", t, check=False)
+        sh("ip", "link", "del", self.name, check=False)
+
+
+def ping(dest, count=3, interval=0.2, timeout=30, size=56, pattern=None):
+    """Ping from the host; returns (received, output)."""
+    argv = ["ping", "-n", "-c", str(count), "-i", str(interval), "-W", "2", "-w", str(timeout),
+            "-s", str(size)]
+    if pattern:
+        argv += ["-p", pattern]
+    r = subprocess.run(argv + [dest], capture_output=True, text=True)
+    received = 0
+    for line in r.stdout.splitlines():
+        if "received" in line:
+            received = int(line.split(",")[1].split()[0])
+    return received, r.stdout + r.stderr
