@@ -130,7 +130,6 @@ int gabi_probe_versions_parse(const char *origin, const char *buf, size_t size,
                 return verr(&v,
                             "a version list line (\"%s\") after \"version\"/\"minimum\" lines: a "
                             "file uses one form",
-
                             tok[0]);
             if ((r = add_version(&v, b->loads, &n_list, tok[0], "the list")) < 0)
                 return r;
@@ -140,9 +139,7 @@ int gabi_probe_versions_parse(const char *origin, const char *buf, size_t size,
             const char *tmp[1];
 
             if (n_list)
-                return verr(&v, "a \"%s\" line after a version list: a file uses one form",
-
-                            tok[0]);
+                return verr(&v, "a \"%s\" line after a version list: a file uses one form", tok[0]);
             if (n_tok != 2)
                 return verr(&v, "\"%s\" takes exactly one version", tok[0]);
             if (*slot)
@@ -159,10 +156,9 @@ int gabi_probe_versions_parse(const char *origin, const char *buf, size_t size,
                     return r;
         } else {
             return verr(&v,
-                        "\"%s\" is neither a version nor a known key (one version per line, or "
-                        "\"version V\", \"minimum M\", \"writes V...\")",
-
-                        tok[0]);
+                        "\"%s\" followed by %zu more word%s is neither a version (one per "
+                        "line) nor a known key (\"version V\", \"minimum M\", \"writes V...\")",
+                        tok[0], n_tok - 1, n_tok == 2 ? "" : "s");
         }
     }
     v.line = 0;

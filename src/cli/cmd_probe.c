@@ -199,12 +199,13 @@ static void print_kernel(const struct gabi_probe *p)
         const struct gabi_probe_kcap *c = gabi_probe_kcap(p, k);
 
         if (k == GABI_KCAP_VHOST_NET) {
-            printf("  vnet header sizes (TUNSETVNETHDRSZ):");
+            printf("    %-13s", "vnet hdr size");
             for (size_t i = 0; i < GABI_PROBE_N_VNET_HDR; i++) {
                 const struct gabi_probe_vnet_hdr *v = gabi_probe_vnet_hdr(p, i);
                 printf(" %u %s%s", v->size, gabi_cap_state_name(v->state),
-                       i + 1 < GABI_PROBE_N_VNET_HDR ? "," : "\n");
+                       i + 1 < GABI_PROBE_N_VNET_HDR ? "," : "  (TUNSETVNETHDRSZ)\n");
             }
+            printf("  vhost-net:\n");
         }
         printf("    %-13s %-13s %s\n", gabi_kcap_name(k), gabi_cap_state_name(c->state),
                c->detail ? c->detail : "");
@@ -397,8 +398,12 @@ static int run_query_platforms(struct cli *cli, int argc, char **argv)
     } else {
         printf("Platforms host %s (kernel %s) can run, newest first:\n", gabi_hostcaps_host(h),
                gabi_hostcaps_kernel(h));
-        for (size_t i = 0; i < n; i++)
-            printf("  %-16s%s\n", ps[i]->name, i == 0 ? " default (the newest runnable one)" : "");
+        for (size_t i = 0; i < n; i++) {
+            if (i == 0)
+                printf("  %-16s default (the newest runnable one)\n", ps[i]->name);
+            else
+                printf("  %s\n", ps[i]->name);
+        }
         if (n == 0)
             printf("  none\n");
         for (size_t k = 0; k < gabi_catalog_n_platforms(cli->cat); k++) {
