@@ -164,8 +164,9 @@ struct gabi_probe *gabi_probe_free(struct gabi_probe *p);
 
 /* The hostcaps document the probe built (owned by the result). */
 const struct gabi_hostcaps *gabi_probe_hostcaps(const struct gabi_probe *p);
-/* Take the hostcaps out of the result; the caller frees it with gabi_hostcaps_free(). */
-struct gabi_hostcaps *gabi_probe_steal_hostcaps(struct gabi_probe *p);
+/* Take the hostcaps out of the result (gabi_probe_hostcaps() is NULL afterwards); the caller
+ * frees it with gabi_hostcaps_free(). It needs only the catalog to outlive it. */
+struct gabi_hostcaps *gabi_probe_hostcaps_steal(struct gabi_probe *p);
 
 unsigned gabi_probe_parts(const struct gabi_probe *p);
 const char *gabi_probe_sysfs_root(const struct gabi_probe *p);

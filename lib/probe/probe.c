@@ -242,7 +242,7 @@ const struct gabi_hostcaps *gabi_probe_hostcaps(const struct gabi_probe *p)
     return p->hostcaps;
 }
 
-struct gabi_hostcaps *gabi_probe_steal_hostcaps(struct gabi_probe *p)
+struct gabi_hostcaps *gabi_probe_hostcaps_steal(struct gabi_probe *p)
 {
     return TAKE_PTR(p->hostcaps);
 }

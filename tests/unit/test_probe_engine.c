@@ -48,7 +48,7 @@ static int fake_front_end(const struct gabi_probe_vhost_user *b, struct gabi_pro
 TEST(json_round_trip)
 {
     struct gabi_catalog *cat = builtin_catalog();
-    struct gabi_hostcaps *again;
+    struct gabi_hostcaps *again, *own;
     struct gabi_probe *p;
     char *dir = NULL, *a, *b;
 
@@ -67,10 +67,18 @@ TEST(json_round_trip)
     CHECK(strstr(a, "nvidia-35") == NULL);
     CHECK_INT(gabi_hostcaps_n_device_types(again), 4);
     CHECK_INT(gabi_hostcaps_n_failover(again), 2);
+    free(b);
+    /* the document outlives the probe result it is taken from */
+    own = gabi_probe_hostcaps_steal(p);
+    CHECK(gabi_probe_hostcaps(p) == NULL);
+    gabi_probe_free(p);
+    REQUIRE(own);
+    b = gabi_hostcaps_to_json(own);
+    CHECK_STR(a, b);
+    gabi_hostcaps_free(own);
     free(a);
     free(b);
     gabi_hostcaps_free(again);
-    gabi_probe_free(p);
     tmpdir_remove(dir);
     gabi_catalog_free(cat);
 }
