@@ -1,0 +1,459 @@
+/* SPDX-License-Identifier: MIT */
+/* guestabi probe / query-platforms: what this host really supports, and the platforms it runs. */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include <guestabi/probe.h>
+
+#include "cli.h"
+
+struct probe_opts {
+    struct gabi_probe_options o;
+    struct gabi_probe_vhost_user vu[GABI_PROBE_MAX_VHOST_USER];
+    bool strict;
+};
+
+/* --vhost-user CLASS:NAME=PATH */
+static int parse_vhost_user(struct cli *cli, struct probe_opts *po, const char *arg)
+{
+    const char *colon = strchr(arg, ':'), *eq = colon ? strchr(colon + 1, '=') : NULL;
+    char cls[32];
+    int c;
+
+    if (!colon || !eq || eq == colon + 1 || !eq[1] || (size_t)(colon - arg) >= sizeof(cls)) {
+        cli_errorf(cli,
+                   "--vhost-user \"%s\": expected CLASS:NAME=PATH, e.g. "
+                   "virtio-net:ovs0=/run/openvswitch/vhu0",
+                   arg);
+        return -1;
+    }
+    memcpy(cls, arg, (size_t)(colon - arg));
+    cls[colon - arg] = '\0';
+    c = gabi_class_from_name(cls);
+    if (c < 0 || !gabi_class_is_virtio((enum gabi_device_class)c)) {
+        cli_errorf(cli, "--vhost-user \"%s\": unknown class \"%s\" (virtio-net, virtio-blk)", arg,
+                   cls);
+        return -1;
+    }
+    if (po->o.n_vhost_user >= GABI_PROBE_MAX_VHOST_USER) {
+        cli_errorf(cli, "at most %u --vhost-user back-ends", GABI_PROBE_MAX_VHOST_USER);
+        return -1;
+    }
+    /* NAME and PATH point into argv; the name is cut at '=' in a copy. */
+    char *name = strndup(colon + 1, (size_t)(eq - colon - 1));
+    if (!name) {
+        cli_errorf(cli, "out of memory");
+        return -1;
+    }
+    po->vu[po->o.n_vhost_user++] = (struct gabi_probe_vhost_user){
+        .name = name, .cls = (enum gabi_device_class)c, .socket = eq + 1};
+    return 0;
+}
+
+static int parse_parts(struct cli *cli, struct probe_opts *po, const char *arg)
+{
+    static const struct {
+        const char *name;
+        unsigned part;
+    } names[] = {
+        {"kernel", GABI_PROBE_KERNEL},
+        {"mdev", GABI_PROBE_MDEV},
+        {"failover", GABI_PROBE_FAILOVER},
+        {"vhost-user", GABI_PROBE_VHOST_USER},
+    };
+    const char *s = arg;
+    unsigned parts = 0;
+
+    while (*s) {
+        size_t len = strcspn(s, ",");
+        bool found = false;
+
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+            if (strlen(names[i].name) == len && strncmp(names[i].name, s, len) == 0) {
+                parts |= names[i].part;
+                found = true;
+            }
+        if (!found) {
+            cli_errorf(cli, "--only \"%s\": parts are kernel, mdev, failover, vhost-user", arg);
+            return -1;
+        }
+        s += len;
+        if (*s == ',')
+            s++;
+    }
+    if (!parts) {
+        cli_errorf(cli, "--only needs at least one part");
+        return -1;
+    }
+    po->o.parts = parts;
+    return 0;
+}
+
+static int probe_opt(struct cli *cli, int opt, const char *arg, void *userdata)
+{
+    struct probe_opts *po = userdata;
+
+    switch (opt) {
+    case 'S':
+        po->o.sysfs_root = arg;
+        return 0;
+    case 'D':
+        po->o.dev_root = arg;
+        return 0;
+    case 'N':
+        po->o.host = arg;
+        return 0;
+    case 'V':
+        return parse_vhost_user(cli, po, arg);
+    case 'O':
+        return parse_parts(cli, po, arg);
+    case 'X':
+        po->strict = true;
+        return 0;
+    }
+    return -1;
+}
+
+static void free_opts(struct probe_opts *po)
+{
+    for (size_t i = 0; i < po->o.n_vhost_user; i++)
+        free((char *)po->vu[i].name);
+    po->o.n_vhost_user = 0;
+}
+
+static const struct option probe_options[] = {
+    {"sysfs-root", required_argument, NULL, 'S'},
+    {"dev-root", required_argument, NULL, 'D'},
+    {"host-name", required_argument, NULL, 'N'},
+    {"vhost-user", required_argument, NULL, 'V'},
+    {"only", required_argument, NULL, 'O'},
+    {"strict", no_argument, NULL, 'X'},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct option query_platforms_options[] = {
+    {"dev-root", required_argument, NULL, 'D'},
+    {"host-name", required_argument, NULL, 'N'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Parse, load the catalog and probe. Returns the probe, or NULL with *ret_exit set. */
+static struct gabi_probe *setup(struct cli *cli, const struct cli_command *cmd, int argc,
+                                char **argv, const struct option *options, struct probe_opts *po,
+                                unsigned force_parts, int *ret_exit)
+{
+    struct gabi_probe *p = NULL;
+    struct gabi_error err = {0};
+    int first;
+
+    first = cli_parse_options(cli, cmd, argc, argv, options, "", probe_opt, po, ret_exit);
+    if (first < 0)
+        return NULL;
+    if (first < argc) {
+        *ret_exit = cli_usage_error(cli, cmd, "unexpected argument \"%s\"", argv[first]);
+        return NULL;
+    }
+    *ret_exit = EXIT_BAD_INPUT;
+    if (!cli_catalog(cli))
+        return NULL;
+    if (force_parts)
+        po->o.parts = force_parts;
+    po->o.vhost_user = po->vu;
+    /* The vhost-user front-end hook: set here once lib/vhost lands (issue 5). Until then the
+     * configured back-ends are reported as not probed, never guessed. */
+    po->o.vhost_user_probe = NULL;
+    if (gabi_probe_run(cli->cat, &po->o, &p, &err) < 0) {
+        cli_error(cli, &err);
+        return NULL;
+    }
+    return p;
+}
+
+static void print_problems(const struct gabi_probe *p, FILE *f)
+{
+    for (size_t i = 0; i < gabi_probe_n_problems(p); i++) {
+        const struct gabi_probe_problem *pr = gabi_probe_problem(p, i);
+        fprintf(f, "guestabi: warning: %s: %s\n", pr->path, pr->message);
+    }
+    if (gabi_probe_n_problems_total(p) > gabi_probe_n_problems(p))
+        fprintf(f, "guestabi: warning: %zu more problems not shown\n",
+                gabi_probe_n_problems_total(p) - gabi_probe_n_problems(p));
+}
+
+static void print_kernel(const struct gabi_probe *p)
+{
+    const char *tap = gabi_probe_tap_name(p);
+    uint64_t vf;
+
+    printf("Kernel %s\n", gabi_probe_kernel_release(p));
+    if (tap[0])
+        printf("  tap offloads, tried on a temporary tap %s (%s/net/tun; gone now):\n", tap,
+               gabi_probe_dev_root(p));
+    else
+        printf("  tap offloads (%s/net/tun; no tap could be made):\n", gabi_probe_dev_root(p));
+    for (unsigned k = 0; k < GABI_KCAP_COUNT; k++) {
+        const struct gabi_probe_kcap *c = gabi_probe_kcap(p, k);
+
+        if (k == GABI_KCAP_VHOST_NET) {
+            printf("    %-13s", "vnet hdr size");
+            for (size_t i = 0; i < GABI_PROBE_N_VNET_HDR; i++) {
+                const struct gabi_probe_vnet_hdr *v = gabi_probe_vnet_hdr(p, i);
+                printf(" %u %s%s", v->size, gabi_cap_state_name(v->state),
+                       i + 1 < GABI_PROBE_N_VNET_HDR ? "," : "  (TUNSETVNETHDRSZ)\n");
+            }
+            printf("  vhost-net:\n");
+        }
+        printf("    %-13s %-13s %s\n", gabi_kcap_name(k), gabi_cap_state_name(c->state),
+               c->detail ? c->detail : "");
+    }
+    if (gabi_probe_vhost_net_features(p, &vf) == 0)
+        cli_print_features(stdout, "vhost-net", GABI_CLASS_NET, vf);
+}
+
+static void print_platforms_line(const struct gabi_hostcaps *h)
+{
+    const struct gabi_platform *ps[GABI_MAX_PLATFORMS];
+    size_t n = gabi_hostcaps_platforms(h, ps, GABI_MAX_PLATFORMS);
+
+    printf("Platforms this kernel runs, newest first:");
+    for (size_t i = 0; i < n && i < GABI_MAX_PLATFORMS; i++)
+        printf("%s %s%s", i ? "," : "", ps[i]->name, i == 0 ? " (default)" : "");
+    printf("%s\n", n ? "" : " none");
+}
+
+static void print_backends(const struct gabi_probe *p)
+{
+    size_t n = gabi_probe_n_backends(p);
+
+    printf("vhost-user back-ends:%s\n", n ? "" : " none configured (--vhost-user)");
+    for (size_t i = 0; i < n; i++) {
+        const struct gabi_probe_backend *b = gabi_probe_backend(p, i);
+
+        printf("  %s (%s) %s\n", b->name, gabi_class_name(b->cls), b->socket);
+        if (b->state == GABI_PROBE_BACKEND_PROBED) {
+            printf("    runs %zu catalog mode%s; offers %u queue pairs of %u entries\n", b->n_modes,
+                   b->n_modes == 1 ? "" : "s", b->offer.max_queue_pairs, b->offer.max_queue_size);
+            cli_print_features(stdout, "features", b->cls, b->offer.features);
+        } else {
+            printf("    %s\n", b->message);
+        }
+    }
+}
+
+static void print_mdev(const struct gabi_probe *p)
+{
+    size_t n = gabi_probe_n_mdev_types(p);
+
+    printf("Mediated device types (%s/class/mdev_bus):%s\n", gabi_probe_sysfs_root(p),
+           n ? "" : " none");
+    for (size_t i = 0; i < n; i++) {
+        const struct gabi_probe_mdev_type *t = gabi_probe_mdev_type(p, i);
+
+        printf("  %s  on %s", t->id, t->parent);
+        if (t->name)
+            printf("  \"%s\"", t->name);
+        if (t->device_api)
+            printf("  %s", t->device_api);
+        if (t->available_instances == UINT32_MAX)
+            printf("  ? available\n");
+        else
+            printf("  %u available\n", t->available_instances);
+        if (t->source == GABI_PROBE_VERSIONS_NONE) {
+            printf("    cannot migrate: %s (left out of hostcaps)\n", t->why);
+            continue;
+        }
+        printf("    %-10s ", "loads");
+        cli_print_versions(stdout, &t->loads);
+        printf("  writes ");
+        cli_print_versions(stdout, &t->writes);
+        printf("  (from %s)\n", t->source == GABI_PROBE_VERSIONS_ATTRIBUTE
+                                    ? "the driver's migration_versions"
+                                    : "the catalog's rule");
+    }
+}
+
+static void print_failover(const struct gabi_probe *p)
+{
+    const struct gabi_hostcaps *h = gabi_probe_hostcaps(p);
+    size_t n = gabi_hostcaps_n_failover(h);
+
+    printf("Failover candidates (SR-IOV VFs under %s/class/net):%s\n", gabi_probe_sysfs_root(p),
+           n ? "" : " none");
+    for (size_t i = 0; i < n; i++) {
+        const struct gabi_hostcaps_failover *f = gabi_hostcaps_failover(h, i);
+
+        printf("  %s  %s  pf %s  driver %s  mac %s\n", f->address, f->device, f->pf ? f->pf : "?",
+               f->driver ? f->driver : "none", f->mac ? f->mac : "none");
+    }
+}
+
+static int run_probe(struct cli *cli, int argc, char **argv)
+{
+    struct probe_opts po = {0};
+    struct gabi_probe *p;
+    unsigned parts;
+    int ex;
+
+    p = setup(cli, &cli_cmd_probe, argc, argv, probe_options, &po, 0, &ex);
+    free_opts(&po);
+    if (!p)
+        return ex;
+    parts = gabi_probe_parts(p);
+    print_problems(p, stderr);
+    if (cli->json) {
+        ex = cli_print_json(gabi_hostcaps_to_json(gabi_probe_hostcaps(p)));
+    } else {
+        printf("Host %s\n", gabi_hostcaps_host(gabi_probe_hostcaps(p)));
+        if (parts & GABI_PROBE_KERNEL) {
+            print_kernel(p);
+            print_platforms_line(gabi_probe_hostcaps(p));
+        }
+        if (parts & GABI_PROBE_VHOST_USER)
+            print_backends(p);
+        if (parts & GABI_PROBE_MDEV)
+            print_mdev(p);
+        if (parts & GABI_PROBE_FAILOVER)
+            print_failover(p);
+        if (gabi_probe_n_problems_total(p))
+            printf("%zu problem%s (on stderr)\n", gabi_probe_n_problems_total(p),
+                   gabi_probe_n_problems_total(p) == 1 ? "" : "s");
+        ex = 0;
+    }
+    if (ex == 0 && po.strict && gabi_probe_n_problems_total(p))
+        ex = EXIT_BAD_INPUT;
+    gabi_probe_free(p);
+    return ex;
+}
+
+/* The capabilities a platform needs that the host lacks, as "tap.uso4 (unsupported)". */
+static json_t *missing_json(const struct gabi_platform *pl, const struct gabi_hostcaps *h)
+{
+    json_t *o = json_object();
+
+    for (unsigned k = 0; k < GABI_KCAP_COUNT; k++)
+        if ((pl->requires & (1u << k)) && gabi_hostcaps_cap(h, k) != GABI_CAP_SUPPORTED)
+            json_object_set_new(o, gabi_kcap_name(k),
+                                json_string(gabi_cap_state_name(gabi_hostcaps_cap(h, k))));
+    return o;
+}
+
+static int platforms_json(struct cli *cli, const struct gabi_hostcaps *h,
+                          const struct gabi_platform *const *ps, size_t n)
+{
+    char *text = gabi_platforms_to_json(cli->cat, ps, n);
+    json_t *root, *arr, *v, *not_runnable;
+    size_t i;
+
+    if (!text)
+        return cli_errorf(cli, "out of memory");
+    root = json_loads(text, 0, NULL);
+    free(text);
+    if (!root)
+        return cli_errorf(cli, "out of memory");
+    json_object_set_new(root, "host", json_string(gabi_hostcaps_host(h)));
+    json_object_set_new(root, "kernel", json_string(gabi_hostcaps_kernel(h)));
+    json_object_set_new(root, "default", n ? json_string(ps[0]->name) : json_null());
+    arr = json_object_get(root, "platforms");
+    json_array_foreach (arr, i, v)
+        json_object_set_new(v, "default", json_boolean(i == 0));
+    not_runnable = json_array();
+    for (size_t k = 0; k < gabi_catalog_n_platforms(cli->cat); k++) {
+        const struct gabi_platform *pl = gabi_catalog_platform(cli->cat, k);
+
+        if (!gabi_hostcaps_runs_platform(h, pl))
+            json_array_append_new(not_runnable, json_pack("{s:s, s:o}", "name", pl->name, "missing",
+                                                          missing_json(pl, h)));
+    }
+    json_object_set_new(root, "not_runnable", not_runnable);
+    text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    return cli_print_json(text);
+}
+
+static int run_query_platforms(struct cli *cli, int argc, char **argv)
+{
+    const struct gabi_platform *ps[GABI_MAX_PLATFORMS];
+    struct probe_opts po = {0};
+    const struct gabi_hostcaps *h;
+    struct gabi_probe *p;
+    size_t n;
+    int ex;
+
+    p = setup(cli, &cli_cmd_query_platforms, argc, argv, query_platforms_options, &po,
+              GABI_PROBE_KERNEL, &ex);
+    free_opts(&po);
+    if (!p)
+        return ex;
+    print_problems(p, stderr);
+    h = gabi_probe_hostcaps(p);
+    n = gabi_hostcaps_platforms(h, ps, GABI_MAX_PLATFORMS);
+    if (n > GABI_MAX_PLATFORMS)
+        n = GABI_MAX_PLATFORMS;
+    if (cli->json) {
+        ex = platforms_json(cli, h, ps, n);
+    } else {
+        printf("Platforms host %s (kernel %s) can run, newest first:\n", gabi_hostcaps_host(h),
+               gabi_hostcaps_kernel(h));
+        for (size_t i = 0; i < n; i++) {
+            if (i == 0)
+                printf("  %-16s default (the newest runnable one)\n", ps[i]->name);
+            else
+                printf("  %s\n", ps[i]->name);
+        }
+        if (n == 0)
+            printf("  none\n");
+        for (size_t k = 0; k < gabi_catalog_n_platforms(cli->cat); k++) {
+            const struct gabi_platform *pl = gabi_catalog_platform(cli->cat, k);
+            bool first = true;
+
+            if (gabi_hostcaps_runs_platform(h, pl))
+                continue;
+            printf("  %-16s not runnable: needs", pl->name);
+            for (unsigned c = 0; c < GABI_KCAP_COUNT; c++)
+                if ((pl->requires & (1u << c)) && gabi_hostcaps_cap(h, c) != GABI_CAP_SUPPORTED) {
+                    printf("%s %s (%s)", first ? "" : ",", gabi_kcap_name(c),
+                           gabi_cap_state_name(gabi_hostcaps_cap(h, c)));
+                    first = false;
+                }
+            printf("\n");
+        }
+        ex = 0;
+    }
+    gabi_probe_free(p);
+    if (ex == 0 && n == 0)
+        ex = EXIT_INCOMPATIBLE;
+    return ex;
+}
+
+const struct cli_command cli_cmd_probe = {
+    "probe",
+    "Probe this host: kernel tap offloads, vhost-net, mdev types, SR-IOV VFs (hostcaps)",
+    "[--sysfs-root DIR] [--dev-root DIR] [--host-name NAME] [--only PARTS]\n"
+    "                [--vhost-user CLASS:NAME=PATH]... [--strict]\n"
+    "  --sysfs-root DIR   read sysfs there instead of /sys (fixture trees)\n"
+    "  --dev-root DIR     open net/tun and vhost-net there instead of /dev\n"
+    "  --host-name NAME   the host's name in the document (default: uname's nodename)\n"
+    "  --only PARTS       probe only these parts: kernel,mdev,failover,vhost-user\n"
+    "  --vhost-user CLASS:NAME=PATH\n"
+    "                     a vhost-user back-end socket to probe (not probed until the\n"
+    "                     vhost-user front-end lands: reported, left out of hostcaps)\n"
+    "  --strict           exit 2 when anything could not be read (see the warnings)\n"
+    "--json prints the hostcaps document. Unreadable sysfs content is a warning on stderr\n"
+    "and is left out; exit 2 only for bad options or roots (or --strict).",
+    run_probe,
+};
+
+const struct cli_command cli_cmd_query_platforms = {
+    "query-platforms",
+    "List the catalog platforms this host's kernel can run, newest (the default) first",
+    "[--dev-root DIR] [--host-name NAME]\n"
+    "  --dev-root DIR     open net/tun and vhost-net there instead of /dev\n"
+    "  --host-name NAME   the host's name in the output (default: uname's nodename)\n"
+    "A platform runs when the kernel has every capability it lists. Choosing no platform\n"
+    "means the newest runnable one. Exit 1 when none is runnable.",
+    run_query_platforms,
+};
