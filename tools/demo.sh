@@ -19,6 +19,10 @@ run() {  # run EXPECTED_STATUS CMD...
   fi
 }
 
+step "This machine, probed: the tap offloads its kernel really accepts, and the platforms it runs"
+run 0 probe
+run 0 query-platforms
+
 step "Two host generations: rack1-2019 (kernel 5.4, older back-ends) and rack9-2024 (kernel 6.8)"
 step "Platforms each host's kernel can run"
 run 0 platforms --host $ex/host-2019.json
