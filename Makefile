@@ -20,7 +20,7 @@ demo: build
 	@tools/demo.sh $(BUILD)
 
 check:
-	@tools/deps.sh build test
+	@tools/deps.sh build test peers
 	@tools/check.sh
 
 bench: build

@@ -56,6 +56,31 @@ def guest_image(workdir):
     return os.path.join(out, "vmlinux"), os.path.join(out, "initrd.gz")
 
 
+def build_bin(rel):
+    """A program of this build (e.g. "src/cli/guestabi"), or skip when it was not built."""
+    path = os.path.join(BUILD_ROOT, rel)
+    if not os.access(path, os.X_OK):
+        skip("%s is not built" % path)
+    return path
+
+
+def migrate(src, dst_uri, timeout=180):
+    """Migrate `src` to `dst_uri` over QMP; returns query-migrate's final answer plus the
+    wall time it took."""
+    t0 = time.monotonic()
+    src.qmp.execute("migrate", uri=dst_uri)
+
+    def finished():
+        info = src.qmp.execute("query-migrate")
+        return info if info.get("status") in ("completed", "failed", "cancelled") else None
+    info = wait_for(finished, timeout, "migration of " + src.name, interval=0.1)
+    info["wall-seconds"] = time.monotonic() - t0
+    log("%s: migration %s in %.2fs, downtime %s ms%s" % (
+        src.name, info["status"], info["wall-seconds"], info.get("downtime"),
+        ": " + info["error-desc"] if info.get("error-desc") else ""))
+    return info
+
+
 class QMP:
     """A QMP client: commands and the events that arrive meanwhile."""
 
