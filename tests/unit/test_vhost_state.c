@@ -6,6 +6,7 @@
  * failure a reader can meet, each with the sink never seeing commit.
  */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -1218,6 +1219,90 @@ TEST(constructors_check_their_arguments)
     CHECK(r == NULL);
     CHECK(gabi_vhost_state_writer_free(NULL) == NULL);
     CHECK(gabi_vhost_state_reader_free(NULL) == NULL);
+}
+
+/* The seed corpus is written from docs/state-stream.md by an independent encoder
+ * (tests/fuzz/gen_state_stream_corpus.py): the reader takes its valid streams and refuses the
+ * others for the reason their names give. */
+TEST(documented_streams_from_an_independent_encoder)
+{
+    static const struct {
+        const char *name;
+        enum gabi_vhost_state_outcome outcome;
+    } expect[] = {
+        {"ok-", GABI_VHOST_STATE_SUCCEEDED},
+        {"bad-magic", GABI_VHOST_STATE_BAD_MAGIC},
+        {"bad-header-crc", GABI_VHOST_STATE_BAD_HEADER_CHECKSUM},
+        {"format-2", GABI_VHOST_STATE_UNSUPPORTED_FORMAT},
+        {"incompat-flag", GABI_VHOST_STATE_UNSUPPORTED_FORMAT},
+        {"wrong-type", GABI_VHOST_STATE_WRONG_TYPE},
+        {"refused-version", GABI_VHOST_STATE_REFUSED},
+        {"too-large", GABI_VHOST_STATE_TOO_LARGE},
+        {"truncated-", GABI_VHOST_STATE_TRUNCATED},
+        {"oversize", GABI_VHOST_STATE_OVERSIZE},
+        {"bad-payload-crc", GABI_VHOST_STATE_BAD_CHECKSUM},
+        {"bad-trailer", GABI_VHOST_STATE_BAD_TRAILER},
+        {"header-size-odd", GABI_VHOST_STATE_BAD_HEADER},
+        {"empty-stream", GABI_VHOST_STATE_TRUNCATED},
+    };
+    const char *root = getenv("GUESTABI_SOURCE_ROOT");
+    char dir[4096];
+    struct dirent *de;
+    unsigned n_ok = 0, n_bad = 0;
+    DIR *d;
+
+    REQUIRE(root);
+    snprintf(dir, sizeof(dir), "%s/tests/fuzz/corpus/state_stream", root);
+    d = opendir(dir);
+    REQUIRE(d);
+    while ((de = readdir(d))) {
+        char path[8192];
+        uint8_t *buf = NULL;
+        size_t size = 0, i;
+        struct sink k;
+        struct fed f;
+
+        if (de->d_name[0] == '.')
+            continue;
+        for (i = 0; i < ARRAY_SIZE(expect); i++)
+            if (strncmp(de->d_name, expect[i].name, strlen(expect[i].name)) == 0)
+                break;
+        if (i == ARRAY_SIZE(expect))
+            continue; /* found by the fuzzer: no expectation */
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        REQUIRE(gabi_read_file(path, 1 << 20, (char **)&buf, &size) == 0 && size >= 1);
+        sink_init(&k, SINK_COPY);
+        k.versions = "1,2.0";
+        if (expect[i].outcome == GABI_VHOST_STATE_SUCCEEDED) {
+            struct gabi_vhost_state_reader *r = NULL;
+            struct feeder fd_ = {.buf = buf + 1, .size = size - 1};
+            struct run run;
+            int ch[2];
+
+            REQUIRE(pipe2(ch, O_CLOEXEC | O_NONBLOCK) == 0);
+            fd_.fd = ch[1];
+            REQUIRE(gabi_vhost_state_reader_new(ch[0], NULL, 0, &copy_sink_ops, &k, &r, NULL) == 0);
+            drive(NULL, &fd_, r, &run);
+            if (run.reader_rc != 0)
+                TAP_FAIL("%s: %s", de->d_name, run.reader_err.message);
+            CHECK_INT(k.n_commit, 1);
+            CHECK(k.live_size + 128 + 16 <= size - 1);
+            CHECK(k.live && memcmp(k.live, buf + size - 16 - k.live_size, k.live_size) == 0);
+            gabi_vhost_state_reader_free(r);
+            n_ok++;
+        } else {
+            feed(buf + 1, size - 1, buf[0] & 4 ? "guestabi-blk" : NULL, 1 << 20, &k, &f);
+            if (f.outcome != expect[i].outcome)
+                TAP_FAIL("%s: %s (%s)", de->d_name, gabi_vhost_state_outcome_name(f.outcome),
+                         f.err.message);
+            n_bad++;
+        }
+        sink_done(&k);
+        free(buf);
+    }
+    closedir(d);
+    CHECK(n_ok >= 5);
+    CHECK(n_bad >= 12);
 }
 
 TAP_MAIN()
