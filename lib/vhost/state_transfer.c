@@ -29,7 +29,8 @@
 
 #define PIPE_WANT    (1 << 20)   /* grow pipes to this (F_SETPIPE_SZ) where allowed */
 #define SCRATCH_SIZE (256 << 10) /* buffer for COPY segments */
-#define CHUNK_SIZE   (256 << 10) /* bytes read or spliced before they are checksummed */
+#define READ_CHUNK   (1 << 20)   /* reader: bytes read or spliced, then checksummed, per step */
+#define SUM_STEP     (256 << 10) /* writer: bytes checksummed per step while the pipe is full */
 #define WINDOW_SIZE  (16 << 20)  /* file mappings, for checksumming file segments */
 #define SEG_MAX      ((uint64_t)1 << 40)
 
@@ -186,7 +187,8 @@ struct gabi_vhost_state_writer {
     uint32_t crc;
     bool have_seg;
     struct gabi_vhost_state_seg seg;
-    size_t seg_done;
+    size_t seg_done;   /* bytes of seg sent */
+    size_t seg_summed; /* bytes of seg checksummed, <= seg_done */
     uint8_t *scratch;
     struct window win;
     enum gabi_vhost_state_outcome outcome;
@@ -349,18 +351,58 @@ static int writer_next_seg(struct gabi_vhost_state_writer *w)
     return 0;
 }
 
-/* One step of the payload: 0 after moving bytes, -EAGAIN, or a failure. */
+/* Checksum up to max bytes of the current segment that went out but were not summed yet.
+ * The segment is finished once all of it was sent and summed. */
+static int writer_sum(struct gabi_vhost_state_writer *w, size_t max)
+{
+    struct gabi_vhost_state_seg *seg = &w->seg;
+    size_t n = MIN(w->seg_done - w->seg_summed, max);
+    const uint8_t *p;
+
+    if (seg->type == GABI_VHOST_STATE_SEG_FILE) {
+        uint64_t pos = seg->offset + w->seg_summed;
+        size_t avail;
+        int r =
+            window_get(&w->win, seg->fd, pos, seg->size - w->seg_summed, MAP_POPULATE, &p, &avail);
+
+        if (r < 0)
+            return writer_fail(w, GABI_VHOST_STATE_SOURCE, r,
+                               "cannot map the device's file at offset %" PRIu64 ": %s", pos,
+                               strerror(-r));
+        n = MIN(n, avail);
+    } else {
+        p = (const uint8_t *)seg->mem + w->seg_summed;
+    }
+    w->crc = gabi_vhost_state_crc32c(w->crc, p, n);
+    w->seg_summed += n;
+    if (w->seg_summed == seg->size)
+        w->have_seg = false;
+    return 0;
+}
+
+/*
+ * One step of the payload: 0 after progress, -EAGAIN, or a failure. Bytes that are not the
+ * writer's copy (MEMORY, FILE into a pipe) are checksummed after they went out, while the pipe
+ * is full: the reader never waits for the writer's checksum.
+ */
 static int writer_send_payload(struct gabi_vhost_state_writer *w)
 {
     struct gabi_vhost_state_seg *seg = &w->seg;
     const uint8_t *p = NULL;
+    bool sum_now = true;
     size_t left;
     ssize_t n;
     int r;
 
-    if (!w->have_seg && (r = writer_next_seg(w)) < 0)
-        return r;
+    if (!w->have_seg) {
+        r = writer_next_seg(w);
+        if (r < 0)
+            return r;
+        w->seg_summed = 0;
+    }
     left = seg->size - w->seg_done;
+    if (left == 0)
+        return writer_sum(w, SUM_STEP);
     switch (seg->type) {
     case GABI_VHOST_STATE_SEG_MEMORY:
     case GABI_VHOST_STATE_SEG_COPY:
@@ -375,58 +417,60 @@ static int writer_send_payload(struct gabi_vhost_state_writer *w)
             n = n < 0 ? -errno : n;
             if (n > 0)
                 w->stats.vmspliced += (uint64_t)n;
+            sum_now = false;
         } else {
             n = channel_send(&w->ch, p, left);
             if (n > 0)
                 w->stats.copied += (uint64_t)n;
         }
         break;
-    case GABI_VHOST_STATE_SEG_FILE: {
-        uint64_t pos = seg->offset + w->seg_done;
-        size_t avail;
-
-        r = window_get(&w->win, seg->fd, pos, left, MAP_POPULATE, &p, &avail);
-        if (r < 0)
-            return writer_fail(w, GABI_VHOST_STATE_SOURCE, r,
-                               "cannot map the device's file at offset %" PRIu64 ": %s", pos,
-                               strerror(-r));
+    case GABI_VHOST_STATE_SEG_FILE:
         if (w->ch.is_pipe) {
-            loff_t o = (loff_t)pos;
+            loff_t o = (loff_t)(seg->offset + w->seg_done);
 
             do
-                n = splice(seg->fd, &o, w->ch.fd, NULL, avail, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+                n = splice(seg->fd, &o, w->ch.fd, NULL, left, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
             while (n < 0 && errno == EINTR);
             n = n < 0 ? -errno : n;
             if (n > 0)
                 w->stats.spliced += (uint64_t)n;
+            sum_now = false;
         } else {
+            /* a socket: write from the mapping the checksum reads too */
+            uint64_t pos = seg->offset + w->seg_done;
+            size_t avail;
+
+            r = window_get(&w->win, seg->fd, pos, left, MAP_POPULATE, &p, &avail);
+            if (r < 0)
+                return writer_fail(w, GABI_VHOST_STATE_SOURCE, r,
+                                   "cannot map the device's file at offset %" PRIu64 ": %s", pos,
+                                   strerror(-r));
             n = channel_send(&w->ch, p, avail);
             if (n > 0)
                 w->stats.copied += (uint64_t)n;
         }
         if (n == 0)
             return writer_fail(w, GABI_VHOST_STATE_SOURCE, -ENODATA,
-                               "the device's file ended at offset %" PRIu64, pos);
+                               "the device's file ended at offset %" PRIu64,
+                               seg->offset + w->seg_done);
         break;
-    }
     default:
         return writer_fail(w, GABI_VHOST_STATE_SOURCE, -EINVAL, "bad segment");
     }
     if (n == -EAGAIN)
-        return -EAGAIN;
+        /* the channel is full: a good time to checksum what went out */
+        return w->seg_summed < w->seg_done ? writer_sum(w, SUM_STEP) : -EAGAIN;
     if (n < 0)
         return writer_fail(w, GABI_VHOST_STATE_IO, (int)n,
                            "writing the device state failed after %" PRIu64 " of %" PRIu64
                            " payload bytes: %s%s",
                            w->offset, w->payload_size, strerror((int)-n),
                            n == -EPIPE ? " (the reader closed the channel)" : "");
-    w->crc = gabi_vhost_state_crc32c(w->crc, p, (size_t)n);
     w->seg_done += (size_t)n;
     w->offset += (uint64_t)n;
     w->stats.bytes += (uint64_t)n;
-    if (w->seg_done == seg->size)
-        w->have_seg = false;
-    return 0;
+    /* bytes in the writer's hands only until the next callback are summed at once */
+    return sum_now ? writer_sum(w, SIZE_MAX) : 0;
 }
 
 int gabi_vhost_state_writer_process(struct gabi_vhost_state_writer *w, struct gabi_error *reterr)
@@ -448,7 +492,7 @@ int gabi_vhost_state_writer_process(struct gabi_vhost_state_writer *w, struct ga
                 return GABI_VHOST_STATE_MORE;
             if (r < 0)
                 return finished(w->outcome, &w->err, reterr);
-            if (w->offset == w->payload_size) {
+            if (w->offset == w->payload_size && !w->have_seg) {
                 state_trailer_encode(w->crc, w->trailer);
                 w->phase = PHASE_TRAILER;
             }
@@ -761,7 +805,7 @@ static int reader_take_payload(struct gabi_vhost_state_reader *r)
 
     if (!r->have_seg && (k = reader_next_seg(r)) < 0)
         return k;
-    want = MIN(seg->size - r->seg_done, (size_t)CHUNK_SIZE);
+    want = MIN(seg->size - r->seg_done, (size_t)READ_CHUNK);
     if (seg->type == GABI_VHOST_STATE_SEG_MEMORY) {
         uint8_t *dst = (uint8_t *)seg->mem + r->seg_done;
 
@@ -780,7 +824,7 @@ static int reader_take_payload(struct gabi_vhost_state_reader *r)
                                seg->offset + r->seg_done, strerror((int)-n));
         spliced = true;
     } else {
-        n = channel_recv(&r->ch, r->scratch, want);
+        n = channel_recv(&r->ch, r->scratch, MIN(want, (size_t)SCRATCH_SIZE));
     }
     if (n == -EAGAIN)
         return -EAGAIN;
