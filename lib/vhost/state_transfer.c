@@ -614,9 +614,9 @@ int gabi_vhost_state_reader_new(int fd, const char *device_type, uint64_t max_pa
     _cleanup_free_ struct gabi_vhost_state_reader *r = NULL;
     int k;
 
-    if (!ops || !ops->accept || !ops->commit || !ops->abort)
+    if (!ops || !ops->accept || !ops->commit || !ops->abort || (!ops->dest && !ops->write))
         return gabi_error_set(reterr, -EINVAL, NULL,
-                              "the sink needs accept, commit and abort callbacks");
+                              "the sink needs accept, commit, abort, and dest or write callbacks");
     if (device_type && !state_name_valid(device_type, GABI_VHOST_STATE_TYPE_SIZE))
         return gabi_error_set(reterr, -EINVAL, NULL,
                               "device type must be 1..31 printable ASCII characters");

@@ -1229,6 +1229,17 @@ TEST(constructors_check_their_arguments)
     CHECK_INT(gabi_vhost_state_reader_new(ch[1], NULL, 0, &sink_ops, NULL, &r, &err), -EBADF);
     CHECK_INT(gabi_vhost_state_reader_new(ch[0], "", 0, &sink_ops, NULL, &r, &err), -EINVAL);
     CHECK(r == NULL);
+    REQUIRE(pipe2(ch, O_CLOEXEC) == 0);
+    close(ch[1]);
+    CHECK_INT(gabi_vhost_state_reader_new(ch[0], NULL, 0,
+                                          &(struct gabi_vhost_state_sink_ops){
+                                              .accept = sink_accept,
+                                              .commit = sink_commit,
+                                              .abort = sink_abort,
+                                          },
+                                          NULL, &r, &err),
+              -EINVAL);
+    CHECK_CONTAINS(err.message, "dest or write");
     CHECK(gabi_vhost_state_writer_free(NULL) == NULL);
     CHECK(gabi_vhost_state_reader_free(NULL) == NULL);
 }
