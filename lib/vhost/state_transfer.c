@@ -31,6 +31,7 @@
 #define SCRATCH_SIZE (256 << 10) /* buffer for COPY segments */
 #define READ_CHUNK   (1 << 20)   /* reader: bytes read or spliced, then checksummed, per step */
 #define SUM_STEP     (256 << 10) /* writer: bytes checksummed per step while the pipe is full */
+#define SUM_AHEAD    (2 << 20)   /* writer: how far the checksum may run ahead of the pipe */
 #define WINDOW_SIZE  (16 << 20)  /* file mappings, for checksumming file segments */
 #define SEG_MAX      ((uint64_t)1 << 40)
 
@@ -188,7 +189,7 @@ struct gabi_vhost_state_writer {
     bool have_seg;
     struct gabi_vhost_state_seg seg;
     size_t seg_done;   /* bytes of seg sent */
-    size_t seg_summed; /* bytes of seg checksummed, <= seg_done */
+    size_t seg_summed; /* bytes of seg checksummed (up to SUM_AHEAD beyond seg_done) */
     uint8_t *scratch;
     struct window win;
     enum gabi_vhost_state_outcome outcome;
@@ -351,12 +352,11 @@ static int writer_next_seg(struct gabi_vhost_state_writer *w)
     return 0;
 }
 
-/* Checksum up to max bytes of the current segment that went out but were not summed yet.
- * The segment is finished once all of it was sent and summed. */
-static int writer_sum(struct gabi_vhost_state_writer *w, size_t max)
+/* Checksum the current segment from where the sum stands up to `end` (at most max bytes). */
+static int writer_sum(struct gabi_vhost_state_writer *w, size_t end, size_t max)
 {
     struct gabi_vhost_state_seg *seg = &w->seg;
-    size_t n = MIN(w->seg_done - w->seg_summed, max);
+    size_t n = MIN(end - w->seg_summed, max);
     const uint8_t *p;
 
     if (seg->type == GABI_VHOST_STATE_SEG_FILE) {
@@ -375,15 +375,14 @@ static int writer_sum(struct gabi_vhost_state_writer *w, size_t max)
     }
     w->crc = gabi_vhost_state_crc32c(w->crc, p, n);
     w->seg_summed += n;
-    if (w->seg_summed == seg->size)
-        w->have_seg = false;
     return 0;
 }
 
 /*
- * One step of the payload: 0 after progress, -EAGAIN, or a failure. Bytes that are not the
- * writer's copy (MEMORY, FILE into a pipe) are checksummed after they went out, while the pipe
- * is full: the reader never waits for the writer's checksum.
+ * One step of the payload: 0 after progress, -EAGAIN, or a failure. Bytes that stay where the
+ * device keeps them (MEMORY, FILE into a pipe) are checksummed while the pipe is full, those
+ * already sent and up to SUM_AHEAD bytes not sent yet: the reader never waits for the writer's
+ * checksum, and finds what it copies next in the cache.
  */
 static int writer_send_payload(struct gabi_vhost_state_writer *w)
 {
@@ -401,8 +400,12 @@ static int writer_send_payload(struct gabi_vhost_state_writer *w)
         w->seg_summed = 0;
     }
     left = seg->size - w->seg_done;
-    if (left == 0)
-        return writer_sum(w, SUM_STEP);
+    if (left == 0) {
+        r = writer_sum(w, seg->size, SUM_STEP);
+        if (r >= 0 && w->seg_summed == seg->size)
+            w->have_seg = false;
+        return r;
+    }
     switch (seg->type) {
     case GABI_VHOST_STATE_SEG_MEMORY:
     case GABI_VHOST_STATE_SEG_COPY:
@@ -457,9 +460,12 @@ static int writer_send_payload(struct gabi_vhost_state_writer *w)
     default:
         return writer_fail(w, GABI_VHOST_STATE_SOURCE, -EINVAL, "bad segment");
     }
-    if (n == -EAGAIN)
-        /* the channel is full: a good time to checksum what went out */
-        return w->seg_summed < w->seg_done ? writer_sum(w, SUM_STEP) : -EAGAIN;
+    if (n == -EAGAIN) {
+        /* the channel is full: a good time for the checksum */
+        size_t end = sum_now ? w->seg_done : MIN(seg->size, w->seg_done + SUM_AHEAD);
+
+        return w->seg_summed < end ? writer_sum(w, end, SUM_STEP) : -EAGAIN;
+    }
     if (n < 0)
         return writer_fail(w, GABI_VHOST_STATE_IO, (int)n,
                            "writing the device state failed after %" PRIu64 " of %" PRIu64
@@ -470,7 +476,10 @@ static int writer_send_payload(struct gabi_vhost_state_writer *w)
     w->offset += (uint64_t)n;
     w->stats.bytes += (uint64_t)n;
     /* bytes in the writer's hands only until the next callback are summed at once */
-    return sum_now ? writer_sum(w, SIZE_MAX) : 0;
+    r = sum_now ? writer_sum(w, w->seg_done, SIZE_MAX) : 0;
+    if (r >= 0 && w->seg_done == seg->size && w->seg_summed == seg->size)
+        w->have_seg = false;
+    return r;
 }
 
 int gabi_vhost_state_writer_process(struct gabi_vhost_state_writer *w, struct gabi_error *reterr)
