@@ -104,8 +104,9 @@ enum gabi_vhost_state_seg_type {
      * payload is read straight into it). */
     GABI_VHOST_STATE_SEG_MEMORY,
     /* `size` bytes of the regular file `fd` from `offset` (writer: spliced into a pipe, the
-     * file at least offset + size long and not truncated meanwhile; reader: spliced from a
-     * pipe into the file where the fd is readable too, else written). The fd stays the
+     * file at least offset + size long; reader: spliced from a pipe into the file where the
+     * fd is readable too, else written). Either way the library maps the range read-only to
+     * checksum it, so the file must not shrink during the transfer (SIGBUS). The fd stays the
      * device's. */
     GABI_VHOST_STATE_SEG_FILE,
 };
