@@ -1,0 +1,1001 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Moving one device-state stream through SET_DEVICE_STATE_FD's channel, driven by the
+ * caller's event loop: every step is a non-blocking read, write, splice or vmsplice on the
+ * channel fd, and process() returns as soon as one would block.
+ *
+ * Where the channel is a pipe, payload bytes avoid user-space copies: device memory is
+ * vmspliced (the pipe refers to the device's pages), a device file is spliced from its page
+ * cache, and on the receiving side a pipe is spliced into the device's file. The checksum
+ * still has to see every byte: it reads them through a read-only mapping of the file (or the
+ * device memory itself) right after they moved, while they are still in the cache.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+
+#include "common/util.h"
+#include "vhost/state_internal.h"
+
+#define PIPE_WANT    (1 << 20)   /* grow pipes to this (F_SETPIPE_SZ) where allowed */
+#define SCRATCH_SIZE (256 << 10) /* buffer for COPY segments */
+#define READ_CHUNK   (1 << 20)   /* reader: bytes read or spliced, then checksummed, per step */
+#define SUM_STEP     (256 << 10) /* writer: bytes checksummed per step while the pipe is full */
+#define SUM_AHEAD    (2 << 20)   /* writer: how far the checksum may run ahead of the pipe */
+#define WINDOW_SIZE  (16 << 20)  /* file mappings, for checksumming file segments */
+#define SEG_MAX      ((uint64_t)1 << 40)
+
+enum phase {
+    PHASE_HEADER,
+    PHASE_PAYLOAD,
+    PHASE_TRAILER,
+    PHASE_EOF, /* reader: trailer read, waiting for EOF; writer: everything sent */
+};
+
+struct channel {
+    int fd;
+    bool is_pipe;
+    bool is_socket;
+    int pipe_size;
+};
+
+/* A read-only mapping of part of a file. */
+struct window {
+    int fd;
+    uint64_t start; /* file offset of map[0], page-aligned */
+    size_t len;
+    uint8_t *map;
+};
+
+/* ---- helpers shared by both directions --------------------------------------------------- */
+
+static int grow_pipe(int fd)
+{
+    int size = fcntl(fd, F_GETPIPE_SZ);
+
+    if (size < 0)
+        return 0;
+    for (int want = PIPE_WANT; want > size; want /= 2) {
+        int r = fcntl(fd, F_SETPIPE_SZ, want);
+
+        if (r >= 0)
+            return r;
+    }
+    return size;
+}
+
+static int channel_open(struct channel *ch, int fd, bool writing, struct gabi_error *reterr)
+{
+    struct stat st;
+    int fl, mode;
+
+    ch->fd = fd;
+    if (fd < 0)
+        return gabi_error_set(reterr, -EBADF, NULL, "no device-state fd");
+    fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fstat(fd, &st) < 0)
+        return gabi_error_set(reterr, -errno, NULL, "device-state fd %d: %m", fd);
+    mode = fl & O_ACCMODE;
+    if (writing ? mode == O_RDONLY : mode == O_WRONLY)
+        return gabi_error_set(reterr, -EBADF, NULL, "device-state fd %d is not open for %s", fd,
+                              writing ? "writing" : "reading");
+    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return gabi_error_set(reterr, -errno, NULL, "device-state fd %d: O_NONBLOCK: %m", fd);
+    ch->is_pipe = S_ISFIFO(st.st_mode);
+    ch->is_socket = S_ISSOCK(st.st_mode);
+    ch->pipe_size = ch->is_pipe ? grow_pipe(fd) : 0;
+    return 0;
+}
+
+static ssize_t channel_send(const struct channel *ch, const void *buf, size_t size)
+{
+    ssize_t n;
+
+    do {
+        if (ch->is_socket)
+            n = send(ch->fd, buf, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+        else
+            n = write(ch->fd, buf, size);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
+static ssize_t channel_recv(const struct channel *ch, void *buf, size_t size)
+{
+    ssize_t n;
+
+    do
+        n = read(ch->fd, buf, size);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
+static size_t page_size(void)
+{
+    static size_t ps;
+
+    if (!ps)
+        ps = (size_t)sysconf(_SC_PAGESIZE);
+    return ps;
+}
+
+static void window_drop(struct window *w)
+{
+    if (w->map)
+        munmap(w->map, w->len);
+    w->map = NULL;
+    w->fd = -1;
+}
+
+/* Point *ret at file bytes [off, off + *ret_avail), 1 <= *ret_avail <= want, mapping a new
+ * window when off lies outside the current one. */
+static int window_get(struct window *w, int fd, uint64_t off, size_t want, int flags,
+                      const uint8_t **ret, size_t *ret_avail)
+{
+    if (!w->map || w->fd != fd || off < w->start || off >= w->start + w->len) {
+        uint64_t start = off & ~(uint64_t)(page_size() - 1);
+        size_t len = (size_t)MIN((uint64_t)want + (off - start), (uint64_t)WINDOW_SIZE);
+        void *map;
+
+        window_drop(w);
+        map = mmap(NULL, len, PROT_READ, MAP_SHARED | flags, fd, (off_t)start);
+        if (map == MAP_FAILED)
+            return -errno;
+        w->map = map;
+        w->fd = fd;
+        w->start = start;
+        w->len = len;
+    }
+    *ret = w->map + (off - w->start);
+    *ret_avail = (size_t)MIN((uint64_t)want, w->start + w->len - off);
+    return 0;
+}
+
+static int finished(enum gabi_vhost_state_outcome outcome, const struct gabi_error *err,
+                    struct gabi_error *reterr)
+{
+    if (outcome == GABI_VHOST_STATE_SUCCEEDED)
+        return 0;
+    if (outcome == GABI_VHOST_STATE_PENDING)
+        return -EINPROGRESS;
+    if (reterr)
+        *reterr = *err;
+    return err->code;
+}
+
+/* ---- writer ------------------------------------------------------------------------------ */
+
+struct gabi_vhost_state_writer {
+    struct channel ch;
+    const struct gabi_vhost_state_source_ops *ops;
+    void *userdata;
+    enum phase phase;
+    uint8_t header[GABI_VHOST_STATE_HEADER_SIZE];
+    uint8_t trailer[GABI_VHOST_STATE_TRAILER_SIZE];
+    size_t frame_done; /* bytes of the header or trailer sent */
+    uint64_t payload_size;
+    uint64_t offset; /* payload bytes sent */
+    uint32_t crc;
+    bool have_seg;
+    struct gabi_vhost_state_seg seg;
+    size_t seg_done;   /* bytes of seg sent */
+    size_t seg_summed; /* bytes of seg checksummed (up to SUM_AHEAD beyond seg_done) */
+    uint8_t *scratch;
+    struct window win;
+    enum gabi_vhost_state_outcome outcome;
+    struct gabi_error err;
+    struct gabi_vhost_state_stats stats;
+};
+
+static void writer_release(struct gabi_vhost_state_writer *w)
+{
+    close_and_clear(&w->ch.fd);
+    window_drop(&w->win);
+    free(w->scratch);
+    w->scratch = NULL;
+}
+
+/* Fail for good: the fd is closed at once, so the reader sees the stream end early. */
+__attribute__((format(printf, 4, 5))) static int writer_fail(struct gabi_vhost_state_writer *w,
+                                                             enum gabi_vhost_state_outcome outcome,
+                                                             int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    w->outcome = outcome;
+    w->err.code = code;
+    w->err.where[0] = '\0';
+    va_start(ap, fmt);
+    vsnprintf(w->err.message, sizeof(w->err.message), fmt, ap);
+    va_end(ap);
+    writer_release(w);
+    return code;
+}
+
+int gabi_vhost_state_writer_new(int fd, const char *device_type, const char *state_version,
+                                uint64_t payload_size,
+                                const struct gabi_vhost_state_source_ops *ops, void *userdata,
+                                struct gabi_vhost_state_writer **ret, struct gabi_error *reterr)
+{
+    _cleanup_close_ int owned = fd;
+    _cleanup_free_ struct gabi_vhost_state_writer *w = NULL;
+    struct gabi_vhost_state_info info = {0};
+    int r;
+
+    if (!ops || !ops->get)
+        return gabi_error_set(reterr, -EINVAL, NULL, "the source has no get callback");
+    if (!device_type || !state_version ||
+        gabi_strlcpy(info.device_type, device_type, sizeof(info.device_type)) >=
+            sizeof(info.device_type) ||
+        gabi_strlcpy(info.state_version, state_version, sizeof(info.state_version)) >=
+            sizeof(info.state_version))
+        return gabi_error_set(reterr, -EINVAL, NULL,
+                              "device type and state version must be 1..31 and 1..15 printable "
+                              "ASCII characters");
+    info.payload_size = payload_size;
+    w = calloc(1, sizeof(*w));
+    if (!w)
+        return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
+    w->win.fd = -1;
+    r = gabi_vhost_state_header_encode(&info, w->header, reterr);
+    if (r < 0)
+        return r;
+    w->scratch = malloc(SCRATCH_SIZE);
+    if (!w->scratch)
+        return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
+    r = channel_open(&w->ch, owned, true, reterr);
+    if (r < 0) {
+        free(w->scratch);
+        return r;
+    }
+    owned = -1;
+    w->ops = ops;
+    w->userdata = userdata;
+    w->payload_size = payload_size;
+    *ret = TAKE_PTR(w);
+    return 0;
+}
+
+struct gabi_vhost_state_writer *gabi_vhost_state_writer_free(struct gabi_vhost_state_writer *w)
+{
+    if (w) {
+        writer_release(w);
+        free(w);
+    }
+    return NULL;
+}
+
+int gabi_vhost_state_writer_get_fd(const struct gabi_vhost_state_writer *w)
+{
+    return w->ch.fd;
+}
+
+uint32_t gabi_vhost_state_writer_get_events(const struct gabi_vhost_state_writer *w)
+{
+    return w->outcome == GABI_VHOST_STATE_PENDING ? POLLOUT : 0;
+}
+
+int gabi_vhost_state_writer_result(const struct gabi_vhost_state_writer *w,
+                                   struct gabi_error *reterr)
+{
+    return finished(w->outcome, &w->err, reterr);
+}
+
+enum gabi_vhost_state_outcome
+gabi_vhost_state_writer_outcome(const struct gabi_vhost_state_writer *w)
+{
+    return w->outcome;
+}
+
+void gabi_vhost_state_writer_get_stats(const struct gabi_vhost_state_writer *w,
+                                       struct gabi_vhost_state_stats *ret)
+{
+    *ret = w->stats;
+    ret->pipe_size = w->ch.pipe_size;
+}
+
+/* Ask the source for the next segment and check what it says. */
+static int writer_next_seg(struct gabi_vhost_state_writer *w)
+{
+    struct gabi_vhost_state_seg seg = {.fd = -1};
+    struct gabi_error e = {0};
+    size_t max = (size_t)MIN(w->payload_size - w->offset, SEG_MAX);
+    int r;
+
+    r = w->ops->get(w->userdata, w->offset, max, w->scratch, SCRATCH_SIZE, &seg, &e);
+    if (r < 0)
+        return writer_fail(w, GABI_VHOST_STATE_SOURCE, r,
+                           "the device could not supply state bytes at offset %" PRIu64 ": %s",
+                           w->offset, e.message[0] ? e.message : strerror(-r));
+    if (seg.size == 0 || seg.size > max)
+        return writer_fail(w, GABI_VHOST_STATE_SOURCE, -EINVAL,
+                           "the device supplied %zu bytes at offset %" PRIu64 ", outside 1..%zu",
+                           seg.size, w->offset, max);
+    switch (seg.type) {
+    case GABI_VHOST_STATE_SEG_COPY:
+    case GABI_VHOST_STATE_SEG_MEMORY:
+        if (!seg.mem)
+            return writer_fail(w, GABI_VHOST_STATE_SOURCE, -EINVAL,
+                               "the device supplied no memory for offset %" PRIu64, w->offset);
+        break;
+    case GABI_VHOST_STATE_SEG_FILE: {
+        struct stat st;
+
+        if (seg.fd < 0 || fstat(seg.fd, &st) < 0 || !S_ISREG(st.st_mode))
+            return writer_fail(w, GABI_VHOST_STATE_SOURCE, -EINVAL,
+                               "the device's file for offset %" PRIu64 " is no regular file",
+                               w->offset);
+        if (seg.offset > (uint64_t)st.st_size || (uint64_t)st.st_size - seg.offset < seg.size)
+            return writer_fail(w, GABI_VHOST_STATE_SOURCE, -ENODATA,
+                               "the device's file is %" PRIu64 " bytes long, it was to supply %zu "
+                               "bytes from its offset %" PRIu64,
+                               (uint64_t)st.st_size, seg.size, seg.offset);
+        break;
+    }
+    default:
+        return writer_fail(w, GABI_VHOST_STATE_SOURCE, -EINVAL,
+                           "the device supplied a segment of unknown type %d", (int)seg.type);
+    }
+    w->seg = seg;
+    w->seg_done = 0;
+    w->have_seg = true;
+    return 0;
+}
+
+/* Checksum the current segment from where the sum stands up to `end` (at most max bytes). */
+static int writer_sum(struct gabi_vhost_state_writer *w, size_t end, size_t max)
+{
+    struct gabi_vhost_state_seg *seg = &w->seg;
+    size_t n = MIN(end - w->seg_summed, max);
+    const uint8_t *p;
+
+    if (seg->type == GABI_VHOST_STATE_SEG_FILE) {
+        uint64_t pos = seg->offset + w->seg_summed;
+        size_t avail;
+        int r =
+            window_get(&w->win, seg->fd, pos, seg->size - w->seg_summed, MAP_POPULATE, &p, &avail);
+
+        if (r < 0)
+            return writer_fail(w, GABI_VHOST_STATE_SOURCE, r,
+                               "cannot map the device's file at offset %" PRIu64 ": %s", pos,
+                               strerror(-r));
+        n = MIN(n, avail);
+    } else {
+        p = (const uint8_t *)seg->mem + w->seg_summed;
+    }
+    w->crc = gabi_vhost_state_crc32c(w->crc, p, n);
+    w->seg_summed += n;
+    return 0;
+}
+
+/*
+ * One step of the payload: 0 after progress, -EAGAIN, or a failure. Bytes that stay where the
+ * device keeps them (MEMORY, FILE into a pipe) are checksummed while the pipe is full, those
+ * already sent and up to SUM_AHEAD bytes not sent yet: the reader never waits for the writer's
+ * checksum, and finds what it copies next in the cache.
+ */
+static int writer_send_payload(struct gabi_vhost_state_writer *w)
+{
+    struct gabi_vhost_state_seg *seg = &w->seg;
+    const uint8_t *p = NULL;
+    bool sum_now = true;
+    size_t left;
+    ssize_t n;
+    int r;
+
+    if (!w->have_seg) {
+        r = writer_next_seg(w);
+        if (r < 0)
+            return r;
+        w->seg_summed = 0;
+    }
+    left = seg->size - w->seg_done;
+    if (left == 0) {
+        r = writer_sum(w, seg->size, SUM_STEP);
+        if (r >= 0 && w->seg_summed == seg->size)
+            w->have_seg = false;
+        return r;
+    }
+    switch (seg->type) {
+    case GABI_VHOST_STATE_SEG_MEMORY:
+    case GABI_VHOST_STATE_SEG_COPY:
+        p = (const uint8_t *)seg->mem + w->seg_done;
+        if (seg->type == GABI_VHOST_STATE_SEG_MEMORY && w->ch.is_pipe) {
+            /* the pipe takes references to the device's pages, not a copy */
+            struct iovec iov = {.iov_base = (uint8_t *)seg->mem + w->seg_done, .iov_len = left};
+
+            do
+                n = vmsplice(w->ch.fd, &iov, 1, SPLICE_F_NONBLOCK);
+            while (n < 0 && errno == EINTR);
+            n = n < 0 ? -errno : n;
+            if (n > 0)
+                w->stats.vmspliced += (uint64_t)n;
+            sum_now = false;
+        } else {
+            n = channel_send(&w->ch, p, left);
+            if (n > 0)
+                w->stats.copied += (uint64_t)n;
+        }
+        break;
+    case GABI_VHOST_STATE_SEG_FILE:
+        if (w->ch.is_pipe) {
+            loff_t o = (loff_t)(seg->offset + w->seg_done);
+
+            do
+                n = splice(seg->fd, &o, w->ch.fd, NULL, left, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+            while (n < 0 && errno == EINTR);
+            n = n < 0 ? -errno : n;
+            if (n > 0)
+                w->stats.spliced += (uint64_t)n;
+            sum_now = false;
+        } else {
+            /* a socket: write from the mapping the checksum reads too */
+            uint64_t pos = seg->offset + w->seg_done;
+            size_t avail;
+
+            r = window_get(&w->win, seg->fd, pos, left, MAP_POPULATE, &p, &avail);
+            if (r < 0)
+                return writer_fail(w, GABI_VHOST_STATE_SOURCE, r,
+                                   "cannot map the device's file at offset %" PRIu64 ": %s", pos,
+                                   strerror(-r));
+            n = channel_send(&w->ch, p, avail);
+            if (n > 0)
+                w->stats.copied += (uint64_t)n;
+        }
+        if (n == 0)
+            return writer_fail(w, GABI_VHOST_STATE_SOURCE, -ENODATA,
+                               "the device's file ended at offset %" PRIu64,
+                               seg->offset + w->seg_done);
+        break;
+    default:
+        return writer_fail(w, GABI_VHOST_STATE_SOURCE, -EINVAL, "bad segment");
+    }
+    if (n == -EAGAIN) {
+        /* the channel is full: a good time for the checksum */
+        size_t end = sum_now ? w->seg_done : MIN(seg->size, w->seg_done + SUM_AHEAD);
+
+        return w->seg_summed < end ? writer_sum(w, end, SUM_STEP) : -EAGAIN;
+    }
+    if (n < 0)
+        return writer_fail(w, GABI_VHOST_STATE_IO, (int)n,
+                           "writing the device state failed after %" PRIu64 " of %" PRIu64
+                           " payload bytes: %s%s",
+                           w->offset, w->payload_size, strerror((int)-n),
+                           n == -EPIPE ? " (the reader closed the channel)" : "");
+    w->seg_done += (size_t)n;
+    w->offset += (uint64_t)n;
+    w->stats.bytes += (uint64_t)n;
+    /* bytes in the writer's hands only until the next callback are summed at once */
+    r = sum_now ? writer_sum(w, w->seg_done, SIZE_MAX) : 0;
+    if (r >= 0 && w->seg_done == seg->size && w->seg_summed == seg->size)
+        w->have_seg = false;
+    return r;
+}
+
+int gabi_vhost_state_writer_process(struct gabi_vhost_state_writer *w, struct gabi_error *reterr)
+{
+    if (w->outcome != GABI_VHOST_STATE_PENDING) {
+        int r = finished(w->outcome, &w->err, reterr);
+        return r < 0 ? r : GABI_VHOST_STATE_DONE;
+    }
+    for (;;) {
+        const uint8_t *frame;
+        size_t frame_size;
+        ssize_t n;
+        int r;
+
+        switch (w->phase) {
+        case PHASE_PAYLOAD:
+            r = writer_send_payload(w);
+            if (r == -EAGAIN)
+                return GABI_VHOST_STATE_MORE;
+            if (r < 0)
+                return finished(w->outcome, &w->err, reterr);
+            if (w->offset == w->payload_size && !w->have_seg) {
+                state_trailer_encode(w->crc, w->trailer);
+                w->phase = PHASE_TRAILER;
+            }
+            continue;
+        case PHASE_HEADER:
+            frame = w->header;
+            frame_size = sizeof(w->header);
+            break;
+        case PHASE_TRAILER:
+            frame = w->trailer;
+            frame_size = sizeof(w->trailer);
+            break;
+        case PHASE_EOF:
+        default:
+            /* closing the fd is the end-of-stream mark */
+            writer_release(w);
+            w->outcome = GABI_VHOST_STATE_SUCCEEDED;
+            return GABI_VHOST_STATE_DONE;
+        }
+        n = channel_send(&w->ch, frame + w->frame_done, frame_size - w->frame_done);
+        if (n == -EAGAIN)
+            return GABI_VHOST_STATE_MORE;
+        if (n < 0) {
+            writer_fail(w, GABI_VHOST_STATE_IO, (int)n, "writing the device-state %s failed: %s%s",
+                        w->phase == PHASE_HEADER ? "header" : "trailer", strerror((int)-n),
+                        n == -EPIPE ? " (the reader closed the channel)" : "");
+            return finished(w->outcome, &w->err, reterr);
+        }
+        w->frame_done += (size_t)n;
+        w->stats.bytes += (uint64_t)n;
+        if (w->frame_done < frame_size)
+            continue;
+        w->frame_done = 0;
+        if (w->phase == PHASE_TRAILER) {
+            w->phase = PHASE_EOF;
+        } else if (w->payload_size == 0) {
+            state_trailer_encode(0, w->trailer);
+            w->phase = PHASE_TRAILER;
+        } else {
+            w->phase = PHASE_PAYLOAD;
+        }
+    }
+}
+
+/* ---- reader ------------------------------------------------------------------------------ */
+
+struct gabi_vhost_state_reader {
+    struct channel ch;
+    const struct gabi_vhost_state_sink_ops *ops;
+    void *userdata;
+    char device_type[GABI_VHOST_STATE_TYPE_SIZE]; /* "" for any */
+    uint64_t max_payload_size;
+    enum phase phase;
+    uint8_t header[GABI_VHOST_STATE_HEADER_MAX];
+    size_t header_got;
+    size_t header_size; /* 0 until the prologue said */
+    bool have_info;
+    bool begun; /* begin returned, and neither commit nor abort followed yet */
+    struct gabi_vhost_state_info info;
+    uint8_t trailer[GABI_VHOST_STATE_TRAILER_SIZE];
+    size_t trailer_got;
+    uint64_t offset; /* payload bytes received */
+    uint32_t crc;
+    bool have_seg;
+    bool seg_no_splice;
+    struct gabi_vhost_state_seg seg;
+    size_t seg_done;
+    uint8_t *scratch;
+    struct window win;
+    enum gabi_vhost_state_outcome outcome;
+    struct gabi_error err;
+    struct gabi_vhost_state_stats stats;
+};
+
+static void reader_release(struct gabi_vhost_state_reader *r)
+{
+    close_and_clear(&r->ch.fd);
+    window_drop(&r->win);
+    free(r->scratch);
+    r->scratch = NULL;
+    if (r->begun) {
+        r->begun = false;
+        r->ops->abort(r->userdata);
+    }
+}
+
+/* Fail for good: abort the sink, close the channel (a writer still writing gets EPIPE). A
+ * message from a callback is appended after ": ". */
+__attribute__((format(printf, 5, 6))) static int
+reader_fail(struct gabi_vhost_state_reader *r, enum gabi_vhost_state_outcome outcome, int code,
+            const struct gabi_error *cause, const char *fmt, ...)
+{
+    size_t len;
+    va_list ap;
+
+    r->outcome = outcome;
+    r->err.code = code < 0 ? code : -EIO;
+    r->err.where[0] = '\0';
+    va_start(ap, fmt);
+    vsnprintf(r->err.message, sizeof(r->err.message), fmt, ap);
+    va_end(ap);
+    if (cause) {
+        len = strlen(r->err.message);
+        len += gabi_strlcpy(r->err.message + len, ": ", sizeof(r->err.message) - len);
+        if (len < sizeof(r->err.message))
+            gabi_strlcpy(r->err.message + len,
+                         cause->message[0] ? cause->message : strerror(code < 0 ? -code : EIO),
+                         sizeof(r->err.message) - len);
+    }
+    reader_release(r);
+    return r->err.code;
+}
+
+int gabi_vhost_state_reader_new(int fd, const char *device_type, uint64_t max_payload_size,
+                                const struct gabi_vhost_state_sink_ops *ops, void *userdata,
+                                struct gabi_vhost_state_reader **ret, struct gabi_error *reterr)
+{
+    _cleanup_close_ int owned = fd;
+    _cleanup_free_ struct gabi_vhost_state_reader *r = NULL;
+    int k;
+
+    if (!ops || !ops->accept || !ops->commit || !ops->abort || (!ops->dest && !ops->write))
+        return gabi_error_set(reterr, -EINVAL, NULL,
+                              "the sink needs accept, commit, abort, and dest or write callbacks");
+    if (device_type && !state_name_valid(device_type, GABI_VHOST_STATE_TYPE_SIZE))
+        return gabi_error_set(reterr, -EINVAL, NULL,
+                              "device type must be 1..31 printable ASCII characters");
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
+    r->win.fd = -1;
+    k = channel_open(&r->ch, owned, false, reterr);
+    if (k < 0)
+        return k;
+    r->scratch = malloc(SCRATCH_SIZE);
+    if (!r->scratch)
+        return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
+    owned = -1;
+    if (device_type)
+        gabi_strlcpy(r->device_type, device_type, sizeof(r->device_type));
+    r->max_payload_size = max_payload_size;
+    r->ops = ops;
+    r->userdata = userdata;
+    *ret = TAKE_PTR(r);
+    return 0;
+}
+
+struct gabi_vhost_state_reader *gabi_vhost_state_reader_free(struct gabi_vhost_state_reader *r)
+{
+    if (r) {
+        reader_release(r);
+        free(r);
+    }
+    return NULL;
+}
+
+int gabi_vhost_state_reader_get_fd(const struct gabi_vhost_state_reader *r)
+{
+    return r->ch.fd;
+}
+
+uint32_t gabi_vhost_state_reader_get_events(const struct gabi_vhost_state_reader *r)
+{
+    return r->outcome == GABI_VHOST_STATE_PENDING ? POLLIN : 0;
+}
+
+int gabi_vhost_state_reader_result(const struct gabi_vhost_state_reader *r,
+                                   struct gabi_error *reterr)
+{
+    return finished(r->outcome, &r->err, reterr);
+}
+
+enum gabi_vhost_state_outcome
+gabi_vhost_state_reader_outcome(const struct gabi_vhost_state_reader *r)
+{
+    return r->outcome;
+}
+
+const struct gabi_vhost_state_info *
+gabi_vhost_state_reader_get_info(const struct gabi_vhost_state_reader *r)
+{
+    return r->have_info ? &r->info : NULL;
+}
+
+void gabi_vhost_state_reader_get_stats(const struct gabi_vhost_state_reader *r,
+                                       struct gabi_vhost_state_stats *ret)
+{
+    *ret = r->stats;
+    ret->pipe_size = r->ch.pipe_size;
+}
+
+/* The header is complete: check it, then let the device decide and prepare. */
+static int reader_on_header(struct gabi_vhost_state_reader *r)
+{
+    enum gabi_vhost_state_outcome o = GABI_VHOST_STATE_BAD_HEADER;
+    struct gabi_error e = {0};
+    int k;
+
+    k = gabi_vhost_state_header_parse(r->header, r->header_size, &r->info, &o, &e);
+    if (k < 0)
+        return reader_fail(r, o, k, NULL, "%s", e.message);
+    r->have_info = true;
+    if (r->device_type[0] && strcmp(r->device_type, r->info.device_type) != 0)
+        return reader_fail(r, GABI_VHOST_STATE_WRONG_TYPE, -ENOTSUP, NULL,
+                           "the stream holds state of device type \"%s\", this device is \"%s\"",
+                           r->info.device_type, r->device_type);
+    if (r->max_payload_size && r->info.payload_size > r->max_payload_size)
+        return reader_fail(r, GABI_VHOST_STATE_TOO_LARGE, -EFBIG, NULL,
+                           "the stream declares %" PRIu64
+                           " payload bytes, this device takes at most %" PRIu64,
+                           r->info.payload_size, r->max_payload_size);
+    k = r->ops->accept(r->userdata, &r->info, &e);
+    if (k < 0)
+        return reader_fail(r, GABI_VHOST_STATE_REFUSED, k, &e,
+                           "the device does not load %s state version \"%s\"", r->info.device_type,
+                           r->info.state_version);
+    if (r->ops->begin) {
+        k = r->ops->begin(r->userdata, &r->info, &e);
+        if (k < 0)
+            return reader_fail(r, GABI_VHOST_STATE_SINK, k, &e,
+                               "the device could not prepare for %" PRIu64 " bytes of state",
+                               r->info.payload_size);
+    }
+    r->begun = true;
+    r->phase = r->info.payload_size ? PHASE_PAYLOAD : PHASE_TRAILER;
+    return 0;
+}
+
+static int reader_next_seg(struct gabi_vhost_state_reader *r)
+{
+    struct gabi_vhost_state_seg seg = {.type = GABI_VHOST_STATE_SEG_COPY, .fd = -1};
+    struct gabi_error e = {0};
+    size_t max = (size_t)MIN(r->info.payload_size - r->offset, SEG_MAX);
+    int k;
+
+    seg.size = max;
+    if (r->ops->dest) {
+        k = r->ops->dest(r->userdata, r->offset, max, &seg, &e);
+        if (k < 0)
+            return reader_fail(r, GABI_VHOST_STATE_SINK, k, &e,
+                               "the device has no room for state bytes at offset %" PRIu64,
+                               r->offset);
+    }
+    if (seg.size == 0 || seg.size > max || (seg.type == GABI_VHOST_STATE_SEG_MEMORY && !seg.mem) ||
+        (seg.type == GABI_VHOST_STATE_SEG_FILE && (seg.fd < 0 || seg.offset > INT64_MAX - max)) ||
+        (seg.type == GABI_VHOST_STATE_SEG_COPY && !r->ops->write) ||
+        (unsigned)seg.type > GABI_VHOST_STATE_SEG_FILE)
+        return reader_fail(r, GABI_VHOST_STATE_SINK, -EINVAL, NULL,
+                           "the device gave an invalid destination for offset %" PRIu64
+                           " (type %d, %zu bytes, at most %zu)",
+                           r->offset, (int)seg.type, seg.size, max);
+    r->seg = seg;
+    r->seg_done = 0;
+    r->seg_no_splice = false;
+    r->have_seg = true;
+    return 0;
+}
+
+static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+    while (n) {
+        ssize_t k = pwrite(fd, p, n, (off_t)off);
+
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return -errno;
+        if (k == 0)
+            return -EIO;
+        p += k;
+        n -= (size_t)k;
+        off += (uint64_t)k;
+    }
+    return 0;
+}
+
+/* Splice from the pipe into the device's file, then checksum the bytes through a mapping of
+ * the file. -ENOTSUP when this file cannot take that path (the caller copies instead). */
+static ssize_t reader_splice_file(struct gabi_vhost_state_reader *r, size_t want,
+                                  const uint8_t **ret_p)
+{
+    uint64_t pos = r->seg.offset + r->seg_done;
+    const uint8_t *p;
+    size_t avail;
+    loff_t o = (loff_t)pos;
+    ssize_t n;
+
+    if (window_get(&r->win, r->seg.fd, pos, r->seg.size - r->seg_done, 0, &p, &avail) < 0)
+        return -ENOTSUP;
+    do
+        n = splice(r->ch.fd, NULL, r->seg.fd, &o, MIN(want, avail),
+                   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EINVAL && r->seg_done == 0 ? -ENOTSUP : -errno;
+    *ret_p = p;
+    return n;
+}
+
+/* One step of the payload: 0 after taking bytes, -EAGAIN, or a failure. */
+static int reader_take_payload(struct gabi_vhost_state_reader *r)
+{
+    struct gabi_vhost_state_seg *seg = &r->seg;
+    const uint8_t *p = r->scratch;
+    struct gabi_error e = {0};
+    bool spliced = false;
+    size_t want;
+    ssize_t n;
+    int k;
+
+    if (!r->have_seg && (k = reader_next_seg(r)) < 0)
+        return k;
+    want = MIN(seg->size - r->seg_done, (size_t)READ_CHUNK);
+    if (seg->type == GABI_VHOST_STATE_SEG_MEMORY) {
+        uint8_t *dst = (uint8_t *)seg->mem + r->seg_done;
+
+        n = channel_recv(&r->ch, dst, want);
+        p = dst;
+    } else if (seg->type == GABI_VHOST_STATE_SEG_FILE && r->ch.is_pipe && !r->seg_no_splice) {
+        n = reader_splice_file(r, want, &p);
+        if (n == -ENOTSUP) {
+            r->seg_no_splice = true;
+            return 0;
+        }
+        if (n < 0 && n != -EAGAIN)
+            return reader_fail(r, GABI_VHOST_STATE_SINK, (int)n, NULL,
+                               "splicing state into the device's file at offset %" PRIu64
+                               " failed: %s",
+                               seg->offset + r->seg_done, strerror((int)-n));
+        spliced = true;
+    } else {
+        n = channel_recv(&r->ch, r->scratch, MIN(want, (size_t)SCRATCH_SIZE));
+    }
+    if (n == -EAGAIN)
+        return -EAGAIN;
+    if (n < 0)
+        return reader_fail(r, GABI_VHOST_STATE_IO, (int)n, NULL,
+                           "reading the device state failed after %" PRIu64 " of %" PRIu64
+                           " payload bytes: %s",
+                           r->offset, r->info.payload_size, strerror((int)-n));
+    if (n == 0)
+        return reader_fail(r, GABI_VHOST_STATE_TRUNCATED, -EPIPE, NULL,
+                           "the stream ended after %" PRIu64 " of %" PRIu64
+                           " payload bytes (the writer closed it early)",
+                           r->offset, r->info.payload_size);
+    r->crc = gabi_vhost_state_crc32c(r->crc, p, (size_t)n);
+    if (spliced) {
+        r->stats.spliced += (uint64_t)n;
+    } else {
+        r->stats.copied += (uint64_t)n;
+        if (seg->type == GABI_VHOST_STATE_SEG_FILE)
+            k = pwrite_all(seg->fd, p, (size_t)n, seg->offset + r->seg_done);
+        else if (seg->type == GABI_VHOST_STATE_SEG_COPY)
+            k = r->ops->write(r->userdata, r->offset, p, (size_t)n, &e);
+        else
+            k = 0;
+        if (k < 0)
+            return reader_fail(r, GABI_VHOST_STATE_SINK, k, &e,
+                               "the device could not store state bytes at offset %" PRIu64,
+                               r->offset);
+    }
+    r->seg_done += (size_t)n;
+    r->offset += (uint64_t)n;
+    r->stats.bytes += (uint64_t)n;
+    if (r->seg_done == seg->size)
+        r->have_seg = false;
+    return 0;
+}
+
+/* EOF where the stream should end: verify, then let the device make the state live. */
+static int reader_finish(struct gabi_vhost_state_reader *r)
+{
+    enum gabi_vhost_state_outcome o = GABI_VHOST_STATE_BAD_TRAILER;
+    struct gabi_error e = {0};
+    int k;
+
+    k = state_trailer_check(r->trailer, r->crc, &o, &e);
+    if (k < 0)
+        return reader_fail(r, o, k, NULL, "%s", e.message);
+    r->begun = false;
+    k = r->ops->commit(r->userdata, &e);
+    if (k < 0) {
+        r->begun = true; /* abort follows a failed commit */
+        return reader_fail(r, GABI_VHOST_STATE_SINK, k, &e,
+                           "the device could not make the received state live");
+    }
+    close_and_clear(&r->ch.fd);
+    window_drop(&r->win);
+    free(r->scratch);
+    r->scratch = NULL;
+    r->outcome = GABI_VHOST_STATE_SUCCEEDED;
+    return 0;
+}
+
+int gabi_vhost_state_reader_process(struct gabi_vhost_state_reader *r, struct gabi_error *reterr)
+{
+    if (r->outcome != GABI_VHOST_STATE_PENDING) {
+        int k = finished(r->outcome, &r->err, reterr);
+        return k < 0 ? k : GABI_VHOST_STATE_DONE;
+    }
+    for (;;) {
+        enum gabi_vhost_state_outcome o = GABI_VHOST_STATE_BAD_HEADER;
+        struct gabi_error e = {0};
+        uint8_t extra;
+        ssize_t n;
+        int k;
+
+        switch (r->phase) {
+        case PHASE_HEADER: {
+            size_t want = r->header_size ? r->header_size : STATE_PROLOGUE_SIZE;
+
+            n = channel_recv(&r->ch, r->header + r->header_got, want - r->header_got);
+            if (n == -EAGAIN)
+                return GABI_VHOST_STATE_MORE;
+            if (n < 0) {
+                reader_fail(r, GABI_VHOST_STATE_IO, (int)n, NULL,
+                            "reading the device-state header failed: %s", strerror((int)-n));
+                return finished(r->outcome, &r->err, reterr);
+            }
+            if (n == 0) {
+                if (r->header_got == 0)
+                    reader_fail(r, GABI_VHOST_STATE_TRUNCATED, -EPIPE, NULL,
+                                "the stream is empty: the writer closed it without a header");
+                else
+                    reader_fail(r, GABI_VHOST_STATE_TRUNCATED, -EPIPE, NULL,
+                                "the stream ended after %zu bytes, inside its %zu-byte header",
+                                r->header_got,
+                                r->header_size ? r->header_size
+                                               : (size_t)GABI_VHOST_STATE_HEADER_SIZE);
+                return finished(r->outcome, &r->err, reterr);
+            }
+            r->header_got += (size_t)n;
+            r->stats.bytes += (uint64_t)n;
+            k = state_header_size(r->header, r->header_got, &o, &e);
+            if (k < 0) {
+                reader_fail(r, o, k, NULL, "%s", e.message);
+                return finished(r->outcome, &r->err, reterr);
+            }
+            r->header_size = (size_t)k;
+            if (r->header_size && r->header_got == r->header_size && reader_on_header(r) < 0)
+                return finished(r->outcome, &r->err, reterr);
+            continue;
+        }
+        case PHASE_PAYLOAD:
+            k = reader_take_payload(r);
+            if (k == -EAGAIN)
+                return GABI_VHOST_STATE_MORE;
+            if (k < 0)
+                return finished(r->outcome, &r->err, reterr);
+            if (r->offset == r->info.payload_size)
+                r->phase = PHASE_TRAILER;
+            continue;
+        case PHASE_TRAILER:
+            n = channel_recv(&r->ch, r->trailer + r->trailer_got,
+                             sizeof(r->trailer) - r->trailer_got);
+            if (n == -EAGAIN)
+                return GABI_VHOST_STATE_MORE;
+            if (n < 0) {
+                reader_fail(r, GABI_VHOST_STATE_IO, (int)n, NULL,
+                            "reading the device-state trailer failed: %s", strerror((int)-n));
+                return finished(r->outcome, &r->err, reterr);
+            }
+            if (n == 0) {
+                reader_fail(r, GABI_VHOST_STATE_TRUNCATED, -EPIPE, NULL,
+                            "the stream ended after all %" PRIu64
+                            " payload bytes but %zu of the %d trailer bytes",
+                            r->info.payload_size, r->trailer_got, GABI_VHOST_STATE_TRAILER_SIZE);
+                return finished(r->outcome, &r->err, reterr);
+            }
+            r->trailer_got += (size_t)n;
+            r->stats.bytes += (uint64_t)n;
+            if (r->trailer_got == sizeof(r->trailer))
+                r->phase = PHASE_EOF;
+            continue;
+        case PHASE_EOF:
+        default:
+            n = channel_recv(&r->ch, &extra, 1);
+            if (n == -EAGAIN)
+                return GABI_VHOST_STATE_MORE;
+            if (n < 0) {
+                reader_fail(r, GABI_VHOST_STATE_IO, (int)n, NULL,
+                            "reading the end of the device state failed: %s", strerror((int)-n));
+                return finished(r->outcome, &r->err, reterr);
+            }
+            if (n > 0) {
+                reader_fail(r, GABI_VHOST_STATE_OVERSIZE, -E2BIG, NULL,
+                            "the stream goes on after its declared end (%zu header + %" PRIu64
+                            " payload + %d trailer bytes)",
+                            r->header_size, r->info.payload_size, GABI_VHOST_STATE_TRAILER_SIZE);
+                return finished(r->outcome, &r->err, reterr);
+            }
+            if (reader_finish(r) < 0)
+                return finished(r->outcome, &r->err, reterr);
+            return GABI_VHOST_STATE_DONE;
+        }
+    }
+}
