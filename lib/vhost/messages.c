@@ -452,7 +452,6 @@ static int on_set_vring_call(struct gabi_vhost_backend *b, struct vhost_msg *m, 
         return r;
     close_and_clear(&vr->call_fd);
     vr->call_fd = fd;
-    vr->signalled_valid = false;
     return 0;
 }
 

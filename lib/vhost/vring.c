@@ -107,7 +107,8 @@ void vhost_vring_start(struct gabi_vhost_vring *vr)
     vr->used_idx = ring_load(&vr->used->idx);
     vr->used_flags = ring_load(&vr->used->flags);
     vr->n_shadow = 0;
-    vr->signalled_valid = false;
+    vr->signalled_used = vr->used_idx;
+    vr->signalled_valid = true;
     vr->notify_on = true;
     vr->event_idx = b->features & (1ull << GABI_F_EVENT_IDX);
     vr->indirect = b->features & (1ull << GABI_F_INDIRECT_DESC);
