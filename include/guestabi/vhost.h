@@ -291,6 +291,8 @@ void gabi_vhost_guestq_addrs(const struct gabi_vhost_guestq *q, uint64_t *ret_de
                              uint64_t *ret_avail, uint64_t *ret_used);
 int gabi_vhost_guestq_kick_fd(const struct gabi_vhost_guestq *q);
 int gabi_vhost_guestq_call_fd(const struct gabi_vhost_guestq *q);
+/* The head the next add will use (drivers keying buffers by head), or -ENOSPC. */
+int gabi_vhost_guestq_next_head(const struct gabi_vhost_guestq *q);
 /* Free descriptors. */
 unsigned gabi_vhost_guestq_n_free(const struct gabi_vhost_guestq *q);
 /* Post a chain: n_out device-readable buffers then n_in writable ones; indirect: as one

@@ -122,6 +122,11 @@ int gabi_vhost_guestq_call_fd(const struct gabi_vhost_guestq *q)
     return q->call_fd;
 }
 
+int gabi_vhost_guestq_next_head(const struct gabi_vhost_guestq *q)
+{
+    return q->n_free ? q->free_head : -ENOSPC;
+}
+
 unsigned gabi_vhost_guestq_n_free(const struct gabi_vhost_guestq *q)
 {
     return q->n_free;

@@ -447,3 +447,292 @@ struct gabi_vhost_client *harness_client(struct harness *h, uint64_t features, u
         return gabi_vhost_client_free(c);
     return c;
 }
+
+/* ---- guestabi-net as a child process ------------------------------------------------------ */
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+const char *harness_net_binary(void)
+{
+    static char path[4096];
+    const char *root = getenv("GUESTABI_BUILD_ROOT");
+
+    snprintf(path, sizeof(path), "%s/devices/net/guestabi-net", root ? root : ".");
+    return path;
+}
+
+static char **build_argv(struct netproc *np, const char *const *args, int ready_fd)
+{
+    static char *argv[64];
+    static char fdbuf[16];
+    unsigned n = 0;
+
+    argv[n++] = (char *)harness_net_binary();
+    for (; *args && n < 60; args++) {
+        if ((*args)[0] == '@' && np)
+            argv[n++] = np->sock[(*args)[1] - '0'];
+        else
+            argv[n++] = (char *)*args;
+    }
+    if (ready_fd >= 0) {
+        snprintf(fdbuf, sizeof(fdbuf), "%d", ready_fd);
+        argv[n++] = (char *)"--ready-fd";
+        argv[n++] = fdbuf;
+    }
+    argv[n] = NULL;
+    return argv;
+}
+
+int netproc_start(struct netproc *np, const char *const *args)
+{
+    int p[2], status;
+    char buf[16] = {0};
+    struct pollfd pf;
+    char **argv;
+
+    memset(np, 0, sizeof(*np));
+    snprintf(np->dir, sizeof(np->dir), "/tmp/gabi-net-XXXXXX");
+    if (!mkdtemp(np->dir))
+        return -errno;
+    for (unsigned i = 0; i < 4; i++)
+        snprintf(np->sock[i], sizeof(np->sock[i]), "%s/%u", np->dir, i);
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    argv = build_argv(np, args, 100);
+    fflush(stdout);
+    np->pid = fork();
+    if (np->pid == 0) {
+        dup2(p[1], 100); /* without CLOEXEC */
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(p[1]);
+    pf = (struct pollfd){.fd = p[0], .events = POLLIN};
+    if (np->pid < 0 || poll(&pf, 1, 20000) != 1 || read(p[0], buf, sizeof(buf) - 1) < 5 ||
+        strcmp(buf, "READY\n") != 0) {
+        close(p[0]);
+        if (np->pid > 0) {
+            kill(np->pid, SIGKILL);
+            waitpid(np->pid, &status, 0);
+        }
+        np->pid = 0;
+        return -EIO;
+    }
+    close(p[0]);
+    return 0;
+}
+
+int netproc_stop(struct netproc *np)
+{
+    int status;
+
+    if (np->pid <= 0)
+        return -ECHILD;
+    kill(np->pid, SIGTERM);
+    if (waitpid(np->pid, &status, 0) < 0)
+        return -errno;
+    np->pid = 0;
+    for (unsigned i = 0; i < 4; i++)
+        unlink(np->sock[i]);
+    rmdir(np->dir);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int netproc_run(const char *const *args, char *out, size_t size)
+{
+    int p[2], status;
+    size_t got = 0;
+    char **argv = build_argv(NULL, args, -1);
+    pid_t pid;
+
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        dup2(p[1], 1);
+        dup2(p[1], 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(p[1]);
+    for (;;) {
+        ssize_t n = read(p[0], out + got, size - 1 - got);
+
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    out[got] = '\0';
+    close(p[0]);
+    if (pid < 0 || waitpid(pid, &status, 0) < 0)
+        return -ECHILD;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* ---- a guest for guestabi-net ------------------------------------------------------------- */
+
+int tguest_connect(struct tguest *g, const char *path, uint64_t features, unsigned n_pairs,
+                   unsigned qflags)
+{
+    struct gabi_error err = {0};
+    uint64_t f;
+    int r;
+
+    memset(g, 0, sizeof(*g));
+    r = gabi_vhost_client_connect(path, 10000, &g->c, &err);
+    if (r < 0) {
+        fprintf(stderr, "# connect %s: %s\n", path, err.message);
+        return r;
+    }
+    /* a driver that does not keep used_event must not negotiate EVENT_IDX */
+    if (!(qflags & GABI_VHOST_GUESTQ_EVENT_IDX))
+        features &= ~(1ull << GABI_F_EVENT_IDX);
+    r = gabi_vhost_client_negotiate(g->c, features, ~0ull, &f, NULL);
+    if (r < 0)
+        return r;
+    g->features = f;
+    g->hdr_len = (f & ((1ull << GABI_F_VERSION_1) | (1ull << GABI_NET_F_MRG_RXBUF))) ? 12 : 10;
+    g->n_pairs = n_pairs;
+    r = gabi_vhost_guestmem_new(16u << 20, 2, &g->gm, &err);
+    if (r < 0)
+        return r;
+    if (gabi_vhost_client_protocol_features(g->c) & (1ull << GABI_PF_CONFIGURE_MEM_SLOTS)) {
+        for (unsigned i = 0; i < 2 && r >= 0; i++)
+            r = gabi_vhost_client_add_mem_reg(g->c, g->gm, i);
+    } else {
+        r = gabi_vhost_client_set_mem_table(g->c, g->gm);
+    }
+    if (r < 0)
+        return r;
+    for (unsigned i = 0; i < 2 * n_pairs; i++) {
+        if ((r = gabi_vhost_guestq_new(g->gm, 256, qflags, &g->q[i])) < 0 ||
+            (r = gabi_vhost_guestmem_alloc(g->gm, 256 * TGUEST_SLOT, 4096, &g->slot_gpa[i])) < 0 ||
+            (r = gabi_vhost_client_start_vring(g->c, i, g->q[i], 0, false)) < 0)
+            return r;
+    }
+    if (gabi_vhost_client_protocol_features(g->c) & (1ull << GABI_PF_STATUS))
+        r = gabi_vhost_client_set_status(g->c, 0xf);
+    return r;
+}
+
+void tguest_free(struct tguest *g)
+{
+    g->c = gabi_vhost_client_free(g->c);
+    for (unsigned i = 0; i < 8; i++)
+        g->q[i] = gabi_vhost_guestq_free(g->q[i]);
+    g->gm = gabi_vhost_guestmem_free(g->gm);
+}
+
+static uint64_t slot(struct tguest *g, unsigned v, unsigned head)
+{
+    return g->slot_gpa[v] + (uint64_t)head * TGUEST_SLOT;
+}
+
+int tguest_post_rx(struct tguest *g, unsigned pair, unsigned n, uint32_t size)
+{
+    unsigned v = 2 * pair;
+
+    for (unsigned i = 0; i < n; i++) {
+        int head = gabi_vhost_guestq_next_head(g->q[v]);
+        struct gabi_vhost_gbuf b = {slot(g, v, (unsigned)head), size};
+
+        if (head < 0 || size > TGUEST_SLOT ||
+            gabi_vhost_guestq_add(g->q[v], &b, 0, 1, false) != head)
+            return -ENOSPC;
+        g->slot_len[v][head] = size;
+    }
+    gabi_vhost_guestq_kick(g->q[v]);
+    return 0;
+}
+
+int tguest_send(struct tguest *g, unsigned pair, const struct tnet_hdr *hdr, const void *frame,
+                size_t len, bool split, bool indirect)
+{
+    unsigned v = 2 * pair + 1;
+    struct tnet_hdr zero = {0};
+    struct gabi_vhost_gbuf b[2];
+    int head;
+    uint8_t *p;
+
+    if (g->hdr_len + len > TGUEST_SLOT)
+        return -EMSGSIZE;
+    tguest_reap_tx(g, pair);
+    head = gabi_vhost_guestq_next_head(g->q[v]);
+    if (head < 0)
+        return -ENOSPC;
+    p = gabi_vhost_guestmem_ptr(g->gm, slot(g, v, (unsigned)head), TGUEST_SLOT);
+    memcpy(p, hdr ? hdr : &zero, g->hdr_len);
+    memcpy(p + g->hdr_len, frame, len);
+    b[0] = (struct gabi_vhost_gbuf){slot(g, v, (unsigned)head), g->hdr_len};
+    b[1] = (struct gabi_vhost_gbuf){slot(g, v, (unsigned)head) + g->hdr_len, (uint32_t)len};
+    if (!split)
+        b[0].len = (uint32_t)(g->hdr_len + len);
+    if (gabi_vhost_guestq_add(g->q[v], b, split ? 2 : 1, 0, indirect) != head)
+        return -ENOSPC;
+    gabi_vhost_guestq_kick(g->q[v]);
+    return 0;
+}
+
+unsigned tguest_reap_tx(struct tguest *g, unsigned pair)
+{
+    uint32_t id, len;
+    unsigned n = 0;
+
+    while (gabi_vhost_guestq_get_used(g->q[2 * pair + 1], &id, &len) == 1)
+        n++;
+    return n;
+}
+
+static int reap_one(struct tguest *g, unsigned v, uint32_t *id, uint32_t *len, int timeout_ms)
+{
+    for (;;) {
+        int r = gabi_vhost_guestq_get_used(g->q[v], id, len);
+
+        if (r != 0)
+            return r;
+        r = gabi_vhost_guestq_wait(g->q[v], timeout_ms);
+        if (r <= 0)
+            return r < 0 ? r : -ETIMEDOUT;
+    }
+}
+
+int tguest_recv(struct tguest *g, unsigned pair, struct tnet_hdr *hdr, void *frame, size_t max,
+                int timeout_ms)
+{
+    unsigned v = 2 * pair, n_bufs = 1;
+    size_t got = 0;
+    uint32_t id, len;
+    int r;
+
+    memset(hdr, 0, sizeof(*hdr));
+    for (unsigned k = 0; k < n_bufs; k++) {
+        const uint8_t *p;
+        size_t skip = 0;
+
+        r = reap_one(g, v, &id, &len, timeout_ms);
+        if (r < 0)
+            return r;
+        if (id >= 256 || len > g->slot_len[v][id])
+            return -EBADMSG;
+        p = gabi_vhost_guestmem_ptr(g->gm, g->slot_gpa[v] + (uint64_t)id * TGUEST_SLOT, len);
+        if (k == 0) {
+            if (len < g->hdr_len)
+                return -EBADMSG;
+            memcpy(hdr, p, g->hdr_len);
+            skip = g->hdr_len;
+            if (g->hdr_len == 12)
+                n_bufs = hdr->num_buffers;
+            if (n_bufs == 0 || n_bufs > 64)
+                return -EBADMSG;
+        }
+        if (got + len - skip > max)
+            return -EMSGSIZE;
+        memcpy((uint8_t *)frame + got, p + skip, len - skip);
+        got += len - skip;
+    }
+    return (int)got;
+}
