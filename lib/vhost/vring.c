@@ -60,13 +60,6 @@ static bool map_rings(struct gabi_vhost_vring *vr)
         vhost_vring_break(vr, "started before its size and addresses were set");
         return false;
     }
-    if ((vr->desc_uaddr & 15) || (vr->avail_uaddr & 1) || (vr->used_uaddr & 3)) {
-        vhost_vring_break(vr,
-                          "ring addresses desc 0x%" PRIx64 " avail 0x%" PRIx64 " used 0x%" PRIx64
-                          " are misaligned",
-                          vr->desc_uaddr, vr->avail_uaddr, vr->used_uaddr);
-        return false;
-    }
     vr->desc = vhost_mem_uaddr(m, vr->desc_uaddr, vring_desc_size(vr->num));
     vr->avail = vhost_mem_uaddr(m, vr->avail_uaddr, vring_avail_size(vr->num));
     vr->used = vhost_mem_uaddr(m, vr->used_uaddr, vring_used_size(vr->num));
@@ -75,6 +68,17 @@ static bool map_rings(struct gabi_vhost_vring *vr)
                           "ring of %u at desc 0x%" PRIx64 " avail 0x%" PRIx64 " used 0x%" PRIx64
                           " is not inside the memory table",
                           vr->num, vr->desc_uaddr, vr->avail_uaddr, vr->used_uaddr);
+        vr->desc = NULL;
+        vr->avail = NULL;
+        vr->used = NULL;
+        return false;
+    }
+    /* aligned as virtio requires (and as the atomic accesses need), where they are mapped */
+    if (((uintptr_t)vr->desc & 15) || ((uintptr_t)vr->avail & 1) || ((uintptr_t)vr->used & 3)) {
+        vhost_vring_break(vr,
+                          "ring addresses desc 0x%" PRIx64 " avail 0x%" PRIx64 " used 0x%" PRIx64
+                          " are misaligned",
+                          vr->desc_uaddr, vr->avail_uaddr, vr->used_uaddr);
         vr->desc = NULL;
         vr->avail = NULL;
         vr->used = NULL;
