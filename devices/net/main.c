@@ -192,9 +192,9 @@ static void poll_all(struct net *n, bool only_pending)
     for (unsigned i = 0; i < n->n_ports; i++) {
         struct net_port *p = &n->ports[i];
 
-        for (unsigned v = 1; v < gabi_vhost_backend_n_vrings(p->b); v += 2)
-            if (!only_pending || p->tx_pending[v])
-                net_port_tx(p, v);
+        for (unsigned k = 0; k < p->n_tx_active; k++)
+            if (!only_pending || p->tx_pending[p->tx_active[k]])
+                net_port_tx(p, p->tx_active[k]);
         if (!only_pending && p->fwd == FWD_TAP)
             net_port_tap_input(p);
     }
@@ -304,7 +304,8 @@ static int setup_ports(struct net *n, struct port_arg *args, unsigned n_args)
         nv = gabi_vhost_backend_n_vrings(p->b);
         p->vring_src = calloc(nv, sizeof(*p->vring_src));
         p->tx_pending = calloc(nv, sizeof(*p->tx_pending));
-        if (!p->vring_src || !p->tx_pending)
+        p->tx_active = calloc(nv, sizeof(*p->tx_active));
+        if (!p->vring_src || !p->tx_pending || !p->tx_active)
             return -ENOMEM;
         for (unsigned v = 0; v < nv; v++)
             p->vring_src[v] = (struct source){SRC_KICK, p, v};
@@ -351,6 +352,7 @@ static void teardown(struct net *n)
         }
         free(p->vring_src);
         free(p->tx_pending);
+        free(p->tx_active);
     }
     free(n->ports);
     free(n->rx_elems);

@@ -82,6 +82,8 @@ struct net_port {
     struct source sock_src;
     struct source *vring_src; /* one per vring */
     bool *tx_pending;         /* per vring: a pass stopped at its budget */
+    unsigned *tx_active;      /* started TX vrings (busy-poll visits only these) */
+    unsigned n_tx_active;
 
     /* from the negotiated features */
     unsigned hdr_len;
@@ -111,8 +113,9 @@ extern const struct gabi_vhost_ops net_port_ops;
 /* Process a TX vring (a kick, or a busy-poll pass). */
 void net_port_tx(struct net_port *p, unsigned index);
 /* Deliver one frame (hdr: the sender's header fields, frame: the Ethernet frame) to the
- * guest of p on RX queue pair q. Returns 0, or -errno when dropped. */
-int net_port_rx(struct net_port *p, unsigned q, const struct net_hdr *hdr,
+ * guest of p on its RX vring vr (from net_port_rx_vring(); NULL drops the frame). Returns 0,
+ * or -errno when dropped. */
+int net_port_rx(struct net_port *p, struct gabi_vhost_vring *vr, const struct net_hdr *hdr,
                 const struct iovec *frame, unsigned n_frame, size_t len);
 /* The RX vring of p for queue pair q, or queue pair 0, if ready and enabled; else NULL. */
 struct gabi_vhost_vring *net_port_rx_vring(struct net_port *p, unsigned q);

@@ -75,10 +75,26 @@ static void on_started(struct gabi_vhost_backend *b, unsigned index, void *userd
 {
     struct net_port *p = userdata;
 
+    if (index % 2)
+        p->tx_active[p->n_tx_active++] = index;
+
     if (p->net->busy_poll)
         gabi_vhost_vring_notify(gabi_vhost_backend_vring(b, index), false);
     else if (index % 2 == 0 && p->fwd == FWD_TAP)
         net_port_tap_input(p); /* frames may be waiting for these buffers */
+}
+
+static void on_stopped(struct gabi_vhost_backend *b, unsigned index, void *userdata)
+{
+    struct net_port *p = userdata;
+
+    for (unsigned i = 0; i < p->n_tx_active; i++) {
+        if (p->tx_active[i] == index) {
+            p->tx_active[i] = p->tx_active[--p->n_tx_active];
+            break;
+        }
+    }
+    p->tx_pending[index] = false;
 }
 
 static int on_set_mtu(struct gabi_vhost_backend *b, uint64_t mtu, void *userdata)
@@ -112,6 +128,7 @@ const struct gabi_vhost_ops net_port_ops = {
     .disconnected = on_disconnected,
     .features_changed = on_features,
     .vring_started = on_started,
+    .vring_stopped = on_stopped,
     .set_mtu = on_set_mtu,
     .log = on_log,
 };
@@ -179,10 +196,9 @@ static bool rx_header(const struct net_port *p, const struct net_hdr *in, struct
     return true;
 }
 
-int net_port_rx(struct net_port *p, unsigned q, const struct net_hdr *hdr,
+int net_port_rx(struct net_port *p, struct gabi_vhost_vring *vr, const struct net_hdr *hdr,
                 const struct iovec *frame, unsigned n_frame, size_t len)
 {
-    struct gabi_vhost_vring *vr = net_port_rx_vring(p, q);
     struct gabi_vhost_elem *elems = p->net->rx_elems;
     struct net_hdr out;
     struct iovec linear;
@@ -306,12 +322,15 @@ void net_port_tx(struct net_port *p, unsigned index)
 {
     struct gabi_vhost_vring *vr = gabi_vhost_backend_vring(p->b, index);
     struct net_port *dst = p->fwd == FWD_LOOPBACK ? p : p->fwd == FWD_PEER ? p->peer : NULL;
+    struct gabi_vhost_vring *rx;
     struct gabi_vhost_elem e;
-    unsigned q = index / 2, done = 0;
+    unsigned done = 0;
     bool delivered = false;
 
     if (!vr || !gabi_vhost_vring_ready(vr))
         return;
+    /* the same queue pair on the receiving side, or its first one */
+    rx = dst ? net_port_rx_vring(dst, index / 2) : NULL;
     p->tx_pending[index] = false;
     for (;;) {
         struct iovec frame[GABI_VHOST_ELEM_MAX_SEGS];
@@ -333,7 +352,7 @@ void net_port_tx(struct net_port *p, unsigned index)
         if (!gabi_vhost_vring_enabled(vr) || !tx_split(p, &e, &hdr, frame, &n_frame, &len)) {
             p->stats.tx_dropped++;
         } else if (dst) {
-            delivered |= net_port_rx(dst, q, &hdr, frame, n_frame, len) == 0;
+            delivered |= net_port_rx(dst, rx, &hdr, frame, n_frame, len) == 0;
         } else if (tx_to_tap(p, &e) < 0) {
             p->stats.tx_dropped++;
         }
@@ -409,7 +428,7 @@ void net_port_tap_input(struct net_port *p)
             }
             hdr.flags = 0;
         }
-        net_port_rx(p, 0, &hdr, &frame, 1, frame.iov_len);
+        net_port_rx(p, vr, &hdr, &frame, 1, frame.iov_len);
     }
     net_port_flush_rx(p);
 }

@@ -21,6 +21,9 @@
 
 #include "vhost/internal.h"
 
+/* How many avail entries ahead pop prefetches descriptors. */
+#define PREFETCH_AHEAD 4
+
 static void signal_fd(int fd)
 {
     uint64_t one = 1;
@@ -399,6 +402,14 @@ int gabi_vhost_vring_pop(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *el
         }
     }
     head = ring_load(&vr->avail->ring[vr->last_avail & vr->mask]);
+    /* The descriptors were just written by the guest's CPU: ask for a later one now, so
+     * that its cache miss overlaps with the work on this one. */
+    if ((uint16_t)(vr->shadow_avail - vr->last_avail) > PREFETCH_AHEAD) {
+        uint16_t ahead = ring_load(&vr->avail->ring[(vr->last_avail + PREFETCH_AHEAD) & vr->mask]);
+
+        if (ahead < vr->num)
+            __builtin_prefetch(&vr->desc[ahead]);
+    }
     if (unlikely(head >= vr->num)) {
         vhost_vring_break(vr, "avail entry %u names descriptor %u, the ring has %u", vr->last_avail,
                           head, vr->num);
@@ -481,6 +492,21 @@ static int signal_guest(struct gabi_vhost_vring *vr)
     return 1;
 }
 
+/* Used elements, written only where they differ from what the ring holds: an entry the
+ * guest will read unchanged keeps its cache line shared instead of pulling it over. */
+static inline void write_used(struct vring_used_elem *dst, const struct vring_used_elem *src,
+                              uint16_t n)
+{
+    for (uint16_t i = 0; i < n; i++) {
+        uint64_t want, have;
+
+        memcpy(&want, &src[i], 8);
+        memcpy(&have, &dst[i], 8);
+        if (want != have)
+            memcpy(&dst[i], &want, 8);
+    }
+}
+
 int gabi_vhost_vring_flush(struct gabi_vhost_vring *vr)
 {
     uint16_t n = vr->n_shadow, start, first;
@@ -489,10 +515,9 @@ int gabi_vhost_vring_flush(struct gabi_vhost_vring *vr)
         return 0;
     start = vr->used_idx & vr->mask;
     first = (uint16_t)MIN((uint32_t)n, vr->num - start);
-    memcpy(&vr->used->ring[start], vr->shadow, first * sizeof(struct vring_used_elem));
+    write_used(&vr->used->ring[start], vr->shadow, first);
     if (n > first)
-        memcpy(&vr->used->ring[0], vr->shadow + first,
-               (n - first) * sizeof(struct vring_used_elem));
+        write_used(&vr->used->ring[0], vr->shadow + first, (uint16_t)(n - first));
     vr->used_idx = (uint16_t)(vr->used_idx + n);
     ring_store_release(&vr->used->idx, vr->used_idx);
     vr->n_shadow = 0;
