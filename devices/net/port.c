@@ -30,8 +30,9 @@ static int on_watch(struct gabi_vhost_backend *b, int fd, enum gabi_vhost_watch 
 
     if (kind == GABI_VHOST_WATCH_SOCKET)
         return net_watch(p->net, fd, &p->sock_src, EPOLLIN);
-    if (p->net->busy_poll)
-        return 0; /* polled: no kicks wanted */
+    /* polled, or an RX vring nobody waits on (only tap input waits for RX buffers) */
+    if (p->net->busy_poll || (index % 2 == 0 && p->fwd != FWD_TAP))
+        return 0;
     return net_watch(p->net, fd, &p->vring_src[index], EPOLLIN);
 }
 
@@ -78,9 +79,10 @@ static void on_started(struct gabi_vhost_backend *b, unsigned index, void *userd
     if (index % 2)
         p->tx_active[p->n_tx_active++] = index;
 
-    if (p->net->busy_poll)
+    /* no kicks where nobody waits for them: the guest saves the exits */
+    if (p->net->busy_poll || (index % 2 == 0 && p->fwd != FWD_TAP))
         gabi_vhost_vring_notify(gabi_vhost_backend_vring(b, index), false);
-    else if (index % 2 == 0 && p->fwd == FWD_TAP)
+    else if (index % 2 == 0)
         net_port_tap_input(p); /* frames may be waiting for these buffers */
 }
 
@@ -186,8 +188,12 @@ static bool rx_header(const struct net_port *p, const struct net_hdr *in, struct
 {
     memset(out, 0, sizeof(*out));
     out->num_buffers = 1;
-    if (!(in->flags & NET_HDR_F_NEEDS_CSUM))
+    if (!(in->flags & NET_HDR_F_NEEDS_CSUM)) {
+        /* checksum already verified by the host (tap): worth saying to a guest that asked */
+        if (p->guest_csum)
+            out->flags = in->flags & NET_HDR_F_DATA_VALID;
         return true;
+    }
     if (!p->guest_csum)
         return false;
     out->flags = NET_HDR_F_NEEDS_CSUM;
@@ -292,6 +298,7 @@ static bool tx_split(struct net_port *p, const struct gabi_vhost_elem *e, struct
         return false;
     if ((hdr->flags & NET_HDR_F_NEEDS_CSUM) && !p->host_csum)
         return false;
+    hdr->flags &= NET_HDR_F_NEEDS_CSUM; /* DATA_VALID is the device's word, not a sender's */
     for (; k < e->n_out && skip >= e->iov[k].iov_len; k++)
         skip -= e->iov[k].iov_len;
     for (; k < e->n_out; k++) {
