@@ -305,11 +305,17 @@ static void *loop(void *arg)
 
 int harness_start(struct harness *h, const struct gabi_vhost_mode *mode)
 {
+    return harness_start_class(h, mode, GABI_CLASS_NET, NET_ALL_FEATURES);
+}
+
+int harness_start_class(struct harness *h, const struct gabi_vhost_mode *mode,
+                        enum gabi_device_class cls, uint64_t device_features)
+{
     struct gabi_vhost_backend_config cfg = {
         .name = "test",
-        .cls = GABI_CLASS_NET,
+        .cls = cls,
         .mode = mode,
-        .device_features = NET_ALL_FEATURES,
+        .device_features = device_features,
     };
     struct gabi_error err = {0};
     struct epoll_event ev = {.events = EPOLLIN};

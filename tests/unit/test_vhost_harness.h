@@ -47,6 +47,9 @@ extern const struct gabi_vhost_mode harness_mode_v2;
 
 /* Start a back-end in mode listening on a fresh socket in a temporary directory. */
 int harness_start(struct harness *h, const struct gabi_vhost_mode *mode);
+/* The same for a device class (virtio-blk: one vring per queue, config space). */
+int harness_start_class(struct harness *h, const struct gabi_vhost_mode *mode,
+                        enum gabi_device_class cls, uint64_t device_features);
 void harness_stop(struct harness *h);
 /* Wait (up to 10 s) until n disconnects have been seen: 0, or -ETIMEDOUT. */
 int harness_wait_disconnects(struct harness *h, unsigned n);

@@ -242,6 +242,42 @@ static void check_closed(struct harness *h, struct gabi_vhost_client *c, const c
     CHECK_CONTAINS(buf, reason);
 }
 
+TEST(virtio_blk_queues_and_config)
+{
+    /* the catalog's upstream.guestabi-blk.v1 */
+    static const struct gabi_vhost_mode blk_v1 = {
+        .name = "upstream.guestabi-blk.v1",
+        .features = (1ull << GABI_BLK_F_SEG_MAX) | (1ull << GABI_BLK_F_BLK_SIZE) |
+                    (1ull << GABI_BLK_F_FLUSH) | (1ull << GABI_F_VERSION_1) |
+                    (1ull << GABI_F_LOG_ALL) | (1ull << GABI_F_PROTOCOL_FEATURES),
+        .protocol_features = (1ull << GABI_PF_MQ) | (1ull << GABI_PF_LOG_SHMFD) |
+                             (1ull << GABI_PF_REPLY_ACK) | (1ull << GABI_PF_CONFIG) |
+                             (1ull << GABI_PF_CONFIGURE_MEM_SLOTS),
+        .max_queue_pairs = 1,
+        .max_queue_size = 128,
+    };
+    struct harness h;
+    struct gabi_vhost_client *c;
+    uint8_t cfg[6];
+    uint64_t n = 0;
+
+    REQUIRE(harness_start_class(&h, &blk_v1, GABI_CLASS_BLK, blk_v1.features) == 0);
+    CHECK_INT(gabi_vhost_backend_n_vrings(h.b), 1);
+    c = harness_client(&h, ALL, ALL);
+    REQUIRE(c);
+    /* QEMU's vhost-user-blk reads the config space at realize */
+    CHECK_INT(gabi_vhost_client_get_config(c, 0, cfg, 6), 0);
+    CHECK_INT(gabi_vhost_client_get_queue_num(c, &n), 0);
+    CHECK_INT(n, 1);
+    CHECK_INT(gabi_vhost_client_set_vring_num(c, 0, 128), 0);
+    /* one vring per queue: vring 1 is a second queue */
+    CHECK_INT(gabi_vhost_client_set_vring_num(c, 1, 128), -EIO);
+    check_closed(&h, c,
+                 "vring 1 is beyond the 1 vrings of mode upstream.guestabi-blk.v1 (1 queues)");
+    gabi_vhost_client_free(c);
+    harness_stop(&h);
+}
+
 TEST(refuses_unoffered_feature)
 {
     struct harness h;
