@@ -329,15 +329,13 @@ void net_port_tx(struct net_port *p, unsigned index)
 {
     struct gabi_vhost_vring *vr = gabi_vhost_backend_vring(p->b, index);
     struct net_port *dst = p->fwd == FWD_LOOPBACK ? p : p->fwd == FWD_PEER ? p->peer : NULL;
-    struct gabi_vhost_vring *rx;
+    struct gabi_vhost_vring *rx = NULL;
     struct gabi_vhost_elem e;
     unsigned done = 0;
     bool delivered = false;
 
     if (!vr || !gabi_vhost_vring_ready(vr))
         return;
-    /* the same queue pair on the receiving side, or its first one */
-    rx = dst ? net_port_rx_vring(dst, index / 2) : NULL;
     p->tx_pending[index] = false;
     for (;;) {
         struct iovec frame[GABI_VHOST_ELEM_MAX_SEGS];
@@ -354,7 +352,9 @@ void net_port_tx(struct net_port *p, unsigned index)
         r = gabi_vhost_vring_pop(vr, &e);
         if (r <= 0)
             break;
-        done++;
+        /* the same queue pair on the receiving side, or its first one */
+        if (done++ == 0)
+            rx = dst ? net_port_rx_vring(dst, index / 2) : NULL;
         p->stats.tx_packets++;
         if (!gabi_vhost_vring_enabled(vr) || !tx_split(p, &e, &hdr, frame, &n_frame, &len)) {
             p->stats.tx_dropped++;

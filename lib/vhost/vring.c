@@ -435,7 +435,7 @@ void gabi_vhost_vring_unpop(struct gabi_vhost_vring *vr, unsigned n)
 
 /* ---- pushing and publishing ------------------------------------------------------------- */
 
-void gabi_vhost_vring_push_head(struct gabi_vhost_vring *vr, uint16_t head, uint32_t len)
+static inline void stage_used(struct gabi_vhost_vring *vr, uint16_t head, uint32_t len)
 {
     if (unlikely(!vr->shadow || vr->broken))
         return;
@@ -444,6 +444,11 @@ void gabi_vhost_vring_push_head(struct gabi_vhost_vring *vr, uint16_t head, uint
     vr->shadow[vr->n_shadow].id = head;
     vr->shadow[vr->n_shadow].len = len;
     vr->n_shadow++;
+}
+
+void gabi_vhost_vring_push_head(struct gabi_vhost_vring *vr, uint16_t head, uint32_t len)
+{
+    stage_used(vr, head, len);
 }
 
 void gabi_vhost_vring_push(struct gabi_vhost_vring *vr, const struct gabi_vhost_elem *elem,
@@ -461,7 +466,7 @@ void gabi_vhost_vring_push(struct gabi_vhost_vring *vr, const struct gabi_vhost_
             left -= n;
         }
     }
-    gabi_vhost_vring_push_head(vr, elem->head, written);
+    stage_used(vr, elem->head, written);
 }
 
 static void log_used(struct gabi_vhost_vring *vr, uint64_t offset, uint64_t len)
@@ -492,21 +497,6 @@ static int signal_guest(struct gabi_vhost_vring *vr)
     return 1;
 }
 
-/* Used elements, written only where they differ from what the ring holds: an entry the
- * guest will read unchanged keeps its cache line shared instead of pulling it over. */
-static inline void write_used(struct vring_used_elem *dst, const struct vring_used_elem *src,
-                              uint16_t n)
-{
-    for (uint16_t i = 0; i < n; i++) {
-        uint64_t want, have;
-
-        memcpy(&want, &src[i], 8);
-        memcpy(&have, &dst[i], 8);
-        if (want != have)
-            memcpy(&dst[i], &want, 8);
-    }
-}
-
 int gabi_vhost_vring_flush(struct gabi_vhost_vring *vr)
 {
     uint16_t n = vr->n_shadow, start, first;
@@ -515,9 +505,10 @@ int gabi_vhost_vring_flush(struct gabi_vhost_vring *vr)
         return 0;
     start = vr->used_idx & vr->mask;
     first = (uint16_t)MIN((uint32_t)n, vr->num - start);
-    write_used(&vr->used->ring[start], vr->shadow, first);
+    memcpy(&vr->used->ring[start], vr->shadow, first * sizeof(struct vring_used_elem));
     if (n > first)
-        write_used(&vr->used->ring[0], vr->shadow + first, (uint16_t)(n - first));
+        memcpy(&vr->used->ring[0], vr->shadow + first,
+               (n - first) * sizeof(struct vring_used_elem));
     vr->used_idx = (uint16_t)(vr->used_idx + n);
     ring_store_release(&vr->used->idx, vr->used_idx);
     vr->n_shadow = 0;
@@ -566,6 +557,11 @@ size_t gabi_vhost_elem_read(const struct gabi_vhost_elem *elem, size_t offset, v
 {
     size_t done = 0;
 
+    if (likely(elem->n_out && offset + size <= elem->iov[0].iov_len && offset + size >= size)) {
+        memcpy(buf, (const uint8_t *)elem->iov[0].iov_base + offset, size);
+        return size;
+    }
+
     for (unsigned k = 0; k < elem->n_out && done < size; k++) {
         size_t len = elem->iov[k].iov_len, n;
 
@@ -584,7 +580,13 @@ size_t gabi_vhost_elem_read(const struct gabi_vhost_elem *elem, size_t offset, v
 size_t gabi_vhost_elem_write(const struct gabi_vhost_elem *elem, size_t offset, const void *buf,
                              size_t size)
 {
+    const struct iovec *first = &elem->iov[elem->n_out];
     size_t done = 0;
+
+    if (likely(elem->n_in && offset + size <= first->iov_len && offset + size >= size)) {
+        memcpy((uint8_t *)first->iov_base + offset, buf, size);
+        return size;
+    }
 
     for (unsigned k = elem->n_out; k < (unsigned)elem->n_out + elem->n_in && done < size; k++) {
         size_t len = elem->iov[k].iov_len, n;
