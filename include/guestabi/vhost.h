@@ -402,5 +402,20 @@ bool gabi_vhost_client_log_dirty(const struct gabi_vhost_client *c, uint64_t gpa
 uint64_t gabi_vhost_client_log_count(const struct gabi_vhost_client *c);
 void gabi_vhost_client_log_clear(struct gabi_vhost_client *c);
 
+/* What a back-end offers a front-end (for the probe): GET_FEATURES, GET_PROTOCOL_FEATURES,
+ * GET_QUEUE_NUM (1 without MQ) and the largest ring SET_VRING_NUM accepts (a power of 2). */
+struct gabi_vhost_offer {
+    uint64_t features;
+    uint64_t protocol_features;
+    uint32_t max_queue_pairs;
+    uint32_t max_queue_size;
+};
+
+/* Read the offer of the back-end listening at path. Ring sizes are tried on fresh
+ * connections (a refusal may end one: ours closes it), at most 5 of them, each with the
+ * start QEMU would make; nothing is ever started. */
+int gabi_vhost_client_probe_offer(const char *path, int timeout_ms, struct gabi_vhost_offer *ret,
+                                  struct gabi_error *reterr);
+
 /* The name of a front-end request code ("SET_VRING_ADDR"), "?" when unknown. */
 const char *gabi_vhost_request_name(uint32_t request);

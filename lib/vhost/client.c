@@ -581,3 +581,79 @@ void gabi_vhost_client_log_clear(struct gabi_vhost_client *c)
     for (uint64_t i = 0; c->log && i < c->log_size; i++)
         __atomic_store_n(&c->log[i], 0, __ATOMIC_RELAXED);
 }
+
+/* ---- the offer, for the probe ----------------------------------------------------------- */
+
+/* One connection: the offer, and whether a ring of `size` is accepted (size 0: do not try). */
+static int probe_once(const char *path, int timeout_ms, uint32_t size, struct gabi_vhost_offer *o,
+                      bool *ret_accepted, struct gabi_error *reterr)
+{
+    struct gabi_vhost_client *c = NULL;
+    uint64_t v, pf = 0, known = (1ull << GABI_PF_MQ) | (1ull << GABI_PF_REPLY_ACK);
+    int r = gabi_vhost_client_connect(path, timeout_ms, &c, reterr);
+
+    if (r < 0)
+        return r;
+    r = gabi_vhost_client_get_features(c, &o->features);
+    if (r >= 0 && (o->features & (1ull << GABI_F_PROTOCOL_FEATURES))) {
+        r = gabi_vhost_client_get_protocol_features(c, &pf);
+        if (r >= 0)
+            r = gabi_vhost_client_set_protocol_features(c, pf & known);
+    }
+    o->protocol_features = pf;
+    o->max_queue_pairs = 1;
+    if (r >= 0 && (pf & (1ull << GABI_PF_MQ))) {
+        r = gabi_vhost_client_get_queue_num(c, &v);
+        if (r >= 0 && (v == 0 || v > UINT32_MAX))
+            r = -EPROTO;
+        if (r >= 0)
+            o->max_queue_pairs = (uint32_t)v;
+    }
+    if (r < 0) {
+        gabi_vhost_client_free(c);
+        return gabi_error_set(reterr, r, path, "reading the offer: %s", strerror(-r));
+    }
+    if (size) {
+        /* refused: a failure ack (REPLY_ACK), or a connection closed before the next reply */
+        r = gabi_vhost_client_set_owner(c);
+        if (r >= 0)
+            r = gabi_vhost_client_set_vring_num(c, 0, size);
+        if (r >= 0)
+            r = gabi_vhost_client_get_features(c, &v);
+        *ret_accepted = r >= 0;
+    }
+    gabi_vhost_client_free(c);
+    return 0;
+}
+
+int gabi_vhost_client_probe_offer(const char *path, int timeout_ms, struct gabi_vhost_offer *ret,
+                                  struct gabi_error *reterr)
+{
+    struct gabi_vhost_offer o = {0};
+    unsigned lo = 0, hi = 15; /* ring sizes 2^lo .. 2^hi; 2^lo is known to be accepted */
+    bool accepted = false;
+    int r = probe_once(path, timeout_ms, 1, &o, &accepted, reterr);
+
+    if (r < 0)
+        return r;
+    if (!accepted)
+        return gabi_error_set(reterr, -EPROTO, path, "the back-end refuses even a ring of 1");
+    while (lo < hi) {
+        unsigned mid = (lo + hi + 1) / 2;
+        struct gabi_vhost_offer again = {0};
+
+        r = probe_once(path, timeout_ms, 1u << mid, &again, &accepted, reterr);
+        if (r < 0)
+            return r;
+        if (again.features != o.features || again.protocol_features != o.protocol_features ||
+            again.max_queue_pairs != o.max_queue_pairs)
+            return gabi_error_set(reterr, -ESTALE, path, "the offer changed while probing");
+        if (accepted)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    o.max_queue_size = 1u << lo;
+    *ret = o;
+    return 0;
+}

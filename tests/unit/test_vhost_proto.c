@@ -408,6 +408,28 @@ TEST(mode_beyond_the_library_is_refused)
     CHECK(b == NULL);
 }
 
+TEST(probe_reads_the_offer)
+{
+    const struct gabi_vhost_mode *modes[] = {&harness_mode_v1, &harness_mode_v2};
+
+    for (unsigned i = 0; i < 2; i++) {
+        struct harness h;
+        struct gabi_vhost_offer o = {0};
+        struct gabi_error err = {0};
+
+        REQUIRE(harness_start(&h, modes[i]) == 0);
+        CHECK_INT(gabi_vhost_client_probe_offer(h.path, 0, &o, &err), 0);
+        CHECK(o.features == modes[i]->features);
+        CHECK(o.protocol_features == modes[i]->protocol_features);
+        CHECK_INT(o.max_queue_pairs, modes[i]->max_queue_pairs);
+        CHECK_INT(o.max_queue_size, modes[i]->max_queue_size);
+        /* five connections, none of which started anything */
+        CHECK_INT(harness_wait_disconnects(&h, 5), 0);
+        CHECK_INT(h.n_started, 0);
+        harness_stop(&h);
+    }
+}
+
 /* ---- framing ---------------------------------------------------------------------------- */
 
 static int raw_connect(const char *path)
