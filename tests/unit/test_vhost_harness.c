@@ -459,6 +459,7 @@ struct gabi_vhost_client *harness_client(struct harness *h, uint64_t features, u
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 const char *harness_net_binary(void)
@@ -511,7 +512,8 @@ int netproc_start(struct netproc *np, const char *const *args)
     fflush(stdout);
     np->pid = fork();
     if (np->pid == 0) {
-        dup2(p[1], 100); /* without CLOEXEC */
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a test that stops early does not leave it behind */
+        dup2(p[1], 100);                  /* without CLOEXEC */
         execv(argv[0], argv);
         _exit(127);
     }
