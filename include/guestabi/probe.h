@@ -13,7 +13,7 @@
  *               for the type, else none (the type cannot migrate and is left out of hostcaps).
  *   failover    SR-IOV VFs of every PF netdev under <sysfs>/class/net, read only.
  *   vhost-user  back-end sockets, through a front-end the caller supplies (a hook: the probe
- *               itself speaks no vhost-user; the CLI fills it in once lib/vhost lands).
+ *               itself speaks no vhost-user; guestabi passes lib/vhost's front-end).
  *
  * Every answer for a capability is one of: supported, unsupported (the kernel refused it with
  * EINVAL), absent (the device or interface does not exist), not-permitted (EPERM, EACCES).

@@ -116,8 +116,8 @@ static int probe_vhost_user(struct gabi_probe *p, const struct gabi_probe_option
             return -ENOMEM;
         if (!o->vhost_user_probe) {
             e->state = GABI_PROBE_BACKEND_NOT_PROBED;
-            e->message = "not probed: this program has no vhost-user front-end yet (lib/vhost); "
-                         "left out of hostcaps";
+            e->message = "not probed: this program passed no vhost-user front-end; left out "
+                         "of hostcaps";
             continue;
         }
         r = o->vhost_user_probe(b, &offer, &err, o->vhost_user_userdata);

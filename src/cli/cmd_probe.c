@@ -9,6 +9,8 @@
 
 #include <guestabi/probe.h>
 
+#include <guestabi/vhost.h>
+
 #include "cli.h"
 
 struct probe_opts {
@@ -142,6 +144,26 @@ static const struct option query_platforms_options[] = {
 };
 
 /* Parse, load the catalog and probe. Returns the probe, or NULL with *ret_exit set. */
+/* The probe's vhost-user hook: lib/vhost's front-end reads what the back-end offers. */
+static int probe_vhost_user(const struct gabi_probe_vhost_user *b, struct gabi_probe_offer *ret,
+                            struct gabi_error *reterr, void *userdata)
+{
+    struct gabi_vhost_offer o;
+    int r;
+
+    (void)userdata;
+    r = gabi_vhost_client_probe_offer(b->socket, 5000, &o, reterr);
+    if (r < 0)
+        return r;
+    *ret = (struct gabi_probe_offer){
+        .features = o.features,
+        .protocol_features = o.protocol_features,
+        .max_queue_pairs = o.max_queue_pairs,
+        .max_queue_size = o.max_queue_size,
+    };
+    return 0;
+}
+
 static struct gabi_probe *setup(struct cli *cli, const struct cli_command *cmd, int argc,
                                 char **argv, const struct option *options, struct probe_opts *po,
                                 unsigned force_parts, int *ret_exit)
@@ -163,9 +185,7 @@ static struct gabi_probe *setup(struct cli *cli, const struct cli_command *cmd, 
     if (force_parts)
         po->o.parts = force_parts;
     po->o.vhost_user = po->vu;
-    /* The vhost-user front-end hook: set here once lib/vhost lands (issue 5). Until then the
-     * configured back-ends are reported as not probed, never guessed. */
-    po->o.vhost_user_probe = NULL;
+    po->o.vhost_user_probe = probe_vhost_user;
     if (gabi_probe_run(cli->cat, &po->o, &p, &err) < 0) {
         cli_error(cli, &err);
         return NULL;
@@ -439,8 +459,9 @@ const struct cli_command cli_cmd_probe = {
     "  --host-name NAME   the host's name in the document (default: uname's nodename)\n"
     "  --only PARTS       probe only these parts: kernel,mdev,failover,vhost-user\n"
     "  --vhost-user CLASS:NAME=PATH\n"
-    "                     a vhost-user back-end socket to probe (not probed until the\n"
-    "                     vhost-user front-end lands: reported, left out of hostcaps)\n"
+    "                     a vhost-user back-end socket to probe: connect as a front-end,\n"
+    "                     read its offer (features, protocol features, queues, ring size)\n"
+    "                     and map it to the catalog modes it can run\n"
     "  --strict           exit 2 when anything could not be read (see the warnings)\n"
     "--json prints the hostcaps document. Unreadable sysfs content is a warning on stderr\n"
     "and is left out; exit 2 only for bad options or roots (or --strict).",

@@ -1,0 +1,503 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * guestabi-net: the program. Options, the compat mode from the catalog, the ports, and one
+ * small epoll loop (or a busy-polling one) until SIGTERM/SIGINT.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <guestabi/abi.h>
+
+#include "common/util.h"
+#include "net.h"
+
+#define MAX_PORTS    64
+#define MAX_CATALOGS 16
+#define LOG_BURST    50 /* lines a peer may cause at once, then ... */
+#define LOG_PER_SEC  10 /* ... this many per second */
+#define POLL_EVERY   64 /* busy-poll passes per look at the control sockets */
+
+/* ---- logging, rate-limited ---------------------------------------------------------------- */
+
+static struct {
+    double tokens;
+    struct timespec last;
+    unsigned suppressed;
+} rate = {.tokens = LOG_BURST};
+
+static void log_handler(enum gabi_log_level level, const char *module, const char *msg,
+                        void *userdata)
+{
+    struct timespec now;
+    double dt;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    dt = (double)(now.tv_sec - rate.last.tv_sec) + (now.tv_nsec - rate.last.tv_nsec) / 1e9;
+    rate.last = now;
+    rate.tokens = MIN((double)LOG_BURST, rate.tokens + dt * LOG_PER_SEC);
+    if (level > GABI_LOG_ERR && rate.tokens < 1) {
+        rate.suppressed++;
+        return;
+    }
+    rate.tokens -= 1;
+    if (rate.suppressed) {
+        fprintf(stderr, "guestabi-net: %u log lines suppressed\n", rate.suppressed);
+        rate.suppressed = 0;
+    }
+    gabi_log_stderr(level, module, msg, userdata);
+}
+
+/* ---- epoll helpers --------------------------------------------------------------------------- */
+
+int net_watch(struct net *n, int fd, struct source *src, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = src};
+
+    return epoll_ctl(n->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+void net_unwatch(struct net *n, int fd)
+{
+    epoll_ctl(n->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+/* ---- modes ------------------------------------------------------------------------------------
+ */
+
+/* Whether guestabi-net (this library and this device) implements everything the mode offers. */
+static bool mode_runnable(const struct gabi_mode *m, char *why, size_t size)
+{
+    uint64_t extra = m->features & ~(GABI_VHOST_TRANSPORT_FEATURES | NET_DEVICE_FEATURES);
+    uint64_t pextra = m->protocol_features & ~GABI_VHOST_PROTOCOL_FEATURES;
+
+    if (m->cls != GABI_CLASS_NET) {
+        snprintf(why, size, "is a %s mode", gabi_class_name(m->cls));
+        return false;
+    }
+    if (extra) {
+        const char *f = gabi_feature_name(GABI_CLASS_NET, (unsigned)__builtin_ctzll(extra));
+
+        snprintf(why, size, "needs %s, which guestabi-net does not implement", f ? f : "?");
+        return false;
+    }
+    if (pextra) {
+        const char *f = gabi_protocol_feature_name((unsigned)__builtin_ctzll(pextra));
+
+        snprintf(why, size, "needs %s, which guestabi-net does not implement", f ? f : "?");
+        return false;
+    }
+    if (m->max_queue_pairs == 0 || m->max_queue_pairs > GABI_VHOST_MAX_QUEUE_PAIRS ||
+        m->max_queue_size == 0 || m->max_queue_size > GABI_VHOST_MAX_QUEUE_SIZE ||
+        (m->max_queue_size & (m->max_queue_size - 1))) {
+        snprintf(why, size, "has %" PRIu32 " queue pairs of %" PRIu32 " (at most %u of %u)",
+                 m->max_queue_pairs, m->max_queue_size, GABI_VHOST_MAX_QUEUE_PAIRS,
+                 GABI_VHOST_MAX_QUEUE_SIZE);
+        return false;
+    }
+    return true;
+}
+
+static void list_modes(const struct gabi_catalog *cat)
+{
+    for (size_t i = 0; i < gabi_catalog_n_modes(cat); i++) {
+        const struct gabi_mode *m = gabi_catalog_mode(cat, i);
+        char why[256];
+
+        if (mode_runnable(m, why, sizeof(why)))
+            printf("%s\t%" PRIu32 " queue pairs of %" PRIu32 "\t%s\n", m->name, m->max_queue_pairs,
+                   m->max_queue_size, m->description ? m->description : "");
+    }
+}
+
+static int pick_mode(const struct gabi_catalog *cat, const char *name, struct gabi_vhost_mode *ret)
+{
+    const struct gabi_mode *m = NULL;
+    struct gabi_error err = {0};
+    char why[256];
+
+    if (name) {
+        if (gabi_catalog_require_mode(cat, name, &m, &err) < 0) {
+            fprintf(stderr, "guestabi-net: %s\n", err.message);
+            return -ENOENT;
+        }
+        if (!mode_runnable(m, why, sizeof(why))) {
+            fprintf(stderr, "guestabi-net: mode %s %s\n", m->name, why);
+            return -EOPNOTSUPP;
+        }
+    } else {
+        /* newest first within the class */
+        for (size_t i = 0; i < gabi_catalog_n_modes(cat) && !m; i++)
+            if (mode_runnable(gabi_catalog_mode(cat, i), why, sizeof(why)))
+                m = gabi_catalog_mode(cat, i);
+        if (!m) {
+            fprintf(stderr, "guestabi-net: the catalog has no virtio-net mode it can run\n");
+            return -ENOENT;
+        }
+    }
+    *ret = (struct gabi_vhost_mode){
+        .name = m->name,
+        .features = m->features,
+        .protocol_features = m->protocol_features,
+        .max_queue_pairs = m->max_queue_pairs,
+        .max_queue_size = m->max_queue_size,
+    };
+    return 0;
+}
+
+/* ---- the loop ------------------------------------------------------------------------------- */
+
+static void on_event(struct net *n, struct source *src)
+{
+    struct net_port *p = src->port;
+
+    switch (src->kind) {
+    case SRC_SOCKET:
+        gabi_vhost_backend_dispatch(p->b);
+        break;
+    case SRC_KICK: {
+        struct gabi_vhost_vring *vr = gabi_vhost_backend_vring(p->b, src->index);
+
+        if (!vr)
+            break;
+        gabi_vhost_vring_kick_drain(vr);
+        if (src->index % 2)
+            net_port_tx(p, src->index);
+        else if (p->fwd == FWD_TAP && p->tap_blocked)
+            net_port_tap_input(p);
+        break;
+    }
+    case SRC_TAP:
+        net_port_tap_input(p);
+        break;
+    case SRC_SIGNAL:
+        n->stop = true;
+        break;
+    case SRC_STATE:
+        break;
+    }
+}
+
+static void poll_all(struct net *n, bool only_pending)
+{
+    for (unsigned i = 0; i < n->n_ports; i++) {
+        struct net_port *p = &n->ports[i];
+
+        for (unsigned k = 0; k < p->n_tx_active; k++)
+            if (!only_pending || p->tx_pending[p->tx_active[k]])
+                net_port_tx(p, p->tx_active[k]);
+        if (!only_pending && p->fwd == FWD_TAP)
+            net_port_tap_input(p);
+    }
+}
+
+static void run(struct net *n)
+{
+    unsigned pass = 0;
+
+    while (!n->stop) {
+        struct epoll_event ev[64];
+        int k = 0;
+
+        if (!n->busy_poll || pass++ % POLL_EVERY == 0) {
+            k = epoll_wait(n->epfd, ev, 64, n->busy_poll || n->any_pending ? 0 : -1);
+            if (k < 0 && errno != EINTR) {
+                gabi_log(GABI_LOG_ERR, "guestabi-net", "epoll_wait: %s", strerror(errno));
+                return;
+            }
+        }
+        for (int i = 0; i < k; i++)
+            on_event(n, ev[i].data.ptr);
+        if (n->busy_poll) {
+            poll_all(n, false);
+        } else if (n->any_pending) {
+            n->any_pending = false;
+            poll_all(n, true);
+        }
+    }
+}
+
+/* ---- set-up -------------------------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: guestabi-net --socket PATH [--tap NAME | --loopback] [--socket PATH ...]\n"
+            "                    [--mode NAME] [--catalog DIR] [--busy-poll] [--ready-fd FD] [-v]\n"
+            "       guestabi-net --list-modes [--catalog DIR]\n"
+            "\n"
+            "A vhost-user-net back-end that runs one guestabi compat mode. Each --socket is a\n"
+            "port (a vhost-user socket QEMU connects to as a client) that forwards its guest's\n"
+            "frames:\n"
+            "  --tap NAME     to and from the Linux tap device NAME (created if missing)\n"
+            "  --loopback     back to the same guest\n"
+            "  (neither)      to the next port given with neither: two ports form a switch\n"
+            "\n"
+            "Options:\n"
+            "  --mode NAME    the compat mode (a catalog virtio-net mode); default: the newest\n"
+            "                 one guestabi-net can run\n"
+            "  --list-modes   print the catalog modes guestabi-net can run, newest first\n"
+            "  --catalog DIR  also read catalog documents from DIR (repeatable)\n"
+            "  --busy-poll    poll the rings instead of waiting for kicks (one core, 100%%)\n"
+            "  --ready-fd FD  write \"READY\\n\" to FD once every socket listens, then close it\n"
+            "  -v, --verbose  log every vhost-user message\n"
+            "  -h, --help     this text\n");
+}
+
+struct port_arg {
+    const char *path;
+    const char *tap;
+    bool loopback;
+};
+
+static int setup_ports(struct net *n, struct port_arg *args, unsigned n_args)
+{
+    struct gabi_vhost_backend_config cfg = {
+        .cls = GABI_CLASS_NET,
+        .mode = n->mode,
+        .device_features = NET_DEVICE_FEATURES,
+    };
+    struct net_port *unpaired = NULL;
+
+    n->ports = calloc(n_args, sizeof(*n->ports));
+    if (!n->ports)
+        return -ENOMEM;
+    n->n_ports = n_args;
+    for (unsigned i = 0; i < n_args; i++) {
+        struct net_port *p = &n->ports[i];
+        struct gabi_error err = {0};
+        char why[256];
+        unsigned nv;
+        int r;
+
+        p->net = n;
+        p->id = i;
+        p->path = (char *)args[i].path;
+        p->tap.fd = -1;
+        p->hdr_len = 12;
+        p->sock_src = (struct source){SRC_SOCKET, p, 0};
+        p->fwd = args[i].tap ? FWD_TAP : args[i].loopback ? FWD_LOOPBACK : FWD_PEER;
+        if (p->fwd == FWD_PEER) {
+            if (unpaired) {
+                unpaired->peer = p;
+                p->peer = unpaired;
+                unpaired = NULL;
+            } else {
+                unpaired = p;
+            }
+        }
+        cfg.name = p->path;
+        r = gabi_vhost_backend_new(&cfg, &net_port_ops, p, &p->b, &err);
+        if (r < 0) {
+            fprintf(stderr, "guestabi-net: %s: %s\n", p->path, err.message);
+            return r;
+        }
+        nv = gabi_vhost_backend_n_vrings(p->b);
+        p->vring_src = calloc(nv, sizeof(*p->vring_src));
+        p->tx_pending = calloc(nv, sizeof(*p->tx_pending));
+        p->tx_active = calloc(nv, sizeof(*p->tx_active));
+        if (!p->vring_src || !p->tx_pending || !p->tx_active)
+            return -ENOMEM;
+        for (unsigned v = 0; v < nv; v++)
+            p->vring_src[v] = (struct source){SRC_KICK, p, v};
+        if (p->fwd == FWD_TAP) {
+            r = net_tap_open(&p->tap, args[i].tap, why, sizeof(why));
+            if (r < 0) {
+                fprintf(stderr, "guestabi-net: %s\n", why);
+                return r;
+            }
+            p->tap.src = (struct source){SRC_TAP, p, 0};
+            r = net_watch(n, p->tap.fd, &p->tap.src, EPOLLIN);
+            if (r < 0)
+                return r;
+        }
+    }
+    if (unpaired) {
+        fprintf(stderr,
+                "guestabi-net: port %s has no peer: give it --tap or --loopback, or another "
+                "--socket\n",
+                unpaired->path);
+        return -EINVAL;
+    }
+    for (unsigned i = 0; i < n_args; i++) {
+        struct gabi_error err = {0};
+        int r = gabi_vhost_backend_listen(n->ports[i].b, n->ports[i].path, &err);
+
+        if (r < 0) {
+            fprintf(stderr, "guestabi-net: %s: %s\n", err.where, err.message);
+            return r;
+        }
+    }
+    return 0;
+}
+
+static void teardown(struct net *n)
+{
+    for (unsigned i = 0; i < n->n_ports; i++) {
+        struct net_port *p = &n->ports[i];
+
+        p->b = gabi_vhost_backend_free(p->b);
+        if (p->tap.fd >= 0) {
+            net_unwatch(n, p->tap.fd);
+            net_tap_close(&p->tap);
+        }
+        free(p->vring_src);
+        free(p->tx_pending);
+        free(p->tx_active);
+    }
+    free(n->ports);
+    free(n->rx_elems);
+    free(n->frame);
+    close_and_clear(&n->epfd);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"socket", required_argument, NULL, 's'},
+        {"tap", required_argument, NULL, 't'},
+        {"loopback", no_argument, NULL, 'l'},
+        {"mode", required_argument, NULL, 'm'},
+        {"list-modes", no_argument, NULL, 'L'},
+        {"catalog", required_argument, NULL, 'c'},
+        {"busy-poll", no_argument, NULL, 'b'},
+        {"ready-fd", required_argument, NULL, 'r'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct port_arg ports[MAX_PORTS] = {{0}};
+    const char *catalogs[MAX_CATALOGS], *mode_name = NULL;
+    unsigned n_ports = 0, n_catalogs = 0;
+    bool list = false;
+    int ready_fd = -1, c, r, sfd;
+    struct gabi_catalog *cat = NULL;
+    struct gabi_error err = {0};
+    struct gabi_vhost_mode mode;
+    struct net n = {.epfd = -1};
+    struct source sig_src = {SRC_SIGNAL, NULL, 0};
+    sigset_t mask;
+    uint64_t v;
+
+    gabi_log_set_handler(log_handler, NULL);
+    gabi_log_set_max_level(GABI_LOG_INFO);
+    while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            if (n_ports == MAX_PORTS) {
+                fprintf(stderr, "guestabi-net: at most %d ports\n", MAX_PORTS);
+                return 2;
+            }
+            ports[n_ports++].path = optarg;
+            break;
+        case 't':
+        case 'l':
+            if (n_ports == 0 || ports[n_ports - 1].tap || ports[n_ports - 1].loopback) {
+                fprintf(stderr, "guestabi-net: --%s follows the --socket it applies to\n",
+                        c == 't' ? "tap" : "loopback");
+                return 2;
+            }
+            if (c == 't')
+                ports[n_ports - 1].tap = optarg;
+            else
+                ports[n_ports - 1].loopback = true;
+            break;
+        case 'm':
+            mode_name = optarg;
+            break;
+        case 'L':
+            list = true;
+            break;
+        case 'c':
+            if (n_catalogs == MAX_CATALOGS) {
+                fprintf(stderr, "guestabi-net: at most %d catalog directories\n", MAX_CATALOGS);
+                return 2;
+            }
+            catalogs[n_catalogs++] = optarg;
+            break;
+        case 'b':
+            n.busy_poll = true;
+            break;
+        case 'r':
+            if (gabi_parse_u64(optarg, &v) < 0 || v > 1u << 20) {
+                fprintf(stderr, "guestabi-net: --ready-fd wants an fd number\n");
+                return 2;
+            }
+            ready_fd = (int)v;
+            break;
+        case 'v':
+            gabi_log_set_max_level(GABI_LOG_DEBUG);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc || (!list && n_ports == 0)) {
+        usage(stderr);
+        return 2;
+    }
+    if (gabi_catalog_load_default(catalogs, n_catalogs, &cat, &err) < 0) {
+        fprintf(stderr, "guestabi-net: catalog: %s%s%s\n", err.where, err.where[0] ? ": " : "",
+                err.message);
+        return 1;
+    }
+    if (list) {
+        list_modes(cat);
+        gabi_catalog_free(cat);
+        return 0;
+    }
+    r = pick_mode(cat, mode_name, &mode);
+    if (r < 0) {
+        gabi_catalog_free(cat);
+        return 1;
+    }
+    n.mode = &mode;
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    n.epfd = epoll_create1(EPOLL_CLOEXEC);
+    n.rx_elems = calloc(NET_MAX_RX_BUFS, sizeof(*n.rx_elems));
+    n.frame = malloc(NET_HDR_MAX + NET_MAX_FRAME);
+    if (sfd < 0 || n.epfd < 0 || !n.rx_elems || !n.frame ||
+        net_watch(&n, sfd, &sig_src, EPOLLIN) < 0) {
+        fprintf(stderr, "guestabi-net: set-up failed: %s\n", strerror(errno));
+        r = -ENOMEM;
+        goto out;
+    }
+    r = setup_ports(&n, ports, n_ports);
+    if (r < 0)
+        goto out;
+    gabi_log(GABI_LOG_INFO, "guestabi-net", "mode %s, %u port%s%s", mode.name, n.n_ports,
+             n.n_ports == 1 ? "" : "s", n.busy_poll ? ", busy-polling" : "");
+    if (ready_fd >= 0) {
+        if (write(ready_fd, "READY\n", 6) != 6) {
+            /* the reader went away; nothing to tell */
+        }
+        close(ready_fd);
+    }
+    run(&n);
+    gabi_log(GABI_LOG_INFO, "guestabi-net", "stopping");
+out:
+    teardown(&n);
+    if (sfd >= 0)
+        close(sfd);
+    gabi_catalog_free(cat);
+    return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * guestabi-net: a vhost-user-net back-end on lib/vhost. Each --socket is a port; a port
+ * forwards what its guest transmits to a tap device, to a peer port, or back to itself.
+ * One epoll loop drives everything (main.c); port.c is the data path, tap.c the tap device,
+ * csum.c checksum completion.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <guestabi/vhost.h>
+
+/* The virtio-net feature bits guestabi-net implements (the library adds the transport). */
+#define NET_DEVICE_FEATURES                                                                        \
+    ((1ull << GABI_NET_F_CSUM) | (1ull << GABI_NET_F_GUEST_CSUM) | (1ull << GABI_NET_F_MTU) |      \
+     (1ull << GABI_NET_F_MRG_RXBUF))
+
+#define NET_MAX_FRAME   65535u /* Ethernet frame, header excluded */
+#define NET_HDR_MAX     12u
+#define NET_BURST       64u /* chains per vring per pass */
+#define NET_MAX_RX_BUFS 64u /* mergeable buffers for one packet */
+
+/* virtio_net_hdr (12 bytes with num_buffers). */
+struct net_hdr {
+    uint8_t flags;
+    uint8_t gso_type;
+    uint16_t hdr_len;
+    uint16_t gso_size;
+    uint16_t csum_start;
+    uint16_t csum_offset;
+    uint16_t num_buffers;
+} __attribute__((packed));
+
+#define NET_HDR_F_NEEDS_CSUM 1u
+#define NET_HDR_F_DATA_VALID 2u
+#define NET_HDR_GSO_NONE     0u
+
+enum net_fwd {
+    FWD_PEER,     /* to the paired port */
+    FWD_TAP,      /* to/from a tap device */
+    FWD_LOOPBACK, /* back to the sender */
+};
+
+struct net;
+struct net_port;
+
+/* What an epoll event is about (epoll_data.ptr points at one). */
+enum source_kind { SRC_SOCKET, SRC_KICK, SRC_TAP, SRC_SIGNAL, SRC_STATE };
+
+struct source {
+    enum source_kind kind;
+    struct net_port *port;
+    unsigned index; /* vring */
+};
+
+struct net_stats {
+    uint64_t tx_packets; /* taken from the guest */
+    uint64_t rx_packets; /* given to the guest */
+    uint64_t tx_dropped;
+    uint64_t rx_dropped;
+};
+
+struct net_tap {
+    char name[16];
+    int fd;
+    bool watched; /* in epoll with EPOLLIN */
+    struct source src;
+};
+
+struct net_port {
+    struct net *net;
+    unsigned id;
+    char *path;
+    enum net_fwd fwd;
+    struct net_port *peer;
+    struct net_tap tap;
+    struct gabi_vhost_backend *b;
+    struct source sock_src;
+    struct source *vring_src; /* one per vring */
+    bool *tx_pending;         /* per vring: a pass stopped at its budget */
+    unsigned *tx_active;      /* started TX vrings (busy-poll visits only these) */
+    unsigned n_tx_active;
+
+    /* from the negotiated features */
+    unsigned hdr_len;
+    bool mrg_rxbuf;
+    bool guest_csum;
+    bool host_csum;
+    uint64_t mtu;
+
+    struct net_stats stats;
+    bool tap_blocked; /* no RX buffers: tap input paused until the guest posts some */
+};
+
+struct net {
+    int epfd;
+    bool busy_poll;
+    bool stop;
+    const struct gabi_vhost_mode *mode;
+    unsigned n_ports;
+    struct net_port *ports;
+    struct gabi_vhost_elem *rx_elems; /* NET_MAX_RX_BUFS scratch elements */
+    uint8_t *frame;                   /* NET_HDR_MAX + NET_MAX_FRAME scratch */
+    bool any_pending;
+};
+
+/* port.c */
+extern const struct gabi_vhost_ops net_port_ops;
+/* Process a TX vring (a kick, or a busy-poll pass). */
+void net_port_tx(struct net_port *p, unsigned index);
+/* Deliver one frame (hdr: the sender's header fields, frame: the Ethernet frame) to the
+ * guest of p on its RX vring vr (from net_port_rx_vring(); NULL drops the frame). Returns 0,
+ * or -errno when dropped. */
+int net_port_rx(struct net_port *p, struct gabi_vhost_vring *vr, const struct net_hdr *hdr,
+                const struct iovec *frame, unsigned n_frame, size_t len);
+/* The RX vring of p for queue pair q, or queue pair 0, if ready and enabled; else NULL. */
+struct gabi_vhost_vring *net_port_rx_vring(struct net_port *p, unsigned q);
+/* Publish what was delivered to p's RX vrings this pass. */
+void net_port_flush_rx(struct net_port *p);
+/* Feed frames from p's tap to its guest (stops when RX buffers run out). */
+void net_port_tap_input(struct net_port *p);
+
+/* tap.c */
+int net_tap_open(struct net_tap *tap, const char *name, char *why, size_t why_size);
+void net_tap_close(struct net_tap *tap);
+/* Header size and offloads for the guest's features; -errno on failure. */
+int net_tap_configure(struct net_tap *tap, unsigned hdr_len, bool guest_csum);
+int net_tap_set_mtu(struct net_tap *tap, unsigned mtu);
+
+/* csum.c */
+/* Complete a partial checksum (NEEDS_CSUM) in a linear frame: 0, or -EINVAL when the
+ * start/offset fall outside it. */
+int net_csum_complete(uint8_t *frame, size_t len, unsigned start, unsigned offset);
+/* Internet checksum of a buffer, folded, not inverted, added to sum. */
+uint32_t net_csum_add(uint32_t sum, const uint8_t *p, size_t len);
+uint16_t net_csum_fold(uint32_t sum);
+
+/* main.c */
+int net_watch(struct net *n, int fd, struct source *src, uint32_t events);
+void net_unwatch(struct net *n, int fd);

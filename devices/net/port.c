@@ -1,0 +1,441 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One port: the lib/vhost callbacks of its back-end, and the data path. A guest's TX chains
+ * are taken in bursts and each frame goes to its destination at once: written to the tap,
+ * or copied into the RX chains of the peer port (or of this port, in loopback). RX delivery
+ * handles mergeable buffers (num_buffers) and single-chain receive, and completes partial
+ * checksums in software for a guest that did not negotiate GUEST_CSUM. Used entries are
+ * published once per burst per vring.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "net.h"
+
+#define LOG_PORT(p, level, ...) gabi_log(level, (p)->path, __VA_ARGS__)
+
+/* ---- lib/vhost callbacks ------------------------------------------------------------------ */
+
+static int on_watch(struct gabi_vhost_backend *b, int fd, enum gabi_vhost_watch kind,
+                    unsigned index, void *userdata)
+{
+    struct net_port *p = userdata;
+
+    if (kind == GABI_VHOST_WATCH_SOCKET)
+        return net_watch(p->net, fd, &p->sock_src, EPOLLIN);
+    /* polled, or an RX vring nobody waits on (only tap input waits for RX buffers) */
+    if (p->net->busy_poll || (index % 2 == 0 && p->fwd != FWD_TAP))
+        return 0;
+    return net_watch(p->net, fd, &p->vring_src[index], EPOLLIN);
+}
+
+static void on_unwatch(struct gabi_vhost_backend *b, int fd, void *userdata)
+{
+    struct net_port *p = userdata;
+
+    net_unwatch(p->net, fd);
+}
+
+static void on_log(struct gabi_vhost_backend *b, enum gabi_log_level level, const char *msg,
+                   void *userdata)
+{
+    gabi_log(level, "vhost", "%s", msg);
+}
+
+static int on_features(struct gabi_vhost_backend *b, uint64_t f, void *userdata)
+{
+    struct net_port *p = userdata;
+    unsigned hdr_len =
+        (f & ((1ull << GABI_F_VERSION_1) | (1ull << GABI_NET_F_MRG_RXBUF))) ? 12 : 10;
+    bool guest_csum = f & (1ull << GABI_NET_F_GUEST_CSUM);
+    int r;
+
+    if (p->fwd == FWD_TAP) {
+        r = net_tap_configure(&p->tap, hdr_len, guest_csum);
+        if (r < 0) {
+            LOG_PORT(p, GABI_LOG_ERR, "tap %s: cannot set header size %u / offloads: %s",
+                     p->tap.name, hdr_len, strerror(-r));
+            return r;
+        }
+    }
+    p->hdr_len = hdr_len;
+    p->mrg_rxbuf = f & (1ull << GABI_NET_F_MRG_RXBUF);
+    p->guest_csum = guest_csum;
+    p->host_csum = f & (1ull << GABI_NET_F_CSUM);
+    return 0;
+}
+
+static void on_started(struct gabi_vhost_backend *b, unsigned index, void *userdata)
+{
+    struct net_port *p = userdata;
+
+    if (index % 2)
+        p->tx_active[p->n_tx_active++] = index;
+
+    /* no kicks where nobody waits for them: the guest saves the exits */
+    if (p->net->busy_poll || (index % 2 == 0 && p->fwd != FWD_TAP))
+        gabi_vhost_vring_notify(gabi_vhost_backend_vring(b, index), false);
+    else if (index % 2 == 0)
+        net_port_tap_input(p); /* frames may be waiting for these buffers */
+}
+
+static void on_stopped(struct gabi_vhost_backend *b, unsigned index, void *userdata)
+{
+    struct net_port *p = userdata;
+
+    for (unsigned i = 0; i < p->n_tx_active; i++) {
+        if (p->tx_active[i] == index) {
+            p->tx_active[i] = p->tx_active[--p->n_tx_active];
+            break;
+        }
+    }
+    p->tx_pending[index] = false;
+}
+
+static int on_set_mtu(struct gabi_vhost_backend *b, uint64_t mtu, void *userdata)
+{
+    struct net_port *p = userdata;
+
+    if (p->fwd == FWD_TAP && net_tap_set_mtu(&p->tap, (unsigned)mtu) < 0)
+        return -EINVAL;
+    p->mtu = mtu;
+    return 0;
+}
+
+static void on_disconnected(struct gabi_vhost_backend *b, const char *reason, void *userdata)
+{
+    struct net_port *p = userdata;
+
+    p->hdr_len = 12;
+    p->mrg_rxbuf = p->guest_csum = p->host_csum = false;
+    p->mtu = 0;
+    for (unsigned i = 0; i < gabi_vhost_backend_n_vrings(b); i++)
+        p->tx_pending[i] = false;
+    LOG_PORT(p, GABI_LOG_INFO,
+             "disconnected: %s (rx %" PRIu64 " tx %" PRIu64 " dropped %" PRIu64 "/%" PRIu64 ")",
+             reason, p->stats.rx_packets, p->stats.tx_packets, p->stats.rx_dropped,
+             p->stats.tx_dropped);
+}
+
+const struct gabi_vhost_ops net_port_ops = {
+    .watch = on_watch,
+    .unwatch = on_unwatch,
+    .disconnected = on_disconnected,
+    .features_changed = on_features,
+    .vring_started = on_started,
+    .vring_stopped = on_stopped,
+    .set_mtu = on_set_mtu,
+    .log = on_log,
+};
+
+/* ---- copying between scatter lists ------------------------------------------------------ */
+
+/* A cursor over iovecs. */
+struct cursor {
+    const struct iovec *iov;
+    unsigned n, i;
+    size_t off;
+};
+
+static size_t cursor_copy(struct cursor *dst, struct cursor *src, size_t len)
+{
+    size_t done = 0;
+
+    while (done < len && dst->i < dst->n && src->i < src->n) {
+        size_t d = dst->iov[dst->i].iov_len - dst->off, s = src->iov[src->i].iov_len - src->off;
+        size_t k = MIN(MIN(d, s), len - done);
+
+        memcpy((uint8_t *)dst->iov[dst->i].iov_base + dst->off,
+               (const uint8_t *)src->iov[src->i].iov_base + src->off, k);
+        done += k;
+        dst->off += k;
+        src->off += k;
+        if (dst->off == dst->iov[dst->i].iov_len) {
+            dst->i++;
+            dst->off = 0;
+        }
+        if (src->off == src->iov[src->i].iov_len) {
+            src->i++;
+            src->off = 0;
+        }
+    }
+    return done;
+}
+
+/* ---- RX: frames into the guest --------------------------------------------------------------- */
+
+struct gabi_vhost_vring *net_port_rx_vring(struct net_port *p, unsigned q)
+{
+    struct gabi_vhost_vring *vr = gabi_vhost_backend_vring(p->b, 2 * q);
+
+    if (!vr || !gabi_vhost_vring_ready(vr) || !gabi_vhost_vring_enabled(vr))
+        vr = gabi_vhost_backend_vring(p->b, 0);
+    if (!gabi_vhost_vring_ready(vr) || !gabi_vhost_vring_enabled(vr))
+        return NULL;
+    return vr;
+}
+
+/* The header the guest receives: the sender's offload fields as far as this guest takes
+ * them. Returns false when the frame must be completed in software first. */
+static bool rx_header(const struct net_port *p, const struct net_hdr *in, struct net_hdr *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->num_buffers = 1;
+    if (!(in->flags & NET_HDR_F_NEEDS_CSUM)) {
+        /* checksum already verified by the host (tap): worth saying to a guest that asked */
+        if (p->guest_csum)
+            out->flags = in->flags & NET_HDR_F_DATA_VALID;
+        return true;
+    }
+    if (!p->guest_csum)
+        return false;
+    out->flags = NET_HDR_F_NEEDS_CSUM;
+    out->csum_start = in->csum_start;
+    out->csum_offset = in->csum_offset;
+    return true;
+}
+
+int net_port_rx(struct net_port *p, struct gabi_vhost_vring *vr, const struct net_hdr *hdr,
+                const struct iovec *frame, unsigned n_frame, size_t len)
+{
+    struct gabi_vhost_elem *elems = p->net->rx_elems;
+    struct net_hdr out;
+    struct iovec linear;
+    struct cursor src;
+    size_t total = p->hdr_len + len, room = 0;
+    unsigned n = 0;
+    int r;
+
+    if (!vr) {
+        p->stats.rx_dropped++;
+        return -ENOTCONN;
+    }
+    if (!rx_header(p, hdr, &out)) {
+        /* the guest cannot take a partial checksum: complete it in a linear copy */
+        struct cursor dst = {&linear, 1, 0, 0};
+
+        linear = (struct iovec){p->net->frame, NET_MAX_FRAME};
+        src = (struct cursor){frame, n_frame, 0, 0};
+        if (len > NET_MAX_FRAME || cursor_copy(&dst, &src, len) != len ||
+            net_csum_complete(p->net->frame, len, hdr->csum_start, hdr->csum_offset) < 0) {
+            p->stats.rx_dropped++;
+            return -EINVAL;
+        }
+        linear.iov_len = len;
+        frame = &linear;
+        n_frame = 1;
+    }
+    /* gather enough chains: one without mergeable buffers, as many as needed with them */
+    while (room < total) {
+        if (n == (p->mrg_rxbuf ? NET_MAX_RX_BUFS : 1u) ||
+            (r = gabi_vhost_vring_pop(vr, &elems[n])) <= 0) {
+            gabi_vhost_vring_unpop(vr, n);
+            p->stats.rx_dropped++;
+            return -ENOBUFS;
+        }
+        room += elems[n].in_len;
+        n++;
+        if (elems[0].in_len < p->hdr_len) { /* the header must fit the first buffer */
+            gabi_vhost_vring_unpop(vr, n);
+            p->stats.rx_dropped++;
+            return -EINVAL;
+        }
+    }
+    out.num_buffers = (uint16_t)n;
+    src = (struct cursor){frame, n_frame, 0, 0};
+    for (unsigned k = 0; k < n; k++) {
+        struct cursor dst = {elems[k].iov + elems[k].n_out, elems[k].n_in, 0, 0};
+        size_t written = 0;
+
+        if (k == 0)
+            written = gabi_vhost_elem_write(&elems[0], 0, &out, p->hdr_len);
+        if (dst.n && written) {
+            /* skip what the header took */
+            dst.off = written;
+            while (dst.i < dst.n && dst.off >= dst.iov[dst.i].iov_len) {
+                dst.off -= dst.iov[dst.i].iov_len;
+                dst.i++;
+            }
+        }
+        written += cursor_copy(&dst, &src, len);
+        gabi_vhost_vring_push(vr, &elems[k], (uint32_t)written);
+    }
+    p->stats.rx_packets++;
+    return 0;
+}
+
+void net_port_flush_rx(struct net_port *p)
+{
+    for (unsigned i = 0; i < gabi_vhost_backend_n_vrings(p->b); i += 2) {
+        struct gabi_vhost_vring *vr = gabi_vhost_backend_vring(p->b, i);
+
+        if (gabi_vhost_vring_ready(vr))
+            gabi_vhost_vring_flush(vr);
+    }
+}
+
+/* ---- TX: frames from the guest ------------------------------------------------------------- */
+
+/* Split a TX chain into its header fields and the frame behind them. */
+static bool tx_split(struct net_port *p, const struct gabi_vhost_elem *e, struct net_hdr *hdr,
+                     struct iovec *frame, unsigned *n_frame, size_t *len)
+{
+    size_t skip = p->hdr_len;
+    unsigned k = 0, n = 0;
+
+    memset(hdr, 0, sizeof(*hdr));
+    if (e->out_len < p->hdr_len || e->out_len - p->hdr_len > NET_MAX_FRAME ||
+        gabi_vhost_elem_read(e, 0, hdr, p->hdr_len) != p->hdr_len)
+        return false;
+    if (hdr->gso_type != NET_HDR_GSO_NONE) /* never offered */
+        return false;
+    if ((hdr->flags & NET_HDR_F_NEEDS_CSUM) && !p->host_csum)
+        return false;
+    hdr->flags &= NET_HDR_F_NEEDS_CSUM; /* DATA_VALID is the device's word, not a sender's */
+    for (; k < e->n_out && skip >= e->iov[k].iov_len; k++)
+        skip -= e->iov[k].iov_len;
+    for (; k < e->n_out; k++) {
+        frame[n].iov_base = (uint8_t *)e->iov[k].iov_base + skip;
+        frame[n].iov_len = e->iov[k].iov_len - skip;
+        skip = 0;
+        n++;
+    }
+    *n_frame = n;
+    *len = e->out_len - p->hdr_len;
+    if (p->mtu && *len > p->mtu + 18u) /* Ethernet header and a VLAN tag */
+        return false;
+    return *len >= 14;
+}
+
+static int tx_to_tap(struct net_port *p, const struct gabi_vhost_elem *e)
+{
+    ssize_t n;
+
+    /* the tap's vnet header size is the guest's: the header goes through unchanged */
+    do {
+        n = writev(p->tap.fd, e->iov, e->n_out);
+    } while (n < 0 && errno == EINTR);
+    return n == (ssize_t)e->out_len ? 0 : -EIO;
+}
+
+void net_port_tx(struct net_port *p, unsigned index)
+{
+    struct gabi_vhost_vring *vr = gabi_vhost_backend_vring(p->b, index);
+    struct net_port *dst = p->fwd == FWD_LOOPBACK ? p : p->fwd == FWD_PEER ? p->peer : NULL;
+    struct gabi_vhost_vring *rx = NULL;
+    struct gabi_vhost_elem e;
+    unsigned done = 0;
+    bool delivered = false;
+
+    if (!vr || !gabi_vhost_vring_ready(vr))
+        return;
+    p->tx_pending[index] = false;
+    for (;;) {
+        struct iovec frame[GABI_VHOST_ELEM_MAX_SEGS];
+        struct net_hdr hdr;
+        unsigned n_frame;
+        size_t len;
+        int r;
+
+        if (done == NET_BURST) {
+            p->tx_pending[index] = true;
+            p->net->any_pending = true;
+            break;
+        }
+        r = gabi_vhost_vring_pop(vr, &e);
+        if (r <= 0)
+            break;
+        /* the same queue pair on the receiving side, or its first one */
+        if (done++ == 0)
+            rx = dst ? net_port_rx_vring(dst, index / 2) : NULL;
+        p->stats.tx_packets++;
+        if (!gabi_vhost_vring_enabled(vr) || !tx_split(p, &e, &hdr, frame, &n_frame, &len)) {
+            p->stats.tx_dropped++;
+        } else if (dst) {
+            delivered |= net_port_rx(dst, rx, &hdr, frame, n_frame, len) == 0;
+        } else if (tx_to_tap(p, &e) < 0) {
+            p->stats.tx_dropped++;
+        }
+        gabi_vhost_vring_push(vr, &e, 0);
+    }
+    gabi_vhost_vring_flush(vr);
+    if (delivered)
+        net_port_flush_rx(dst);
+}
+
+/* ---- tap input ---------------------------------------------------------------------------- */
+
+static void tap_pause(struct net_port *p, bool pause)
+{
+    struct epoll_event ev = {.events = pause ? 0 : EPOLLIN, .data.ptr = &p->tap.src};
+
+    if (p->tap_blocked == pause || p->net->busy_poll)
+        return;
+    p->tap_blocked = pause;
+    epoll_ctl(p->net->epfd, EPOLL_CTL_MOD, p->tap.fd, &ev);
+}
+
+void net_port_tap_input(struct net_port *p)
+{
+    uint8_t *buf = p->net->frame;
+    unsigned done = 0;
+
+    while (done < NET_BURST) {
+        struct gabi_vhost_vring *vr = net_port_rx_vring(p, 0);
+        struct net_hdr hdr = {0};
+        struct iovec frame;
+        ssize_t n;
+
+        if (!vr) {
+            /* no guest to take them: the host's frames are dropped, not queued */
+            while (done++ < NET_BURST && read(p->tap.fd, buf, NET_HDR_MAX + NET_MAX_FRAME) > 0)
+                p->stats.rx_dropped++;
+            break;
+        }
+        if (gabi_vhost_vring_avail_count(vr) == 0) {
+            /* no buffers: frames wait in the tap until the guest posts some; its RX kick
+             * resumes us (ask for it, then look again: buffers may have come meanwhile) */
+            if (p->net->busy_poll || !gabi_vhost_vring_notify(vr, true)) {
+                tap_pause(p, true);
+                break;
+            }
+            continue;
+        }
+        tap_pause(p, false);
+        do {
+            n = read(p->tap.fd, buf, NET_HDR_MAX + NET_MAX_FRAME);
+        } while (n < 0 && errno == EINTR);
+        if (n <= 0)
+            break;
+        done++;
+        if ((size_t)n < p->hdr_len + 14u) {
+            p->stats.rx_dropped++;
+            continue;
+        }
+        memcpy(&hdr, buf, p->hdr_len);
+        if (hdr.gso_type != NET_HDR_GSO_NONE) {
+            p->stats.rx_dropped++;
+            continue;
+        }
+        frame.iov_base = buf + p->hdr_len;
+        frame.iov_len = (size_t)n - p->hdr_len;
+        /* the frame is in the scratch buffer: linearised checksum work needs its own copy */
+        if ((hdr.flags & NET_HDR_F_NEEDS_CSUM) && !p->guest_csum) {
+            if (net_csum_complete(frame.iov_base, frame.iov_len, hdr.csum_start, hdr.csum_offset) <
+                0) {
+                p->stats.rx_dropped++;
+                continue;
+            }
+            hdr.flags = 0;
+        }
+        net_port_rx(p, vr, &hdr, &frame, 1, frame.iov_len);
+    }
+    net_port_flush_rx(p);
+}

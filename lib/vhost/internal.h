@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* lib/vhost internals: the state behind the back-end and vring handles, the memory table and
+ * the dirty log, shared by backend.c, messages.c, memory.c and vring.c. */
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <guestabi/vhost.h>
+
+#include "common/util.h"
+#include "vhost/protocol.h"
+#include "vhost/ring.h"
+
+/* ---- memory table --------------------------------------------------------------------- */
+
+struct vhost_region {
+    uint64_t gpa;
+    uint64_t size;
+    uint64_t uaddr;
+    uint64_t mmap_offset;
+    uint8_t *host; /* host address of gpa */
+    void *map;     /* the mapping: size + mmap_offset bytes from file offset 0 */
+    size_t map_size;
+};
+
+struct vhost_mem {
+    unsigned n;
+    struct vhost_region r[GABI_VHOST_MAX_MEM_SLOTS]; /* sorted by gpa, no overlaps */
+};
+
+/* Map one region from fd (not taken). -errno with a reason in why. */
+int vhost_mem_add(struct vhost_mem *m, unsigned max, const struct vhost_mem_region *reg, int fd,
+                  char *why, size_t why_size);
+/* Remove the region matching gpa, uaddr and size: 0 or -ENOENT. */
+int vhost_mem_remove(struct vhost_mem *m, const struct vhost_mem_region *reg);
+void vhost_mem_clear(struct vhost_mem *m);
+
+/*
+ * Guest-physical to host: the host address of gpa and, in *ret_len, how many of the len bytes
+ * from there are contiguous in that region (at least 1). NULL when gpa is not guest RAM.
+ * *hint caches the last region used.
+ */
+static inline uint8_t *vhost_mem_gpa(const struct vhost_mem *m, unsigned *hint, uint64_t gpa,
+                                     uint64_t len, uint64_t *ret_len)
+{
+    unsigned i = *hint;
+
+    if (likely(i < m->n && gpa - m->r[i].gpa < m->r[i].size))
+        goto found;
+    for (i = 0; i < m->n; i++)
+        if (gpa - m->r[i].gpa < m->r[i].size)
+            goto found;
+    return NULL;
+found:
+    *hint = i;
+    *ret_len = MIN(len, m->r[i].size - (gpa - m->r[i].gpa));
+    return m->r[i].host + (gpa - m->r[i].gpa);
+}
+
+/* Front-end virtual address to host, for len bytes all in one region; NULL otherwise. */
+void *vhost_mem_uaddr(const struct vhost_mem *m, uint64_t uaddr, uint64_t len);
+
+/* ---- vrings ---------------------------------------------------------------------------- */
+
+struct gabi_vhost_vring {
+    struct gabi_vhost_backend *b;
+    unsigned index;
+    void *userdata;
+
+    /* as the front-end set them */
+    uint32_t num;
+    uint32_t addr_flags;
+    bool addr_set;
+    uint64_t desc_uaddr, avail_uaddr, used_uaddr, log_gpa;
+    uint16_t base; /* SET_VRING_BASE */
+    int kick_fd, call_fd, err_fd;
+    bool kick_watched;
+    bool started;
+    bool enabled;
+
+    /* the running ring */
+    struct vring_desc *desc;
+    struct vring_avail *avail;
+    struct vring_used *used;
+    uint16_t mask;
+    uint16_t last_avail;   /* next avail entry to consume */
+    uint16_t shadow_avail; /* last avail->idx read */
+    uint16_t used_idx;     /* used index as last published */
+    uint16_t n_shadow;     /* pushed, not yet published */
+    uint16_t signalled_used;
+    bool signalled_valid;
+    uint16_t used_flags; /* as last written to used->flags */
+    bool notify_on;      /* the device wants kicks */
+    bool event_idx;
+    bool indirect;
+    unsigned hint;                  /* memory table region cache */
+    struct vring_used_elem *shadow; /* num entries */
+
+    bool broken;
+    char broken_reason[192];
+};
+
+/* Stop processing (the device is told first), and forget the running state. */
+void vhost_vring_stop(struct gabi_vhost_vring *vr);
+/* Map the rings through the memory table and start; a failure breaks the vring. */
+void vhost_vring_start(struct gabi_vhost_vring *vr);
+/* Map the rings again after a memory-table change (started vrings). */
+void vhost_vring_remap(struct gabi_vhost_vring *vr);
+/* Forget everything the front-end set (fds closed). */
+void vhost_vring_reset(struct gabi_vhost_vring *vr);
+void vhost_vring_break(struct gabi_vhost_vring *vr, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- back-end -------------------------------------------------------------------------- */
+
+struct rx_state {
+    struct vhost_msg msg;
+    uint32_t got; /* bytes of header + payload received so far */
+};
+
+struct gabi_vhost_backend {
+    char *name;
+    enum gabi_device_class cls;
+    struct gabi_vhost_mode mode;
+    char *mode_name;
+    uint32_t max_mem_slots;
+    const struct gabi_vhost_ops *ops;
+    void *userdata;
+
+    char *path; /* listening socket, or NULL */
+    int listen_fd;
+    int conn_fd;
+    bool listen_watched;
+    unsigned n_connections;
+    struct rx_state rx;
+
+    /* negotiated, per connection */
+    bool owner;
+    bool features_set;
+    bool pf_set;
+    uint64_t features;
+    uint64_t protocol_features;
+    uint8_t status;
+    uint64_t mtu;
+    int backend_req_fd;
+    int log_call_fd;
+
+    struct vhost_mem mem;
+
+    /* dirty log */
+    uint8_t *log;
+    void *log_map;
+    size_t log_map_size;
+    uint64_t log_size;
+    bool logging; /* LOG_ALL acked and log mapped */
+
+    unsigned n_vrings;
+    struct gabi_vhost_vring *vrings;
+
+    char error[512];
+};
+
+void vhost_backend_logf(struct gabi_vhost_backend *b, enum gabi_log_level level, const char *fmt,
+                        ...) __attribute__((format(printf, 3, 4)));
+int vhost_backend_watch(struct gabi_vhost_backend *b, int fd, enum gabi_vhost_watch kind,
+                        unsigned index);
+void vhost_backend_unwatch(struct gabi_vhost_backend *b, int fd);
+/* Refresh b->logging after a features or log change. */
+void vhost_backend_update_logging(struct gabi_vhost_backend *b);
+void vhost_backend_unmap_log(struct gabi_vhost_backend *b);
+/* Stop and reset every vring (RESET_DEVICE, RESET_OWNER, disconnect). */
+void vhost_backend_reset_vrings(struct gabi_vhost_backend *b);
+
+/* Check a header as soon as it has arrived (request known and implemented, negotiated,
+ * payload size within bounds): 0, or -errno after setting b->error. */
+int vhost_check_header(struct gabi_vhost_backend *b, const struct vhost_user_hdr *hdr);
+/* Handle one complete message: 0, or -errno after setting b->error (closes the connection).
+ * Replies are sent from here. */
+int vhost_handle_message(struct gabi_vhost_backend *b, struct vhost_msg *msg);
+
+/* Dirty log: mark [gpa, gpa+len) written. */
+static inline void vhost_log_write(struct gabi_vhost_backend *b, uint64_t gpa, uint64_t len)
+{
+    if (unlikely(b->logging) && len)
+        gabi_vhost_backend_log_write(b, gpa, len);
+}
+
+/* ---- framing (both sides) ------------------------------------------------------------- */
+
+/* sendmsg of header + payload + fds, all of it (EINTR retried, EAGAIN polled up to
+ * timeout_ms). 0 or -errno. */
+int vhost_send(int fd, const struct vhost_user_hdr *hdr, const void *payload, const int *fds,
+               unsigned n_fds, int timeout_ms);
+/* recvmsg of up to size bytes into buf, fds appended to fds/n_fds (MSG_CMSG_CLOEXEC); fds
+ * beyond max are closed and reported as -EMSGSIZE. Returns bytes read (0 at EOF) or -errno. */
+ssize_t vhost_recv(int fd, void *buf, size_t size, int *fds, unsigned *n_fds, unsigned max);
+void vhost_close_fds(int *fds, unsigned *n_fds);

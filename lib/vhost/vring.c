@@ -1,0 +1,604 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Split virtqueues, device side: the data path.
+ *
+ * Everything the guest controls is checked before use: the avail index may run at most one
+ * ring ahead, heads and next indices must be inside their table, a chain may not visit more
+ * descriptors than its table has (so loops end), indirect tables must be whole in guest RAM,
+ * and every buffer is translated through the memory table piece by piece. Any violation marks
+ * the vring broken (with the reason) and it is not touched again until it is stopped.
+ *
+ * Speed: the avail index is read once per batch, used elements are staged in a shadow array
+ * and published with one release store, the region of the last translation is tried first,
+ * and the only atomics are the orderings the virtio memory model needs.
+ */
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+
+#include "vhost/internal.h"
+
+/* How many avail entries ahead pop prefetches descriptors. */
+#define PREFETCH_AHEAD 4
+
+static void signal_fd(int fd)
+{
+    uint64_t one = 1;
+
+    if (fd >= 0 && write(fd, &one, sizeof(one)) < 0) {
+        /* a full eventfd counter is still signalled */
+    }
+}
+
+void vhost_vring_break(struct gabi_vhost_vring *vr, const char *fmt, ...)
+{
+    struct gabi_vhost_backend *b = vr->b;
+    va_list ap;
+
+    if (vr->broken)
+        return;
+    vr->broken = true;
+    va_start(ap, fmt);
+    vsnprintf(vr->broken_reason, sizeof(vr->broken_reason), fmt, ap);
+    va_end(ap);
+    vr->n_shadow = 0;
+    vhost_backend_logf(b, GABI_LOG_ERR, "vring %u broken: %s", vr->index, vr->broken_reason);
+    if (b->protocol_features & (1ull << GABI_PF_STATUS))
+        b->status |= GABI_VIRTIO_STATUS_NEEDS_RESET;
+    signal_fd(vr->err_fd);
+    if (b->ops->vring_broken)
+        b->ops->vring_broken(b, vr->index, vr->broken_reason, b->userdata);
+}
+
+/* ---- starting and stopping ------------------------------------------------------------- */
+
+static bool map_rings(struct gabi_vhost_vring *vr)
+{
+    const struct vhost_mem *m = &vr->b->mem;
+
+    if (!vr->addr_set || vr->num == 0) {
+        vhost_vring_break(vr, "started before its size and addresses were set");
+        return false;
+    }
+    vr->desc = vhost_mem_uaddr(m, vr->desc_uaddr, vring_desc_size(vr->num));
+    vr->avail = vhost_mem_uaddr(m, vr->avail_uaddr, vring_avail_size(vr->num));
+    vr->used = vhost_mem_uaddr(m, vr->used_uaddr, vring_used_size(vr->num));
+    if (!vr->desc || !vr->avail || !vr->used) {
+        vhost_vring_break(vr,
+                          "ring of %u at desc 0x%" PRIx64 " avail 0x%" PRIx64 " used 0x%" PRIx64
+                          " is not inside the memory table",
+                          vr->num, vr->desc_uaddr, vr->avail_uaddr, vr->used_uaddr);
+        vr->desc = NULL;
+        vr->avail = NULL;
+        vr->used = NULL;
+        return false;
+    }
+    /* aligned as virtio requires (and as the atomic accesses need), where they are mapped */
+    if (((uintptr_t)vr->desc & 15) || ((uintptr_t)vr->avail & 1) || ((uintptr_t)vr->used & 3)) {
+        vhost_vring_break(vr,
+                          "ring addresses desc 0x%" PRIx64 " avail 0x%" PRIx64 " used 0x%" PRIx64
+                          " are misaligned",
+                          vr->desc_uaddr, vr->avail_uaddr, vr->used_uaddr);
+        vr->desc = NULL;
+        vr->avail = NULL;
+        vr->used = NULL;
+        return false;
+    }
+    vr->hint = 0;
+    return true;
+}
+
+void vhost_vring_start(struct gabi_vhost_vring *vr)
+{
+    struct gabi_vhost_backend *b = vr->b;
+
+    if (vr->started)
+        return;
+    vr->started = true;
+    vr->broken = false;
+    vr->broken_reason[0] = '\0';
+    if (!map_rings(vr))
+        return;
+    free(vr->shadow);
+    vr->shadow = calloc(vr->num, sizeof(*vr->shadow));
+    if (!vr->shadow) {
+        vhost_vring_break(vr, "out of memory for %u used entries", vr->num);
+        return;
+    }
+    vr->mask = (uint16_t)(vr->num - 1);
+    vr->last_avail = vr->base;
+    vr->shadow_avail = vr->base;
+    vr->used_idx = ring_load(&vr->used->idx);
+    vr->used_flags = ring_load(&vr->used->flags);
+    vr->n_shadow = 0;
+    vr->signalled_used = vr->used_idx;
+    vr->signalled_valid = true;
+    vr->notify_on = true;
+    vr->event_idx = b->features & (1ull << GABI_F_EVENT_IDX);
+    vr->indirect = b->features & (1ull << GABI_F_INDIRECT_DESC);
+    vhost_backend_logf(b, GABI_LOG_DEBUG, "vring %u started: %u entries, base %u, used %u",
+                       vr->index, vr->num, vr->base, vr->used_idx);
+    if (b->ops->vring_started)
+        b->ops->vring_started(b, vr->index, b->userdata);
+}
+
+void vhost_vring_remap(struct gabi_vhost_vring *vr)
+{
+    if (vr->started && !vr->broken)
+        map_rings(vr);
+}
+
+void vhost_vring_stop(struct gabi_vhost_vring *vr)
+{
+    struct gabi_vhost_backend *b = vr->b;
+
+    if (!vr->started)
+        return;
+    /* the device heard of the start only when the rings were mapped (shadow allocated) */
+    if (vr->shadow && b->ops->vring_stopped)
+        b->ops->vring_stopped(b, vr->index, b->userdata);
+    if (!vr->broken && vr->used)
+        gabi_vhost_vring_flush(vr);
+    vr->started = false;
+    vr->broken = false;
+    vr->broken_reason[0] = '\0';
+    vr->desc = NULL;
+    vr->avail = NULL;
+    vr->used = NULL;
+    vr->n_shadow = 0;
+    vr->base = vr->last_avail;
+    free(vr->shadow);
+    vr->shadow = NULL;
+}
+
+void vhost_vring_reset(struct gabi_vhost_vring *vr)
+{
+    vhost_vring_stop(vr);
+    if (vr->kick_fd >= 0) {
+        if (vr->kick_watched)
+            vhost_backend_unwatch(vr->b, vr->kick_fd);
+        vr->kick_watched = false;
+        close_and_clear(&vr->kick_fd);
+    }
+    close_and_clear(&vr->call_fd);
+    close_and_clear(&vr->err_fd);
+    vr->addr_set = false;
+    vr->addr_flags = 0;
+    vr->desc_uaddr = vr->avail_uaddr = vr->used_uaddr = vr->log_gpa = 0;
+    vr->num = 0;
+    vr->base = 0;
+    vr->last_avail = 0;
+    vr->enabled = false;
+}
+
+/* ---- accessors -------------------------------------------------------------------------- */
+
+unsigned gabi_vhost_vring_index(const struct gabi_vhost_vring *vr)
+{
+    return vr->index;
+}
+
+bool gabi_vhost_vring_ready(const struct gabi_vhost_vring *vr)
+{
+    return vr->started && !vr->broken;
+}
+
+bool gabi_vhost_vring_started(const struct gabi_vhost_vring *vr)
+{
+    return vr->started;
+}
+
+bool gabi_vhost_vring_enabled(const struct gabi_vhost_vring *vr)
+{
+    return vr->enabled;
+}
+
+const char *gabi_vhost_vring_broken(const struct gabi_vhost_vring *vr)
+{
+    return vr->broken ? vr->broken_reason : NULL;
+}
+
+uint16_t gabi_vhost_vring_size(const struct gabi_vhost_vring *vr)
+{
+    return (uint16_t)vr->num;
+}
+
+uint16_t gabi_vhost_vring_last_avail(const struct gabi_vhost_vring *vr)
+{
+    return vr->started ? vr->last_avail : vr->base;
+}
+
+void gabi_vhost_vring_set_userdata(struct gabi_vhost_vring *vr, void *userdata)
+{
+    vr->userdata = userdata;
+}
+
+void *gabi_vhost_vring_userdata(const struct gabi_vhost_vring *vr)
+{
+    return vr->userdata;
+}
+
+void gabi_vhost_vring_kick_drain(struct gabi_vhost_vring *vr)
+{
+    struct pollfd p = {.fd = vr->kick_fd, .events = POLLIN};
+    uint64_t v;
+
+    /* The eventfd's file description is shared with the front-end: never change its flags,
+     * and only read what is there. */
+    if (vr->kick_fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLIN) &&
+        read(vr->kick_fd, &v, sizeof(v)) < 0) {
+        /* nothing to consume */
+    }
+}
+
+/* ---- popping chains --------------------------------------------------------------------- */
+
+static int add_segments(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *elem, uint64_t gpa,
+                        uint32_t len, bool write)
+{
+    const struct vhost_mem *m = &vr->b->mem;
+
+    if (gpa + len < gpa) {
+        vhost_vring_break(vr, "descriptor buffer 0x%" PRIx64 "+%u wraps around", gpa, len);
+        return -EIO;
+    }
+    while (len > 0) {
+        unsigned k = elem->n_out + elem->n_in;
+        uint64_t got;
+        uint8_t *p;
+
+        if (unlikely(k >= GABI_VHOST_ELEM_MAX_SEGS)) {
+            vhost_vring_break(vr, "descriptor chain from head %u has more than %u segments",
+                              elem->head, GABI_VHOST_ELEM_MAX_SEGS);
+            return -EIO;
+        }
+        p = vhost_mem_gpa(m, &vr->hint, gpa, len, &got);
+        if (unlikely(!p)) {
+            vhost_vring_break(vr,
+                              "descriptor buffer at gpa 0x%" PRIx64 " (%u bytes, head %u) is "
+                              "outside guest memory",
+                              gpa, len, elem->head);
+            return -EIO;
+        }
+        elem->iov[k].iov_base = p;
+        elem->iov[k].iov_len = (size_t)got;
+        elem->gpa[k] = gpa;
+        if (write)
+            elem->n_in++;
+        else
+            elem->n_out++;
+        gpa += got;
+        len -= (uint32_t)got;
+    }
+    return 0;
+}
+
+/* Read one descriptor once: the guest may change it under us, we use only this copy. */
+static inline void read_desc(const struct vring_desc *table, uint32_t i, struct vring_desc *d)
+{
+    memcpy(d, &table[i], sizeof(*d));
+    __asm__ volatile("" ::: "memory");
+}
+
+static int walk_chain(struct gabi_vhost_vring *vr, uint16_t head, struct gabi_vhost_elem *elem)
+{
+    const struct vring_desc *table = vr->desc;
+    uint32_t max = vr->num, i = head, count = 0;
+    uint64_t out_len = 0, in_len = 0;
+    bool in_indirect = false;
+
+    elem->head = head;
+    elem->n_out = 0;
+    elem->n_in = 0;
+    for (;;) {
+        struct vring_desc d;
+
+        read_desc(table, i, &d);
+        if (unlikely(++count > max)) {
+            vhost_vring_break(vr, "descriptor chain from head %u loops or is longer than %u", head,
+                              max);
+            return -EIO;
+        }
+        if (unlikely(d.flags & VRING_DESC_F_INDIRECT)) {
+            uint64_t got = 0;
+
+            if (!vr->indirect || in_indirect || count != 1 || (d.flags & VRING_DESC_F_NEXT) ||
+                d.len == 0 || d.len % sizeof(struct vring_desc) != 0 ||
+                d.len / sizeof(struct vring_desc) > vr->num) {
+                vhost_vring_break(vr, "bad indirect descriptor at head %u: %u bytes, flags 0x%x%s",
+                                  head, d.len, d.flags,
+                                  vr->indirect ? "" : " (INDIRECT_DESC not negotiated)");
+                return -EIO;
+            }
+            table = (const struct vring_desc *)vhost_mem_gpa(&vr->b->mem, &vr->hint, d.addr, d.len,
+                                                             &got);
+            if (!table || got != d.len) {
+                vhost_vring_break(vr,
+                                  "indirect table at gpa 0x%" PRIx64 " (%u bytes, head %u) is "
+                                  "not inside one memory region",
+                                  d.addr, d.len, head);
+                return -EIO;
+            }
+            max = d.len / sizeof(struct vring_desc);
+            i = 0;
+            count = 0;
+            in_indirect = true;
+            continue;
+        }
+        if (d.flags & VRING_DESC_F_WRITE) {
+            in_len += d.len;
+        } else {
+            if (unlikely(elem->n_in > 0)) {
+                vhost_vring_break(vr,
+                                  "chain from head %u has a readable descriptor after a "
+                                  "writable one",
+                                  head);
+                return -EIO;
+            }
+            out_len += d.len;
+        }
+        if (d.len && add_segments(vr, elem, d.addr, d.len, d.flags & VRING_DESC_F_WRITE) < 0)
+            return -EIO;
+        if (!(d.flags & VRING_DESC_F_NEXT))
+            break;
+        i = d.next;
+        if (unlikely(i >= max)) {
+            vhost_vring_break(vr,
+                              "descriptor chain from head %u links to %u, beyond its table of %u",
+                              head, i, max);
+            return -EIO;
+        }
+    }
+    if (unlikely(out_len > UINT32_MAX || in_len > UINT32_MAX)) {
+        vhost_vring_break(vr, "chain from head %u is longer than 4 GiB", head);
+        return -EIO;
+    }
+    elem->out_len = (uint32_t)out_len;
+    elem->in_len = (uint32_t)in_len;
+    return 0;
+}
+
+static void log_used(struct gabi_vhost_vring *vr, uint64_t offset, uint64_t len);
+
+static bool refresh_avail(struct gabi_vhost_vring *vr)
+{
+    uint16_t idx = ring_load_acquire(&vr->avail->idx);
+
+    if (unlikely((uint16_t)(idx - vr->last_avail) > vr->num)) {
+        vhost_vring_break(vr, "avail index %u is more than %u ahead of %u", idx, vr->num,
+                          vr->last_avail);
+        return false;
+    }
+    vr->shadow_avail = idx;
+    return true;
+}
+
+int gabi_vhost_vring_pop(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *elem)
+{
+    uint16_t head;
+
+    if (unlikely(!vr->started))
+        return -ENOTCONN;
+    if (unlikely(vr->broken))
+        return -EIO;
+    if (vr->last_avail == vr->shadow_avail) {
+        if (!refresh_avail(vr))
+            return -EIO;
+        if (vr->last_avail == vr->shadow_avail) {
+            /* Empty. With EVENT_IDX, ask for a kick at the next chain (unless the device
+             * polls), then look once more: the guest may have added one meanwhile. */
+            if (!vr->event_idx || !vr->notify_on)
+                return 0;
+            ring_store(vring_avail_event(vr->used, vr->num), vr->last_avail);
+            log_used(vr, 4 + 8ull * vr->num, 2);
+            ring_fence();
+            if (!refresh_avail(vr))
+                return -EIO;
+            if (vr->last_avail == vr->shadow_avail)
+                return 0;
+        }
+    }
+    head = ring_load(&vr->avail->ring[vr->last_avail & vr->mask]);
+    /* The descriptors were just written by the guest's CPU: ask for a later one now, so
+     * that its cache miss overlaps with the work on this one. */
+    if ((uint16_t)(vr->shadow_avail - vr->last_avail) > PREFETCH_AHEAD) {
+        uint16_t ahead = ring_load(&vr->avail->ring[(vr->last_avail + PREFETCH_AHEAD) & vr->mask]);
+
+        if (ahead < vr->num)
+            __builtin_prefetch(&vr->desc[ahead]);
+    }
+    if (unlikely(head >= vr->num)) {
+        vhost_vring_break(vr, "avail entry %u names descriptor %u, the ring has %u", vr->last_avail,
+                          head, vr->num);
+        return -EIO;
+    }
+    if (walk_chain(vr, head, elem) < 0)
+        return -EIO;
+    vr->last_avail++;
+    return 1;
+}
+
+unsigned gabi_vhost_vring_avail_count(struct gabi_vhost_vring *vr)
+{
+    if (!vr->started || vr->broken || !refresh_avail(vr))
+        return 0;
+    return (uint16_t)(vr->shadow_avail - vr->last_avail);
+}
+
+void gabi_vhost_vring_unpop(struct gabi_vhost_vring *vr, unsigned n)
+{
+    vr->last_avail = (uint16_t)(vr->last_avail - n);
+}
+
+/* ---- pushing and publishing ------------------------------------------------------------- */
+
+static inline void stage_used(struct gabi_vhost_vring *vr, uint16_t head, uint32_t len)
+{
+    if (unlikely(!vr->shadow || vr->broken))
+        return;
+    if (unlikely(vr->n_shadow >= vr->num))
+        gabi_vhost_vring_flush(vr);
+    vr->shadow[vr->n_shadow].id = head;
+    vr->shadow[vr->n_shadow].len = len;
+    vr->n_shadow++;
+}
+
+void gabi_vhost_vring_push_head(struct gabi_vhost_vring *vr, uint16_t head, uint32_t len)
+{
+    stage_used(vr, head, len);
+}
+
+void gabi_vhost_vring_push(struct gabi_vhost_vring *vr, const struct gabi_vhost_elem *elem,
+                           uint32_t written)
+{
+    if (written > elem->in_len)
+        written = elem->in_len;
+    if (unlikely(vr->b->logging) && written) {
+        uint32_t left = written;
+
+        for (unsigned k = elem->n_out; left && k < (unsigned)elem->n_out + elem->n_in; k++) {
+            uint32_t n = (uint32_t)MIN((size_t)left, elem->iov[k].iov_len);
+
+            gabi_vhost_backend_log_write(vr->b, elem->gpa[k], n);
+            left -= n;
+        }
+    }
+    stage_used(vr, elem->head, written);
+}
+
+static void log_used(struct gabi_vhost_vring *vr, uint64_t offset, uint64_t len)
+{
+    if (unlikely(vr->b->logging) && (vr->addr_flags & VHOST_VRING_F_LOG))
+        gabi_vhost_backend_log_write(vr->b, vr->log_gpa + offset, len);
+}
+
+static int signal_guest(struct gabi_vhost_vring *vr)
+{
+    bool need;
+
+    /* used->idx must be visible before we read the guest's wishes */
+    ring_fence();
+    if (vr->event_idx) {
+        uint16_t old = vr->signalled_used, event = ring_load(vring_used_event(vr->avail, vr->num));
+        bool valid = vr->signalled_valid;
+
+        vr->signalled_used = vr->used_idx;
+        vr->signalled_valid = true;
+        need = !valid || vring_need_event(event, vr->used_idx, old);
+    } else {
+        need = !(ring_load(&vr->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
+    }
+    if (!need || vr->call_fd < 0)
+        return 0;
+    signal_fd(vr->call_fd);
+    return 1;
+}
+
+int gabi_vhost_vring_flush(struct gabi_vhost_vring *vr)
+{
+    uint16_t n = vr->n_shadow, start, first;
+
+    if (n == 0 || !vr->used || vr->broken)
+        return 0;
+    start = vr->used_idx & vr->mask;
+    first = (uint16_t)MIN((uint32_t)n, vr->num - start);
+    memcpy(&vr->used->ring[start], vr->shadow, first * sizeof(struct vring_used_elem));
+    if (n > first)
+        memcpy(&vr->used->ring[0], vr->shadow + first,
+               (n - first) * sizeof(struct vring_used_elem));
+    vr->used_idx = (uint16_t)(vr->used_idx + n);
+    ring_store_release(&vr->used->idx, vr->used_idx);
+    vr->n_shadow = 0;
+    if (unlikely(vr->b->logging)) {
+        log_used(vr, 4 + 8ull * start, 8ull * first);
+        if (n > first)
+            log_used(vr, 4, 8ull * (n - first));
+        log_used(vr, 2, 2);
+        signal_fd(vr->b->log_call_fd);
+    }
+    return signal_guest(vr);
+}
+
+bool gabi_vhost_vring_notify(struct gabi_vhost_vring *vr, bool enable)
+{
+    if (!vr->started || vr->broken)
+        return false;
+    vr->notify_on = enable;
+    if (vr->event_idx) {
+        /* disabled: an event index half the index space away (one kick per 32K chains) */
+        ring_store(vring_avail_event(vr->used, vr->num),
+                   (uint16_t)(vr->last_avail + (enable ? 0 : 0x7fff)));
+        log_used(vr, 4 + 8ull * vr->num, 2);
+        if (!enable)
+            return false;
+    } else {
+        uint16_t flags = enable ? 0 : VRING_USED_F_NO_NOTIFY;
+
+        if (flags != vr->used_flags) {
+            vr->used_flags = flags;
+            ring_store(&vr->used->flags, flags);
+            log_used(vr, 0, 2);
+        }
+        if (!enable)
+            return false;
+    }
+    /* our wish must be visible before we look at avail again */
+    ring_fence();
+    return ring_load(&vr->avail->idx) != vr->last_avail;
+}
+
+/* ---- element copies --------------------------------------------------------------------- */
+
+size_t gabi_vhost_elem_read(const struct gabi_vhost_elem *elem, size_t offset, void *buf,
+                            size_t size)
+{
+    size_t done = 0;
+
+    if (likely(elem->n_out && offset + size <= elem->iov[0].iov_len && offset + size >= size)) {
+        memcpy(buf, (const uint8_t *)elem->iov[0].iov_base + offset, size);
+        return size;
+    }
+
+    for (unsigned k = 0; k < elem->n_out && done < size; k++) {
+        size_t len = elem->iov[k].iov_len, n;
+
+        if (offset >= len) {
+            offset -= len;
+            continue;
+        }
+        n = MIN(len - offset, size - done);
+        memcpy((uint8_t *)buf + done, (uint8_t *)elem->iov[k].iov_base + offset, n);
+        done += n;
+        offset = 0;
+    }
+    return done;
+}
+
+size_t gabi_vhost_elem_write(const struct gabi_vhost_elem *elem, size_t offset, const void *buf,
+                             size_t size)
+{
+    const struct iovec *first = &elem->iov[elem->n_out];
+    size_t done = 0;
+
+    if (likely(elem->n_in && offset + size <= first->iov_len && offset + size >= size)) {
+        memcpy((uint8_t *)first->iov_base + offset, buf, size);
+        return size;
+    }
+
+    for (unsigned k = elem->n_out; k < (unsigned)elem->n_out + elem->n_in && done < size; k++) {
+        size_t len = elem->iov[k].iov_len, n;
+
+        if (offset >= len) {
+            offset -= len;
+            continue;
+        }
+        n = MIN(len - offset, size - done);
+        memcpy((uint8_t *)elem->iov[k].iov_base + offset, (const uint8_t *)buf + done, n);
+        done += n;
+        offset = 0;
+    }
+    return done;
+}

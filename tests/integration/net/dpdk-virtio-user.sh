@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# A real peer: DPDK 22.11's virtio_user (testpmd, txonly) as the front-end of guestabi-net in
+# loopback. Passes when the negotiation was accepted and guestabi-net took the frames.
+#
+#   tests/integration/net/dpdk-virtio-user.sh [BUILD_DIR] [MODE]
+#
+# Needs dpdk-testpmd (dpdk-dev, librte-net-virtio23) and 2 CPUs. Exit 77 (SKIP) without them.
+set -euo pipefail
+
+build=${1:-build}
+mode=${2:-upstream.guestabi-net.v2}
+net=$build/devices/net/guestabi-net
+
+skip() { echo "SKIP: $*"; exit 77; }
+command -v dpdk-testpmd >/dev/null || skip "no dpdk-testpmd"
+[[ $(nproc) -ge 2 ]] || skip "needs 2 CPUs"
+[[ -x $net ]] || skip "no $net (build first)"
+
+work=$(mktemp -d /tmp/gabi-dpdk-XXXXXX)
+net_pid=
+cleanup() {
+  [[ -n $net_pid ]] && kill "$net_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+GUESTABI_SYSTEM_CATALOG= "$net" --socket "$work/net.sock" --loopback --mode "$mode" \
+  --ready-fd 3 3>"$work/ready" 2>"$work/net.log" &
+net_pid=$!
+for _ in $(seq 100); do grep -q READY "$work/ready" 2>/dev/null && break; sleep 0.1; done
+grep -q READY "$work/ready" || { cat "$work/net.log"; echo "FAIL: guestabi-net did not start"; exit 1; }
+
+# testpmd exits when its stdin closes: 8 s of traffic
+(sleep 8; echo) | timeout 60 dpdk-testpmd -l 0-1 --main-lcore 1 --no-pci --no-huge -m 512 \
+  --file-prefix "gabi$$" --vdev "net_virtio_user0,path=$work/net.sock,queues=1" -- \
+  --total-num-mbufs=16384 --forward-mode=txonly --txpkts=64 --auto-start --stats-period 0 \
+  >"$work/testpmd.log" 2>&1 || true
+kill "$net_pid"
+wait "$net_pid" || true
+net_pid=
+
+taken=$(sed -n 's/.*disconnected: .*(rx [0-9]* tx \([0-9]*\) .*/\1/p' "$work/net.log" | tail -n1)
+if grep -q "connection closed: .*: " "$work/net.log"; then
+  grep "connection closed" "$work/net.log"
+  echo "FAIL: guestabi-net refused DPDK's virtio_user"
+  exit 1
+fi
+if [[ -n $taken && $taken -gt 0 ]]; then
+  echo "PASS: guestabi-net took $taken frames from DPDK's virtio_user ($mode)"
+  exit 0
+fi
+tail -n 20 "$work/testpmd.log" "$work/net.log"
+echo "FAIL: no frames from DPDK's virtio_user"
+exit 1

@@ -1,0 +1,746 @@
+/* SPDX-License-Identifier: MIT */
+/* The test back-end: see test_vhost_harness.h. */
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test_vhost_harness.h"
+
+#define NET_ALL_FEATURES                                                                           \
+    ((1ull << GABI_NET_F_CSUM) | (1ull << GABI_NET_F_GUEST_CSUM) | (1ull << GABI_NET_F_MTU) |      \
+     (1ull << GABI_NET_F_MAC) | (1ull << GABI_NET_F_MRG_RXBUF) | (1ull << GABI_NET_F_MQ))
+
+const struct gabi_vhost_mode harness_mode_all = {
+    .name = "test.all",
+    .features = GABI_VHOST_TRANSPORT_FEATURES | NET_ALL_FEATURES,
+    .protocol_features = GABI_VHOST_PROTOCOL_FEATURES,
+    .max_queue_pairs = 2,
+    .max_queue_size = 256,
+};
+
+const struct gabi_vhost_mode harness_mode_v1 = {
+    .name = "upstream.guestabi-net.v1",
+    .features = (1ull << GABI_NET_F_MRG_RXBUF) | (1ull << GABI_F_VERSION_1) |
+                (1ull << GABI_F_LOG_ALL) | (1ull << GABI_F_PROTOCOL_FEATURES),
+    .protocol_features =
+        (1ull << GABI_PF_MQ) | (1ull << GABI_PF_LOG_SHMFD) | (1ull << GABI_PF_REPLY_ACK),
+    .max_queue_pairs = 1,
+    .max_queue_size = 256,
+};
+
+const struct gabi_vhost_mode harness_mode_v2 = {
+    .name = "upstream.guestabi-net.v2",
+    .features = (1ull << GABI_NET_F_MTU) | (1ull << GABI_NET_F_MRG_RXBUF) |
+                (1ull << GABI_F_INDIRECT_DESC) | (1ull << GABI_F_EVENT_IDX) |
+                (1ull << GABI_F_VERSION_1) | (1ull << GABI_F_LOG_ALL) |
+                (1ull << GABI_F_PROTOCOL_FEATURES),
+    .protocol_features = (1ull << GABI_PF_MQ) | (1ull << GABI_PF_LOG_SHMFD) |
+                         (1ull << GABI_PF_REPLY_ACK) | (1ull << GABI_PF_NET_MTU) |
+                         (1ull << GABI_PF_RESET_DEVICE) | (1ull << GABI_PF_CONFIGURE_MEM_SLOTS) |
+                         (1ull << GABI_PF_STATUS),
+    .max_queue_pairs = 4,
+    .max_queue_size = 1024,
+};
+
+#define TAG_STOP UINT64_MAX
+#define TAG_CALL (UINT64_MAX - 1)
+
+/* ---- the loopback device ------------------------------------------------------------------ */
+
+static void loop_tx(struct harness *h, unsigned index)
+{
+    struct gabi_vhost_vring *tx = gabi_vhost_backend_vring(h->b, index);
+    struct gabi_vhost_vring *rx = gabi_vhost_backend_vring(h->b, index - 1);
+    static struct gabi_vhost_elem in, out;
+    static uint8_t buf[65536];
+    uint64_t looped = 0, dropped = 0;
+
+    gabi_vhost_vring_kick_drain(tx);
+    for (;;) {
+        int r = gabi_vhost_vring_pop(tx, &out);
+        size_t n;
+
+        if (r <= 0)
+            break;
+        n = gabi_vhost_elem_read(&out, 0, buf, sizeof(buf));
+        if (gabi_vhost_vring_enabled(tx) && gabi_vhost_vring_ready(rx) &&
+            gabi_vhost_vring_enabled(rx) && gabi_vhost_vring_pop(rx, &in) == 1) {
+            size_t w = gabi_vhost_elem_write(&in, 0, buf, n);
+
+            gabi_vhost_vring_push(rx, &in, (uint32_t)w);
+            looped++;
+        } else {
+            dropped++;
+        }
+        gabi_vhost_vring_push(tx, &out, 0);
+    }
+    gabi_vhost_vring_flush(tx);
+    if (gabi_vhost_vring_ready(rx))
+        gabi_vhost_vring_flush(rx);
+    pthread_mutex_lock(&h->lock);
+    h->n_looped += looped;
+    h->n_dropped += dropped;
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+}
+
+static int on_watch(struct gabi_vhost_backend *b, int fd, enum gabi_vhost_watch kind,
+                    unsigned index, void *userdata)
+{
+    struct harness *h = userdata;
+    struct epoll_event ev = {.events = EPOLLIN};
+
+    ev.data.u64 = kind == GABI_VHOST_WATCH_SOCKET ? 0 : 1 + (uint64_t)index;
+    return epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+static void on_unwatch(struct gabi_vhost_backend *b, int fd, void *userdata)
+{
+    struct harness *h = userdata;
+
+    epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+static void record(struct harness *h, const char *s)
+{
+    size_t len = strlen(h->log);
+
+    if (len < sizeof(h->log) - 1)
+        snprintf(h->log + len, sizeof(h->log) - len, "%s\n", s);
+}
+
+static void on_log(struct gabi_vhost_backend *b, enum gabi_log_level level, const char *msg,
+                   void *userdata)
+{
+    struct harness *h = userdata;
+
+    if (getenv("HARNESS_DEBUG"))
+        fprintf(stderr, "# backend: %s\n", msg);
+    if (level > GABI_LOG_INFO)
+        return;
+    pthread_mutex_lock(&h->lock);
+    record(h, msg);
+    pthread_mutex_unlock(&h->lock);
+}
+
+static void on_connected(struct gabi_vhost_backend *b, void *userdata)
+{
+    struct harness *h = userdata;
+
+    pthread_mutex_lock(&h->lock);
+    h->n_connected++;
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+}
+
+static void on_disconnected(struct gabi_vhost_backend *b, const char *reason, void *userdata)
+{
+    struct harness *h = userdata;
+
+    pthread_mutex_lock(&h->lock);
+    h->n_disconnected++;
+    snprintf(h->last_disconnect, sizeof(h->last_disconnect), "%s", reason);
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+}
+
+static void on_broken(struct gabi_vhost_backend *b, unsigned index, const char *reason,
+                      void *userdata)
+{
+    struct harness *h = userdata;
+
+    pthread_mutex_lock(&h->lock);
+    h->n_broken++;
+    snprintf(h->broken, sizeof(h->broken), "vring %u: %s", index, reason);
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+}
+
+static int on_features(struct gabi_vhost_backend *b, uint64_t features, void *userdata)
+{
+    struct harness *h = userdata;
+
+    pthread_mutex_lock(&h->lock);
+    h->features_seen = features;
+    pthread_mutex_unlock(&h->lock);
+    return 0;
+}
+
+static void on_started(struct gabi_vhost_backend *b, unsigned index, void *userdata)
+{
+    struct harness *h = userdata;
+
+    pthread_mutex_lock(&h->lock);
+    h->n_started++;
+    pthread_mutex_unlock(&h->lock);
+}
+
+static void on_stopped(struct gabi_vhost_backend *b, unsigned index, void *userdata)
+{
+    struct harness *h = userdata;
+
+    pthread_mutex_lock(&h->lock);
+    h->n_stopped++;
+    pthread_mutex_unlock(&h->lock);
+}
+
+static int on_get_config(struct gabi_vhost_backend *b, uint32_t offset, void *buf, uint32_t size,
+                         void *userdata)
+{
+    struct harness *h = userdata;
+
+    if (offset > sizeof(h->config) || size > sizeof(h->config) - offset)
+        return -EINVAL;
+    pthread_mutex_lock(&h->lock);
+    memcpy(buf, h->config + offset, size);
+    pthread_mutex_unlock(&h->lock);
+    return 0;
+}
+
+static int on_set_config(struct gabi_vhost_backend *b, uint32_t offset, const void *buf,
+                         uint32_t size, uint32_t flags, void *userdata)
+{
+    struct harness *h = userdata;
+
+    /* bytes 0-5 (a MAC) are read-only unless restored by a migration (flags 1) */
+    if (offset > sizeof(h->config) || size > sizeof(h->config) - offset ||
+        (offset < 6 && flags != 1))
+        return -EPERM;
+    pthread_mutex_lock(&h->lock);
+    memcpy(h->config + offset, buf, size);
+    pthread_mutex_unlock(&h->lock);
+    return 0;
+}
+
+static void on_rarp(struct gabi_vhost_backend *b, const uint8_t mac[6], void *userdata)
+{
+    struct harness *h = userdata;
+
+    pthread_mutex_lock(&h->lock);
+    memcpy(h->rarp_mac, mac, 6);
+    h->n_rarp++;
+    pthread_mutex_unlock(&h->lock);
+}
+
+static void on_reset(struct gabi_vhost_backend *b, void *userdata)
+{
+    struct harness *h = userdata;
+
+    pthread_mutex_lock(&h->lock);
+    h->n_resets++;
+    pthread_mutex_unlock(&h->lock);
+}
+
+static const struct gabi_vhost_ops harness_ops = {
+    .watch = on_watch,
+    .unwatch = on_unwatch,
+    .connected = on_connected,
+    .disconnected = on_disconnected,
+    .features_changed = on_features,
+    .vring_started = on_started,
+    .vring_stopped = on_stopped,
+    .vring_broken = on_broken,
+    .get_config = on_get_config,
+    .set_config = on_set_config,
+    .send_rarp = on_rarp,
+    .reset = on_reset,
+    .log = on_log,
+};
+
+/* ---- the loop ------------------------------------------------------------------------------ */
+
+struct call {
+    void (*fn)(struct harness *h, void *arg);
+    void *arg;
+    bool done;
+};
+
+static struct call *pending_call;
+
+static void *loop(void *arg)
+{
+    struct harness *h = arg;
+
+    for (;;) {
+        struct epoll_event ev[16];
+        int n = epoll_wait(h->epfd, ev, 16, -1);
+
+        for (int i = 0; i < n; i++) {
+            uint64_t tag = ev[i].data.u64, v;
+
+            if (tag == TAG_STOP)
+                return NULL;
+            if (tag == TAG_CALL) {
+                if (read(h->stop_fd, &v, sizeof(v)) < 0) {
+                    /* consumed elsewhere */
+                }
+                continue;
+            }
+            if (tag == 0) {
+                gabi_vhost_backend_dispatch(h->b);
+                /* fds may have been closed: later events of this batch may be stale */
+                break;
+            }
+            if ((tag - 1) % 2 == 1)
+                loop_tx(h, (unsigned)(tag - 1));
+            else
+                gabi_vhost_vring_kick_drain(gabi_vhost_backend_vring(h->b, (unsigned)(tag - 1)));
+        }
+        pthread_mutex_lock(&h->lock);
+        if (pending_call && !pending_call->done) {
+            pending_call->fn(h, pending_call->arg);
+            pending_call->done = true;
+            pthread_cond_broadcast(&h->cond);
+        }
+        pthread_mutex_unlock(&h->lock);
+    }
+}
+
+int harness_start(struct harness *h, const struct gabi_vhost_mode *mode)
+{
+    return harness_start_class(h, mode, GABI_CLASS_NET, NET_ALL_FEATURES);
+}
+
+int harness_start_class(struct harness *h, const struct gabi_vhost_mode *mode,
+                        enum gabi_device_class cls, uint64_t device_features)
+{
+    struct gabi_vhost_backend_config cfg = {
+        .name = "test",
+        .cls = cls,
+        .mode = mode,
+        .device_features = device_features,
+    };
+    struct gabi_error err = {0};
+    struct epoll_event ev = {.events = EPOLLIN};
+    int r;
+
+    memset(h, 0, sizeof(*h));
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->cond, NULL);
+    memcpy(h->config, "\x52\x54\x00\x12\x34\x56", 6);
+    snprintf(h->dir, sizeof(h->dir), "/tmp/gabi-vhost-XXXXXX");
+    if (!mkdtemp(h->dir))
+        return -errno;
+    snprintf(h->path, sizeof(h->path), "%s/sock", h->dir);
+    h->epfd = epoll_create1(EPOLL_CLOEXEC);
+    h->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    ev.data.u64 = TAG_CALL;
+    epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->stop_fd, &ev);
+    r = gabi_vhost_backend_new(&cfg, &harness_ops, h, &h->b, &err);
+    if (r < 0) {
+        fprintf(stderr, "# backend_new: %s\n", err.message);
+        return r;
+    }
+    r = gabi_vhost_backend_listen(h->b, h->path, &err);
+    if (r < 0) {
+        fprintf(stderr, "# listen: %s\n", err.message);
+        return r;
+    }
+    r = pthread_create(&h->thread, NULL, loop, h);
+    if (r != 0)
+        return -r;
+    h->running = true;
+    return 0;
+}
+
+void harness_stop(struct harness *h)
+{
+    if (h->running) {
+        struct epoll_event ev = {.events = EPOLLIN};
+        int fd = eventfd(1, EFD_CLOEXEC);
+
+        ev.data.u64 = TAG_STOP;
+        epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev);
+        pthread_join(h->thread, NULL);
+        close(fd);
+        h->running = false;
+    }
+    h->b = gabi_vhost_backend_free(h->b);
+    if (h->epfd > 0)
+        close(h->epfd);
+    if (h->stop_fd > 0)
+        close(h->stop_fd);
+    h->epfd = h->stop_fd = -1;
+    rmdir(h->dir);
+    pthread_cond_destroy(&h->cond);
+    pthread_mutex_destroy(&h->lock);
+}
+
+static int wait_for(struct harness *h, const unsigned *counter, unsigned n)
+{
+    struct timespec deadline;
+    int r = 0;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 10;
+    pthread_mutex_lock(&h->lock);
+    while (*counter < n && r == 0)
+        r = pthread_cond_timedwait(&h->cond, &h->lock, &deadline);
+    r = *counter >= n ? 0 : -ETIMEDOUT;
+    pthread_mutex_unlock(&h->lock);
+    return r;
+}
+
+int harness_wait_disconnects(struct harness *h, unsigned n)
+{
+    return wait_for(h, &h->n_disconnected, n);
+}
+
+int harness_wait_broken(struct harness *h, unsigned n)
+{
+    return wait_for(h, &h->n_broken, n);
+}
+
+void harness_copy(struct harness *h, const char *what, char *buf, size_t size)
+{
+    pthread_mutex_lock(&h->lock);
+    if (strcmp(what, "log") == 0)
+        snprintf(buf, size, "%s", h->log);
+    else if (strcmp(what, "disconnect") == 0)
+        snprintf(buf, size, "%s", h->last_disconnect);
+    else
+        snprintf(buf, size, "%s", h->broken);
+    pthread_mutex_unlock(&h->lock);
+}
+
+void harness_call(struct harness *h, void (*fn)(struct harness *h, void *arg), void *arg)
+{
+    struct call c = {.fn = fn, .arg = arg};
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&h->lock);
+    pending_call = &c;
+    pthread_mutex_unlock(&h->lock);
+    if (write(h->stop_fd, &one, sizeof(one)) < 0)
+        return;
+    pthread_mutex_lock(&h->lock);
+    while (!c.done)
+        pthread_cond_wait(&h->cond, &h->lock);
+    pending_call = NULL;
+    pthread_mutex_unlock(&h->lock);
+}
+
+unsigned harness_count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    unsigned n = 0;
+
+    if (!d)
+        return 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+struct gabi_vhost_client *harness_client(struct harness *h, uint64_t features, uint64_t pf)
+{
+    struct gabi_vhost_client *c = NULL;
+    struct gabi_error err = {0};
+
+    if (gabi_vhost_client_connect(h->path, 10000, &c, &err) < 0) {
+        fprintf(stderr, "# connect: %s\n", err.message);
+        return NULL;
+    }
+    if (gabi_vhost_client_negotiate(c, features, pf, NULL, NULL) < 0)
+        return gabi_vhost_client_free(c);
+    return c;
+}
+
+/* ---- guestabi-net as a child process ------------------------------------------------------ */
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+const char *harness_net_binary(void)
+{
+    static char path[4096];
+    const char *root = getenv("GUESTABI_BUILD_ROOT");
+
+    snprintf(path, sizeof(path), "%s/devices/net/guestabi-net", root ? root : ".");
+    return path;
+}
+
+static char **build_argv(struct netproc *np, const char *const *args, int ready_fd)
+{
+    static char *argv[64];
+    static char fdbuf[16];
+    unsigned n = 0;
+
+    argv[n++] = (char *)harness_net_binary();
+    for (; *args && n < 60; args++) {
+        if ((*args)[0] == '@' && np)
+            argv[n++] = np->sock[(*args)[1] - '0'];
+        else
+            argv[n++] = (char *)*args;
+    }
+    if (ready_fd >= 0) {
+        snprintf(fdbuf, sizeof(fdbuf), "%d", ready_fd);
+        argv[n++] = (char *)"--ready-fd";
+        argv[n++] = fdbuf;
+    }
+    argv[n] = NULL;
+    return argv;
+}
+
+int netproc_start(struct netproc *np, const char *const *args)
+{
+    int p[2], status;
+    char buf[16] = {0};
+    struct pollfd pf;
+    char **argv;
+
+    memset(np, 0, sizeof(*np));
+    snprintf(np->dir, sizeof(np->dir), "/tmp/gabi-net-XXXXXX");
+    if (!mkdtemp(np->dir))
+        return -errno;
+    for (unsigned i = 0; i < 4; i++)
+        snprintf(np->sock[i], sizeof(np->sock[i]), "%s/%u", np->dir, i);
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    argv = build_argv(np, args, 100);
+    fflush(stdout);
+    np->pid = fork();
+    if (np->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a test that stops early does not leave it behind */
+        dup2(p[1], 100);                  /* without CLOEXEC */
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(p[1]);
+    pf = (struct pollfd){.fd = p[0], .events = POLLIN};
+    if (np->pid < 0 || poll(&pf, 1, 20000) != 1 || read(p[0], buf, sizeof(buf) - 1) < 5 ||
+        strcmp(buf, "READY\n") != 0) {
+        close(p[0]);
+        if (np->pid > 0) {
+            kill(np->pid, SIGKILL);
+            waitpid(np->pid, &status, 0);
+        }
+        np->pid = 0;
+        return -EIO;
+    }
+    close(p[0]);
+    return 0;
+}
+
+int netproc_stop(struct netproc *np)
+{
+    int status;
+
+    if (np->pid <= 0)
+        return -ECHILD;
+    kill(np->pid, SIGTERM);
+    if (waitpid(np->pid, &status, 0) < 0)
+        return -errno;
+    np->pid = 0;
+    for (unsigned i = 0; i < 4; i++)
+        unlink(np->sock[i]);
+    rmdir(np->dir);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int netproc_run(const char *const *args, char *out, size_t size)
+{
+    int p[2], status;
+    size_t got = 0;
+    char **argv = build_argv(NULL, args, -1);
+    pid_t pid;
+
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        dup2(p[1], 1);
+        dup2(p[1], 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(p[1]);
+    for (;;) {
+        ssize_t n = read(p[0], out + got, size - 1 - got);
+
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    out[got] = '\0';
+    close(p[0]);
+    if (pid < 0 || waitpid(pid, &status, 0) < 0)
+        return -ECHILD;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* ---- a guest for guestabi-net ------------------------------------------------------------- */
+
+int tguest_connect(struct tguest *g, const char *path, uint64_t features, unsigned n_pairs,
+                   unsigned qflags)
+{
+    struct gabi_error err = {0};
+    uint64_t f;
+    int r;
+
+    memset(g, 0, sizeof(*g));
+    r = gabi_vhost_client_connect(path, 10000, &g->c, &err);
+    if (r < 0) {
+        fprintf(stderr, "# connect %s: %s\n", path, err.message);
+        return r;
+    }
+    /* a driver that does not keep used_event must not negotiate EVENT_IDX */
+    if (!(qflags & GABI_VHOST_GUESTQ_EVENT_IDX))
+        features &= ~(1ull << GABI_F_EVENT_IDX);
+    r = gabi_vhost_client_negotiate(g->c, features, ~0ull, &f, NULL);
+    if (r < 0)
+        return r;
+    g->features = f;
+    g->hdr_len = (f & ((1ull << GABI_F_VERSION_1) | (1ull << GABI_NET_F_MRG_RXBUF))) ? 12 : 10;
+    g->n_pairs = n_pairs;
+    r = gabi_vhost_guestmem_new(16u << 20, 2, &g->gm, &err);
+    if (r < 0)
+        return r;
+    if (gabi_vhost_client_protocol_features(g->c) & (1ull << GABI_PF_CONFIGURE_MEM_SLOTS)) {
+        for (unsigned i = 0; i < 2 && r >= 0; i++)
+            r = gabi_vhost_client_add_mem_reg(g->c, g->gm, i);
+    } else {
+        r = gabi_vhost_client_set_mem_table(g->c, g->gm);
+    }
+    if (r < 0)
+        return r;
+    for (unsigned i = 0; i < 2 * n_pairs; i++) {
+        if ((r = gabi_vhost_guestq_new(g->gm, 256, qflags, &g->q[i])) < 0 ||
+            (r = gabi_vhost_guestmem_alloc(g->gm, 256 * TGUEST_SLOT, 4096, &g->slot_gpa[i])) < 0 ||
+            (r = gabi_vhost_client_start_vring(g->c, i, g->q[i], 0, false)) < 0)
+            return r;
+    }
+    if (gabi_vhost_client_protocol_features(g->c) & (1ull << GABI_PF_STATUS))
+        r = gabi_vhost_client_set_status(g->c, 0xf);
+    return r;
+}
+
+void tguest_free(struct tguest *g)
+{
+    g->c = gabi_vhost_client_free(g->c);
+    for (unsigned i = 0; i < 8; i++)
+        g->q[i] = gabi_vhost_guestq_free(g->q[i]);
+    g->gm = gabi_vhost_guestmem_free(g->gm);
+}
+
+static uint64_t slot(struct tguest *g, unsigned v, unsigned head)
+{
+    return g->slot_gpa[v] + (uint64_t)head * TGUEST_SLOT;
+}
+
+int tguest_post_rx(struct tguest *g, unsigned pair, unsigned n, uint32_t size)
+{
+    unsigned v = 2 * pair;
+
+    for (unsigned i = 0; i < n; i++) {
+        int head = gabi_vhost_guestq_next_head(g->q[v]);
+        struct gabi_vhost_gbuf b = {slot(g, v, (unsigned)head), size};
+
+        if (head < 0 || size > TGUEST_SLOT ||
+            gabi_vhost_guestq_add(g->q[v], &b, 0, 1, false) != head)
+            return -ENOSPC;
+        g->slot_len[v][head] = size;
+    }
+    gabi_vhost_guestq_kick(g->q[v]);
+    return 0;
+}
+
+int tguest_send(struct tguest *g, unsigned pair, const struct tnet_hdr *hdr, const void *frame,
+                size_t len, bool split, bool indirect)
+{
+    unsigned v = 2 * pair + 1;
+    struct tnet_hdr zero = {0};
+    struct gabi_vhost_gbuf b[2];
+    int head;
+    uint8_t *p;
+
+    if (g->hdr_len + len > TGUEST_SLOT)
+        return -EMSGSIZE;
+    tguest_reap_tx(g, pair);
+    head = gabi_vhost_guestq_next_head(g->q[v]);
+    if (head < 0)
+        return -ENOSPC;
+    p = gabi_vhost_guestmem_ptr(g->gm, slot(g, v, (unsigned)head), TGUEST_SLOT);
+    memcpy(p, hdr ? hdr : &zero, g->hdr_len);
+    memcpy(p + g->hdr_len, frame, len);
+    b[0] = (struct gabi_vhost_gbuf){slot(g, v, (unsigned)head), g->hdr_len};
+    b[1] = (struct gabi_vhost_gbuf){slot(g, v, (unsigned)head) + g->hdr_len, (uint32_t)len};
+    if (!split)
+        b[0].len = (uint32_t)(g->hdr_len + len);
+    if (gabi_vhost_guestq_add(g->q[v], b, split ? 2 : 1, 0, indirect) != head)
+        return -ENOSPC;
+    gabi_vhost_guestq_kick(g->q[v]);
+    return 0;
+}
+
+unsigned tguest_reap_tx(struct tguest *g, unsigned pair)
+{
+    uint32_t id, len;
+    unsigned n = 0;
+
+    while (gabi_vhost_guestq_get_used(g->q[2 * pair + 1], &id, &len) == 1)
+        n++;
+    return n;
+}
+
+static int reap_one(struct tguest *g, unsigned v, uint32_t *id, uint32_t *len, int timeout_ms)
+{
+    for (;;) {
+        int r = gabi_vhost_guestq_get_used(g->q[v], id, len);
+
+        if (r != 0)
+            return r;
+        r = gabi_vhost_guestq_wait(g->q[v], timeout_ms);
+        if (r <= 0)
+            return r < 0 ? r : -ETIMEDOUT;
+    }
+}
+
+int tguest_recv(struct tguest *g, unsigned pair, struct tnet_hdr *hdr, void *frame, size_t max,
+                int timeout_ms)
+{
+    unsigned v = 2 * pair, n_bufs = 1;
+    size_t got = 0;
+    uint32_t id, len;
+    int r;
+
+    memset(hdr, 0, sizeof(*hdr));
+    for (unsigned k = 0; k < n_bufs; k++) {
+        const uint8_t *p;
+        size_t skip = 0;
+
+        r = reap_one(g, v, &id, &len, timeout_ms);
+        if (r < 0)
+            return r;
+        if (id >= 256 || len > g->slot_len[v][id])
+            return -EBADMSG;
+        p = gabi_vhost_guestmem_ptr(g->gm, g->slot_gpa[v] + (uint64_t)id * TGUEST_SLOT, len);
+        if (k == 0) {
+            if (len < g->hdr_len)
+                return -EBADMSG;
+            memcpy(hdr, p, g->hdr_len);
+            skip = g->hdr_len;
+            if (g->hdr_len == 12)
+                n_bufs = hdr->num_buffers;
+            if (n_bufs == 0 || n_bufs > 64)
+                return -EBADMSG;
+        }
+        if (got + len - skip > max)
+            return -EMSGSIZE;
+        memcpy((uint8_t *)frame + got, p + skip, len - skip);
+        got += len - skip;
+    }
+    return (int)got;
+}

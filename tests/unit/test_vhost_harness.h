@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * A back-end for tests: lib/vhost driven by its own epoll loop in a thread, with a small
+ * loopback device (chains taken from TX vring 2i+1 are copied into RX vring 2i), so that our
+ * front-end can talk to it over a real unix socket. Everything the test reads from the
+ * back-end's side goes through the harness lock.
+ */
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <guestabi/vhost.h>
+
+struct harness {
+    struct gabi_vhost_backend *b;
+    pthread_t thread;
+    bool running;
+    int epfd;
+    int stop_fd;
+    char dir[64];
+    char path[128];
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    /* recorded by the device callbacks (under lock) */
+    char log[16384];
+    unsigned n_connected, n_disconnected;
+    char last_disconnect[512];
+    unsigned n_broken;
+    char broken[512];
+    uint64_t n_looped, n_dropped;
+    uint8_t rarp_mac[6];
+    unsigned n_rarp;
+    uint64_t features_seen;
+    unsigned n_started, n_stopped, n_resets;
+    uint8_t config[64];
+};
+
+/* Every virtio-net feature and protocol feature lib/vhost implements: 2 pairs of 256. */
+extern const struct gabi_vhost_mode harness_mode_all;
+/* The catalog's upstream.guestabi-net.v1 and .v2, spelled out. */
+extern const struct gabi_vhost_mode harness_mode_v1;
+extern const struct gabi_vhost_mode harness_mode_v2;
+
+/* Start a back-end in mode listening on a fresh socket in a temporary directory. */
+int harness_start(struct harness *h, const struct gabi_vhost_mode *mode);
+/* The same for a device class (virtio-blk: one vring per queue, config space). */
+int harness_start_class(struct harness *h, const struct gabi_vhost_mode *mode,
+                        enum gabi_device_class cls, uint64_t device_features);
+void harness_stop(struct harness *h);
+/* Wait (up to 10 s) until n disconnects have been seen: 0, or -ETIMEDOUT. */
+int harness_wait_disconnects(struct harness *h, unsigned n);
+/* Wait (up to 10 s) until n broken vrings have been seen. */
+int harness_wait_broken(struct harness *h, unsigned n);
+/* Copy of the log / the last disconnect reason / broken reason (under the lock). */
+void harness_copy(struct harness *h, const char *what, char *buf, size_t size);
+/* Run fn(h, arg) on the back-end thread, between two dispatches, and wait for it. */
+void harness_call(struct harness *h, void (*fn)(struct harness *h, void *arg), void *arg);
+
+/* Open fds of this process (the back-end runs in it too). */
+unsigned harness_count_fds(void);
+
+/* A connected client, negotiated: features/pf are the wanted masks. */
+struct gabi_vhost_client *harness_client(struct harness *h, uint64_t features, uint64_t pf);
+
+/* ---- guestabi-net as a child process, and a guest for it -------------------------------- */
+
+#include <sys/types.h>
+
+struct netproc {
+    pid_t pid;
+    char dir[64];
+    char sock[4][128]; /* dir/0 .. dir/3 */
+};
+
+/* Path of the guestabi-net binary of this build. */
+const char *harness_net_binary(void);
+/* Run guestabi-net with args (NULL-terminated; "@0".."@3" stand for the socket paths) and
+ * wait for it to be ready (up to 20 s). 0, or -errno (the process is reaped). */
+int netproc_start(struct netproc *np, const char *const *args);
+/* SIGTERM, wait: the exit status (0 for a clean shutdown), or -errno. */
+int netproc_stop(struct netproc *np);
+/* Run guestabi-net to completion with args; its exit status and up to size bytes of its
+ * stdout+stderr in out. */
+int netproc_run(const char *const *args, char *out, size_t size);
+
+struct tnet_hdr {
+    uint8_t flags;
+    uint8_t gso_type;
+    uint16_t hdr_len;
+    uint16_t gso_size;
+    uint16_t csum_start;
+    uint16_t csum_offset;
+    uint16_t num_buffers;
+} __attribute__((packed));
+
+#define TGUEST_SLOT 4096u /* bytes per buffer slot */
+
+struct tguest {
+    struct gabi_vhost_client *c;
+    struct gabi_vhost_guestmem *gm;
+    struct gabi_vhost_guestq *q[8]; /* rx0 tx0 rx1 tx1 ... */
+    uint64_t slot_gpa[8];           /* per vring: a slot per descriptor head */
+    uint32_t slot_len[8][256];
+    unsigned n_pairs;
+    unsigned hdr_len;
+    uint64_t features;
+};
+
+/* Connect to path, negotiate (offered & features), share memory (ADD_MEM_REG when the mode has
+ * memory slots), start n_pairs queue pairs of 256. */
+int tguest_connect(struct tguest *g, const char *path, uint64_t features, unsigned n_pairs,
+                   unsigned qflags);
+void tguest_free(struct tguest *g);
+/* Post n RX buffers of size bytes (<= TGUEST_SLOT) on pair. */
+int tguest_post_rx(struct tguest *g, unsigned pair, unsigned n, uint32_t size);
+/* Send a frame on pair with hdr (NULL: zeroes) in front; split: header in its own descriptor;
+ * indirect: as an indirect table. */
+int tguest_send(struct tguest *g, unsigned pair, const struct tnet_hdr *hdr, const void *frame,
+                size_t len, bool split, bool indirect);
+/* Receive one frame on pair (up to timeout_ms): its length and header (num_buffers chains
+ * are gathered), -ETIMEDOUT, or -EBADMSG. */
+int tguest_recv(struct tguest *g, unsigned pair, struct tnet_hdr *hdr, void *frame, size_t max,
+                int timeout_ms);
+/* Reap TX completions: how many. */
+unsigned tguest_reap_tx(struct tguest *g, unsigned pair);
