@@ -65,8 +65,8 @@ step "A front-end asking the older back-end for the newer mode: every difference
 run 1 negotiate --socket "$work/upstream.guestabi-net.v1.sock" --mode upstream.guestabi-net.v2
 step "The same request to the back-end running that mode"
 run 0 negotiate --socket "$work/upstream.guestabi-net.v2.sock" --mode upstream.guestabi-net.v2
-echo "(the older back-end's log says why: $(grep -m1 "upstream.guestabi-net.v1.sock: connection closed" \
-  "$work/backends.log" | sed 's/^error: vhost: [^ ]*: //'))"
+echo "(the older back-end's log says why: $(grep "upstream.guestabi-net.v1.sock: connection closed" "$work/backends.log" | grep -v "front-end closed" | tail -n 1 \
+  | sed 's/^error: vhost: [^ ]*: //'))"
 
 if [[ ${GUESTABI_DEMO_VM:-1} == 1 ]]; then
   step "A real VM (QEMU 7.2, TCG) on guestabi-net: a migration refused before it starts, then one that works"
