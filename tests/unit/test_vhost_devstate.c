@@ -863,6 +863,7 @@ TEST(disconnect_mid_load_aborts)
     REQUIRE(gabi_vhost_client_set_device_state_fd(g.c, GABI_VHOST_STATE_LOAD, 0, p[0], &fd) == 0);
     close(p[0]);
     CHECK(write(p[1], s, 65536) == 65536);
+    REQUIRE(harness_wait_count(&b, &b.n_accept, 1) == 0); /* the header was taken */
     /* the front-end goes away before the stream is whole: the load is aborted */
     tguest_free(&g);
     REQUIRE(harness_wait_count(&b, &b.n_abort, 1) == 0);
