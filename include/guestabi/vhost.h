@@ -188,7 +188,11 @@ struct gabi_vhost_state_ops {
                     struct gabi_error *reterr, void *userdata);
     /* The save is over: 0 when the whole stream went into the channel, else -errno (the reader
      * went away, the device failed, the transfer was cancelled). Exactly once after a
-     * successful save_begin. The device's state was never touched by a save. Optional. */
+     * successful save_begin. The device's state was never touched by a save. Optional.
+     * MEMORY and FILE segments were vmspliced or spliced: the channel may still refer to those
+     * pages until its reader has taken them, so they stay allocated and unchanged beyond
+     * save_end, as long as the device is suspended (a resumed source's changes then fail the
+     * destination's checksum, never load silently). COPY segments are free at once. */
     void (*save_end)(struct gabi_vhost_backend *b, int result, void *userdata);
 
     /* ---- load (the destination): the sink of vhost_state.h, called in the same order ---- */

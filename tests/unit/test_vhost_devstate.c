@@ -13,7 +13,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -276,6 +278,51 @@ TEST(refused_unless_suspended_and_well_formed)
     REQUIRE(harness_wait_disconnects(&h, 1) == 0);
     CHECK_INT(harness_count_fds(), fds_before);
     harness_stop(&h);
+}
+
+/* A canned reply to SET_DEVICE_STATE_FD from a fake back-end (the test's end of a socketpair),
+ * with fd attached when >= 0: what the front-end makes of it. */
+static int canned_reply(uint64_t v, bool with_fd)
+{
+    struct vhost_user_hdr hdr = {.request = VHOST_USER_SET_DEVICE_STATE_FD,
+                                 .flags = VHOST_USER_VERSION | VHOST_USER_REPLY,
+                                 .size = 8};
+    struct gabi_vhost_client *c = NULL;
+    int sv[2], p[2], fd = -1, extra = with_fd ? eventfd(0, EFD_CLOEXEC) : -1, r;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 || pipe2(p, O_CLOEXEC) < 0)
+        return -999;
+    gabi_vhost_client_new_fd(sv[0], 1000, &c);
+    /* negotiated without REPLY_ACK: SET_PROTOCOL_FEATURES gets no reply */
+    gabi_vhost_client_set_protocol_features(c, 1ull << GABI_PF_DEVICE_STATE);
+    vhost_send(sv[1], &hdr, &v, extra >= 0 ? &extra : NULL, extra >= 0 ? 1 : 0, 1000);
+    r = gabi_vhost_client_set_device_state_fd(c, GABI_VHOST_STATE_LOAD, 0, p[0], &fd);
+    if (r == 0 && fd >= 0) {
+        r = 1000; /* "use mine", and the fd came */
+        close(fd);
+    }
+    gabi_vhost_client_free(c);
+    close(sv[1]);
+    close(p[0]);
+    close(p[1]);
+    if (extra >= 0)
+        close(extra);
+    return r;
+}
+
+TEST(front_end_checks_the_reply_encoding)
+{
+    unsigned fds = harness_count_fds();
+
+    CHECK_INT(canned_reply(0x100, false), 0);              /* ok, keep yours */
+    CHECK_INT(canned_reply(0, true), 1000);                /* ok, use mine */
+    CHECK_INT(canned_reply(0x100 | EBUSY, false), -EBUSY); /* refused */
+    CHECK_INT(canned_reply(EINVAL, false), -EINVAL);       /* refused, bit 8 forgotten */
+    CHECK_INT(canned_reply(0, false), -EPROTO);            /* "use mine" without an fd */
+    CHECK_INT(canned_reply(0x100, true), -EPROTO);         /* an fd with "no fd" */
+    CHECK_INT(canned_reply(0x101, true), -EPROTO);         /* an fd with an error */
+    CHECK_INT(canned_reply(0x300, false), -EPROTO);        /* bits beyond 8 */
+    CHECK_INT(harness_count_fds(), fds);                   /* every fd that came was closed */
 }
 
 /* ---- round trips ----------------------------------------------------------------------------- */
@@ -863,6 +910,7 @@ TEST(disconnect_mid_load_aborts)
     REQUIRE(gabi_vhost_client_set_device_state_fd(g.c, GABI_VHOST_STATE_LOAD, 0, p[0], &fd) == 0);
     close(p[0]);
     CHECK(write(p[1], s, 65536) == 65536);
+    REQUIRE(harness_wait_count(&b, &b.n_accept, 1) == 0); /* the header was taken */
     /* the front-end goes away before the stream is whole: the load is aborted */
     tguest_free(&g);
     REQUIRE(harness_wait_count(&b, &b.n_abort, 1) == 0);

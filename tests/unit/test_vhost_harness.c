@@ -665,6 +665,8 @@ struct gabi_vhost_client *harness_client(struct harness *h, uint64_t features, u
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 int harness_spawn(const struct gabi_vhost_mode *mode, const struct harness_state_cfg *scfg,
@@ -744,7 +746,9 @@ static char **build_argv(struct netproc *np, const char *const *args, int ready_
 
     argv[n++] = (char *)harness_net_binary();
     for (; *args && n < 60; args++) {
-        if ((*args)[0] == '@' && np)
+        if ((*args)[0] == '@' && (*args)[1] == 'c' && np)
+            argv[n++] = np->ctl;
+        else if ((*args)[0] == '@' && np)
             argv[n++] = np->sock[(*args)[1] - '0'];
         else
             argv[n++] = (char *)*args;
@@ -771,6 +775,7 @@ int netproc_start(struct netproc *np, const char *const *args)
         return -errno;
     for (unsigned i = 0; i < 4; i++)
         snprintf(np->sock[i], sizeof(np->sock[i]), "%s/%u", np->dir, i);
+    snprintf(np->ctl, sizeof(np->ctl), "%s/ctl", np->dir);
     if (pipe2(p, O_CLOEXEC) < 0)
         return -errno;
     argv = build_argv(np, args, 100);
@@ -810,8 +815,58 @@ int netproc_stop(struct netproc *np)
     np->pid = 0;
     for (unsigned i = 0; i < 4; i++)
         unlink(np->sock[i]);
+    unlink(np->ctl);
     rmdir(np->dir);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void netproc_kill(struct netproc *np)
+{
+    int status;
+
+    if (np->pid <= 0)
+        return;
+    kill(np->pid, SIGKILL);
+    waitpid(np->pid, &status, 0);
+    np->pid = 0;
+    for (unsigned i = 0; i < 4; i++)
+        unlink(np->sock[i]);
+    unlink(np->ctl);
+    rmdir(np->dir);
+}
+
+int netproc_control(struct netproc *np, const char *request, char *buf, size_t size)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t got = 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), r = -EIO;
+
+    if (strlen(np->ctl) >= sizeof(sa.sun_path))
+        goto out;
+    memcpy(sa.sun_path, np->ctl, strlen(np->ctl));
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        write(fd, request, strlen(request)) != (ssize_t)strlen(request) || write(fd, "\n", 1) != 1)
+        goto out;
+    while (got < size - 1) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+
+        if (poll(&pf, 1, 20000) != 1)
+            break;
+        n = read(fd, buf + got, size - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        if (buf[got - 1] == '\n') {
+            buf[got - 1] = '\0';
+            r = (int)got - 1;
+            break;
+        }
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    return r;
 }
 
 int netproc_run(const char *const *args, char *out, size_t size)

@@ -116,15 +116,22 @@ struct netproc {
     pid_t pid;
     char dir[64];
     char sock[4][128]; /* dir/0 .. dir/3 */
+    char ctl[128];     /* dir/ctl: "@c" in args */
 };
 
 /* Path of the guestabi-net binary of this build. */
 const char *harness_net_binary(void);
-/* Run guestabi-net with args (NULL-terminated; "@0".."@3" stand for the socket paths) and
+/* Run guestabi-net with args (NULL-terminated; "@0".."@3" stand for the socket paths, "@c"
+ * for a control socket path) and
  * wait for it to be ready (up to 20 s). 0, or -errno (the process is reaped). */
 int netproc_start(struct netproc *np, const char *const *args);
 /* SIGTERM, wait: the exit status (0 for a clean shutdown), or -errno. */
 int netproc_stop(struct netproc *np);
+/* SIGKILL, wait, clean up. */
+void netproc_kill(struct netproc *np);
+/* One request on the control socket: the reply line (NUL-terminated) in buf, its length or
+ * -errno. */
+int netproc_control(struct netproc *np, const char *request, char *buf, size_t size);
 /* Run guestabi-net to completion with args; its exit status and up to size bytes of its
  * stdout+stderr in out. */
 int netproc_run(const char *const *args, char *out, size_t size);
