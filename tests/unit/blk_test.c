@@ -283,7 +283,7 @@ static char **build_argv(struct tb_proc *p, const char *const *args, int ready_f
     return argv;
 }
 
-static void read_log(struct tb_proc *p, char *out, size_t size)
+void tb_proc_log(struct tb_proc *p, char *out, size_t size)
 {
     char path[160];
     int fd;
@@ -336,11 +336,11 @@ int tb_proc_start(struct tb_proc *p, const char *const *args, char *out, size_t 
             waitpid(p->pid, &status, 0);
         }
         p->pid = 0;
-        read_log(p, out, size);
+        tb_proc_log(p, out, size);
         return -EIO;
     }
     close(pp[0]);
-    read_log(p, out, size);
+    tb_proc_log(p, out, size);
     return 0;
 }
 

@@ -81,6 +81,8 @@ int tb_proc_init(struct tb_proc *p);
 int tb_proc_start(struct tb_proc *p, const char *const *args, char *out, size_t size);
 /* SIGTERM and wait: the exit status (0 for a clean shutdown), or -errno. */
 int tb_proc_stop(struct tb_proc *p);
+/* What the running (or last) process printed so far, up to size bytes. */
+void tb_proc_log(struct tb_proc *p, char *out, size_t size);
 /* Remove p's directory (after the last stop). */
 void tb_proc_cleanup(struct tb_proc *p);
 /* Run guestabi-blk to completion with args ("@S", "@D" as above when p is given); its exit
