@@ -10,7 +10,7 @@ BUILD ?= build
 all: build
 
 deps:
-	@tools/deps.sh build
+	@tools/deps.sh build peers
 
 build: deps
 	@test -f $(BUILD)/build.ninja || meson setup $(BUILD) >/dev/null

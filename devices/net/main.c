@@ -78,7 +78,8 @@ void net_unwatch(struct net *n, int fd)
 static bool mode_runnable(const struct gabi_mode *m, char *why, size_t size)
 {
     uint64_t extra = m->features & ~(GABI_VHOST_TRANSPORT_FEATURES | NET_DEVICE_FEATURES);
-    uint64_t pextra = m->protocol_features & ~GABI_VHOST_PROTOCOL_FEATURES;
+    uint64_t pextra =
+        m->protocol_features & ~(GABI_VHOST_PROTOCOL_FEATURES & ~(1ull << GABI_PF_DEVICE_STATE));
 
     if (m->cls != GABI_CLASS_NET) {
         snprintf(why, size, "is a %s mode", gabi_class_name(m->cls));
