@@ -163,7 +163,7 @@ void blk_disk_extent(const struct blk_disk *d, uint64_t off, uint64_t max, struc
 struct blk;
 
 /* What an epoll event is about (epoll_data.ptr points at one). */
-enum blk_source_kind { BLK_SRC_SOCKET, BLK_SRC_KICK, BLK_SRC_SIGNAL, BLK_SRC_WAKE };
+enum blk_source_kind { BLK_SRC_SOCKET, BLK_SRC_KICK, BLK_SRC_STATE, BLK_SRC_SIGNAL, BLK_SRC_WAKE };
 
 struct blk_source {
     enum blk_source_kind kind;
@@ -176,10 +176,23 @@ struct blk_stats {
     uint64_t ioerr, unsupp;
 };
 
+/* The device-state type of the disk (the catalog's device-type rule of that name says which
+ * versions are written and loaded). */
+#define GABI_BLK_STATE_TYPE "guestabi-blk"
+
+/* Whether the device loads this state version: 0, or -errno with a reason in why. */
+typedef int (*blk_state_accept_fn)(const char *version, char *why, size_t why_size, void *userdata);
+
 struct blk_options {
     const char *socket;                 /* listen here */
     const struct gabi_vhost_mode *mode; /* copied by lib/vhost */
     const char *serial;                 /* GET_ID: up to 20 bytes, NULL: none */
+    /* Device state (modes with DEVICE_STATE): the version save writes (the catalog rule's
+     * newest `writes`) and who decides what load takes (the rule's `loads`). NULL: none (a
+     * DEVICE_STATE mode is then refused). */
+    const char *state_version;
+    blk_state_accept_fn state_accept;
+    void *state_userdata;
 };
 
 struct blk {
@@ -207,6 +220,15 @@ struct blk {
     void (*on_wake)(struct blk *k, void *userdata);
     void *wake_userdata;
 
+    /* device state (state.c) */
+    struct gabi_vhost_state_ops state_ops;
+    char state_version[GABI_VHOST_STATE_VERSION_SIZE];
+    blk_state_accept_fn state_accept;
+    void *state_userdata;
+    struct blk_source state_src;
+    struct blk_disk scratch; /* a load's image until commit */
+    char *scratch_path;      /* its name beside the disk file, until renamed */
+
     struct gabi_vhost_elem *elems; /* BLK_BURST scratch chains */
     struct blk_stats stats;
 };
@@ -220,11 +242,16 @@ int blk_run_once(struct blk *k, int timeout_ms);
 void blk_fini(struct blk *k);
 /* Make the loop call k->on_wake (async-signal and thread safe). */
 void blk_wake(struct blk *k);
-/* Watch fd in k's loop for EPOLLIN, tagging events with src. */
-int blk_watch(struct blk *k, int fd, struct blk_source *src);
+/* Watch fd in k's loop for events (EPOLLIN, EPOLLOUT), tagging them with src. */
+int blk_watch(struct blk *k, int fd, struct blk_source *src, uint32_t events);
 void blk_unwatch(struct blk *k, int fd);
 
 /* request.c: process vring `index` (a kick, or pending work). */
 void blk_queue_process(struct blk *k, unsigned index);
 /* The config space for the disk and mode (device.c calls it at init). */
 void blk_config_fill(struct blk *k);
+
+/* state.c: the disk as device state (k->state_ops, for gabi_vhost_backend_config.state). */
+void blk_state_ops_init(struct blk *k, const char *version);
+/* Drop a load's scratch disk, if any. */
+void blk_state_fini(struct blk *k);

@@ -17,9 +17,9 @@
 
 /* ---- epoll -------------------------------------------------------------------------------- */
 
-int blk_watch(struct blk *k, int fd, struct blk_source *src)
+int blk_watch(struct blk *k, int fd, struct blk_source *src, uint32_t events)
 {
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = src};
+    struct epoll_event ev = {.events = events, .data.ptr = src};
 
     return epoll_ctl(k->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
@@ -36,11 +36,19 @@ static int on_watch(struct gabi_vhost_backend *b, int fd, enum gabi_vhost_watch 
 {
     struct blk *k = userdata;
 
-    if (kind == GABI_VHOST_WATCH_SOCKET)
-        return blk_watch(k, fd, &k->sock_src);
-    if (index >= gabi_vhost_backend_n_vrings(b))
-        return -EINVAL;
-    return blk_watch(k, fd, &k->vring_src[index]);
+    switch (kind) {
+    case GABI_VHOST_WATCH_SOCKET:
+        return blk_watch(k, fd, &k->sock_src, EPOLLIN);
+    case GABI_VHOST_WATCH_KICK:
+        if (index >= gabi_vhost_backend_n_vrings(b))
+            return -EINVAL;
+        return blk_watch(k, fd, &k->vring_src[index], EPOLLIN);
+    case GABI_VHOST_WATCH_STATE_READ:
+        return blk_watch(k, fd, &k->state_src, EPOLLIN);
+    case GABI_VHOST_WATCH_STATE_WRITE:
+        return blk_watch(k, fd, &k->state_src, EPOLLOUT);
+    }
+    return -EINVAL;
 }
 
 static void on_unwatch(struct gabi_vhost_backend *b, int fd, void *userdata)
@@ -170,6 +178,7 @@ int blk_init(struct blk *k, struct blk_disk *disk, const struct blk_options *opt
 
     memset(k, 0, sizeof(*k));
     k->epfd = k->wake_fd = -1;
+    k->scratch.fd = -1;
     k->disk = *disk;
     disk->fd = -1;
     disk->mem = NULL;
@@ -179,12 +188,20 @@ int blk_init(struct blk *k, struct blk_disk *disk, const struct blk_options *opt
     if (opts->serial)
         memcpy(k->serial, opts->serial, MIN(strlen(opts->serial), sizeof(k->serial)));
     k->wake_src = (struct blk_source){BLK_SRC_WAKE, 0};
+    k->state_src = (struct blk_source){BLK_SRC_STATE, 0};
+    if (opts->state_version) {
+        gabi_strlcpy(k->state_version, opts->state_version, sizeof(k->state_version));
+        k->state_accept = opts->state_accept;
+        k->state_userdata = opts->state_userdata;
+        blk_state_ops_init(k, k->state_version);
+        cfg.state = &k->state_ops;
+    }
     k->epfd = epoll_create1(EPOLL_CLOEXEC);
     k->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     k->socket = strdup(opts->socket);
     k->elems = calloc(BLK_BURST, sizeof(*k->elems));
     if (k->epfd < 0 || k->wake_fd < 0 || !k->socket || !k->elems ||
-        blk_watch(k, k->wake_fd, &k->wake_src) < 0) {
+        blk_watch(k, k->wake_fd, &k->wake_src, EPOLLIN) < 0) {
         gabi_error_set(reterr, -ENOMEM, "", "set-up: %s", strerror(errno));
         return -ENOMEM;
     }
@@ -207,6 +224,7 @@ int blk_init(struct blk *k, struct blk_disk *disk, const struct blk_options *opt
 void blk_fini(struct blk *k)
 {
     k->b = gabi_vhost_backend_free(k->b);
+    blk_state_fini(k);
     blk_disk_flush(&k->disk);
     blk_disk_close(&k->disk);
     free(k->vring_src);
@@ -245,6 +263,9 @@ static void on_event(struct blk *k, struct blk_source *src)
         }
         break;
     }
+    case BLK_SRC_STATE:
+        gabi_vhost_backend_process_state(k->b);
+        break;
     case BLK_SRC_SIGNAL:
         k->stop = true;
         break;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,7 +59,8 @@ static void log_handler(enum gabi_log_level level, const char *module, const cha
 
 /* Whether guestabi-blk (this library and this device) implements everything the mode offers,
  * for a disk that is read-only or not. */
-static bool mode_runnable(const struct gabi_mode *m, bool readonly, char *why, size_t size)
+static bool mode_runnable(const struct gabi_mode *m, bool readonly,
+                          const struct gabi_device_type *state_rule, char *why, size_t size)
 {
     uint64_t dev = BLK_DEVICE_FEATURES | (1ull << GABI_BLK_F_RO);
     uint64_t extra = m->features & ~(GABI_VHOST_TRANSPORT_FEATURES | dev);
@@ -84,6 +86,13 @@ static bool mode_runnable(const struct gabi_mode *m, bool readonly, char *why, s
         snprintf(why, size, "has no VHOST_USER_PROTOCOL_F_CONFIG (vhost-user-blk needs it)");
         return false;
     }
+    if ((m->protocol_features & (1ull << GABI_PF_DEVICE_STATE)) && !state_rule) {
+        snprintf(why, size,
+                 "needs VHOST_USER_PROTOCOL_F_DEVICE_STATE, and the catalog has no device-type "
+                 "rule %s (which state versions it writes and loads)",
+                 GABI_BLK_STATE_TYPE);
+        return false;
+    }
     if ((m->features & (1ull << GABI_BLK_F_RO)) && !readonly) {
         snprintf(why, size, "is a read-only device ABI (VIRTIO_BLK_F_RO): give --readonly");
         return false;
@@ -99,13 +108,24 @@ static bool mode_runnable(const struct gabi_mode *m, bool readonly, char *why, s
     return true;
 }
 
+/* The catalog's device-type rule for the disk's state: NULL when it has none, or one that
+ * writes nothing. */
+static const struct gabi_device_type *state_rule(const struct gabi_catalog *cat)
+{
+    const struct gabi_device_type *t = gabi_catalog_find_device_type(cat, GABI_BLK_STATE_TYPE);
+
+    if (!t || (t->writes.n == 0 && !t->writes.version))
+        return NULL;
+    return t;
+}
+
 static void list_modes(const struct gabi_catalog *cat, bool readonly)
 {
     for (size_t i = 0; i < gabi_catalog_n_modes(cat); i++) {
         const struct gabi_mode *m = gabi_catalog_mode(cat, i);
         char why[256];
 
-        if (mode_runnable(m, readonly, why, sizeof(why)))
+        if (mode_runnable(m, readonly, state_rule(cat), why, sizeof(why)))
             printf("%s\t%" PRIu32 " queues of %" PRIu32 "\t%s\n", m->name, m->max_queue_pairs,
                    m->max_queue_size, m->description ? m->description : "");
     }
@@ -123,14 +143,15 @@ static int pick_mode(const struct gabi_catalog *cat, const char *name, bool read
             fprintf(stderr, "guestabi-blk: %s\n", err.message);
             return -ENOENT;
         }
-        if (!mode_runnable(m, readonly, why, sizeof(why))) {
+        if (!mode_runnable(m, readonly, state_rule(cat), why, sizeof(why))) {
             fprintf(stderr, "guestabi-blk: mode %s %s\n", m->name, why);
             return -EOPNOTSUPP;
         }
     } else {
         /* newest first within the class */
         for (size_t i = 0; i < gabi_catalog_n_modes(cat) && !m; i++)
-            if (mode_runnable(gabi_catalog_mode(cat, i), readonly, why, sizeof(why)))
+            if (mode_runnable(gabi_catalog_mode(cat, i), readonly, state_rule(cat), why,
+                              sizeof(why)))
                 m = gabi_catalog_mode(cat, i);
         if (!m) {
             fprintf(stderr, "guestabi-blk: the catalog has no virtio-blk mode it can run\n");
@@ -145,6 +166,41 @@ static int pick_mode(const struct gabi_catalog *cat, const char *name, bool read
         .max_queue_size = m->max_queue_size,
     };
     return 0;
+}
+
+/* ---- device state: the catalog's rule ------------------------------------------------------- */
+
+/* The newest version the rule writes. */
+static const char *rule_writes(const struct gabi_device_type *t)
+{
+    return t->writes.n ? t->writes.list[0] : t->writes.version;
+}
+
+static void versions_text(const struct gabi_versions *vs, char *buf, size_t size)
+{
+    size_t len = 0;
+
+    buf[0] = '\0';
+    if (!vs->list && vs->version) {
+        snprintf(buf, size, "%s down to %s", vs->version, vs->minimum ? vs->minimum : "any");
+        return;
+    }
+    for (size_t i = 0; i < vs->n && len + 1 < size; i++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%s", i ? ", " : "", vs->list[i]);
+    if (vs->n == 0)
+        snprintf(buf, size, "none");
+}
+
+static int state_accept(const char *version, char *why, size_t why_size, void *userdata)
+{
+    const struct gabi_device_type *t = userdata;
+    char loads[256];
+
+    if (gabi_versions_accepts(&t->loads, version))
+        return 0;
+    versions_text(&t->loads, loads, sizeof(loads));
+    snprintf(why, why_size, "the catalog's rule %s loads %s", t->name, loads);
+    return -EPROTONOSUPPORT;
 }
 
 /* ---- options ------------------------------------------------------------------------------ */
@@ -358,13 +414,18 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
     opts = (struct blk_options){.socket = a.socket, .mode = &mode, .serial = a.serial};
+    if (state_rule(cat)) {
+        opts.state_version = rule_writes(state_rule(cat));
+        opts.state_accept = state_accept;
+        opts.state_userdata = (void *)state_rule(cat);
+    }
     r = blk_init(&k, &disk, &opts, &err);
     if (r < 0) {
         fprintf(stderr, "guestabi-blk: %s%s%s\n", err.where, err.where[0] ? ": " : "", err.message);
         goto out;
     }
     sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0 || blk_watch(&k, sfd, &sig_src) < 0) {
+    if (sfd < 0 || blk_watch(&k, sfd, &sig_src, EPOLLIN) < 0) {
         fprintf(stderr, "guestabi-blk: signalfd: %s\n", strerror(errno));
         r = -errno;
         goto out;

@@ -56,6 +56,20 @@ const struct gabi_vhost_mode tb_mode_ro = {
     .max_queue_size = 128,
 };
 
+const struct gabi_vhost_mode tb_mode_v2 = {
+    .name = "upstream.guestabi-blk.v2",
+    .features = (1ull << GABI_BLK_F_SEG_MAX) | (1ull << GABI_BLK_F_BLK_SIZE) |
+                (1ull << GABI_BLK_F_FLUSH) | (1ull << GABI_BLK_F_MQ) |
+                (1ull << GABI_BLK_F_DISCARD) | (1ull << GABI_BLK_F_WRITE_ZEROES) |
+                (1ull << GABI_F_INDIRECT_DESC) | (1ull << GABI_F_EVENT_IDX) | TRANSPORT_V1,
+    .protocol_features = (1ull << GABI_PF_MQ) | (1ull << GABI_PF_LOG_SHMFD) |
+                         (1ull << GABI_PF_REPLY_ACK) | (1ull << GABI_PF_CONFIG) |
+                         (1ull << GABI_PF_RESET_DEVICE) | (1ull << GABI_PF_CONFIGURE_MEM_SLOTS) |
+                         (1ull << GABI_PF_STATUS) | (1ull << GABI_PF_DEVICE_STATE),
+    .max_queue_pairs = 4,
+    .max_queue_size = 256,
+};
+
 /* ---- the device in this process ----------------------------------------------------------- */
 
 static void run_call(struct blk *k, void *userdata)
@@ -71,6 +85,17 @@ static void run_call(struct blk *k, void *userdata)
     pthread_mutex_unlock(&d->lock);
 }
 
+/* The catalog rule's part for tests: the one version spec->loads names. */
+static int accept_one(const char *version, char *why, size_t why_size, void *userdata)
+{
+    const char *loads = userdata;
+
+    if (strcmp(version, loads) == 0)
+        return 0;
+    snprintf(why, why_size, "this test's device loads only %s", loads);
+    return -EPROTONOSUPPORT;
+}
+
 static void *loop(void *arg)
 {
     struct tb_dev *d = arg;
@@ -84,7 +109,11 @@ static void *loop(void *arg)
 int tb_dev_start(struct tb_dev *d, const struct gabi_vhost_mode *mode,
                  const struct tb_disk_spec *spec)
 {
-    struct blk_options opts = {.mode = mode, .serial = spec->serial};
+    struct blk_options opts = {.mode = mode,
+                               .serial = spec->serial,
+                               .state_version = "1",
+                               .state_accept = accept_one,
+                               .state_userdata = (void *)(spec->loads ? spec->loads : "1")};
     struct gabi_error err = {0};
     struct blk_disk disk;
     char why[256];
@@ -462,6 +491,28 @@ void tb_disconnect(struct tb_guest *g)
         close_and_clear(&g->err_fd[i]);
     }
     g->gm = gabi_vhost_guestmem_free(g->gm);
+}
+
+int tb_suspend(struct tb_guest *g)
+{
+    for (unsigned i = 0; i < g->n_queues; i++) {
+        int r = gabi_vhost_client_stop_vring(g->c, i, &g->base[i]);
+
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+int tb_resume(struct tb_guest *g)
+{
+    for (unsigned i = 0; i < g->n_queues; i++) {
+        int r = gabi_vhost_client_start_vring(g->c, i, g->q[i], g->base[i], false);
+
+        if (r < 0)
+            return r;
+    }
+    return 0;
 }
 
 void *tb_ptr(struct tb_guest *g, uint64_t gpa, uint64_t len)

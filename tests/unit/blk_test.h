@@ -24,6 +24,8 @@ extern const struct gabi_vhost_mode tb_mode_v1;
 extern const struct gabi_vhost_mode tb_mode_mq;
 /* v1 plus VIRTIO_BLK_F_RO: a read-only device ABI. */
 extern const struct gabi_vhost_mode tb_mode_ro;
+/* The catalog's upstream.guestabi-blk.v2, spelled out (DEVICE_STATE). */
+extern const struct gabi_vhost_mode tb_mode_v2;
 
 #define TB_SECTOR 512u
 
@@ -49,6 +51,7 @@ struct tb_disk_spec {
     bool readonly;        /* file: created writable first, then opened read-only */
     const char *serial;   /* NULL: none */
     const char *use_file; /* an existing file instead of a new one (kept at stop) */
+    const char *loads;    /* the one state version load takes (NULL: "1"); save writes "1" */
 };
 
 int tb_dev_start(struct tb_dev *d, const struct gabi_vhost_mode *mode,
@@ -104,9 +107,10 @@ struct tb_guest {
     unsigned n_queues;
     uint16_t qsize;
     uint64_t features;
-    uint64_t meta;  /* gpa: a 32-byte header+status slot per queue and head */
-    uint64_t data;  /* gpa: TB_DATA_SIZE bytes for request data */
-    uint64_t spare; /* gpa: 1 MiB for tests' own tables */
+    uint64_t meta;                /* gpa: a 32-byte header+status slot per queue and head */
+    uint64_t data;                /* gpa: TB_DATA_SIZE bytes for request data */
+    uint64_t spare;               /* gpa: 1 MiB for tests' own tables */
+    uint16_t base[TB_MAX_QUEUES]; /* where tb_suspend() stopped each vring */
 };
 
 /* Connect to path, negotiate (offered & features, all protocol features offered), share the
@@ -114,6 +118,10 @@ struct tb_guest {
 int tb_connect(struct tb_guest *g, const char *path, uint64_t features, unsigned n_queues,
                uint16_t qsize, unsigned qflags);
 void tb_disconnect(struct tb_guest *g);
+/* Stop every vring (GET_VRING_BASE): the device is suspended. */
+int tb_suspend(struct tb_guest *g);
+/* Start them again where they stopped. */
+int tb_resume(struct tb_guest *g);
 void *tb_ptr(struct tb_guest *g, uint64_t gpa, uint64_t len);
 
 /* One request. data_off/len: its data in the guest's data area, split over nseg descriptors
