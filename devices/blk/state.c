@@ -181,14 +181,13 @@ static int load_dest(struct gabi_vhost_backend *b, uint64_t offset, size_t max,
     if (e.size == 0)
         return gabi_error_set(reterr, -EINVAL, NULL, "offset %" PRIu64 " is beyond the disk",
                               offset);
-    if (e.mem)
-        *ret = (struct gabi_vhost_state_seg){
-            .type = GABI_VHOST_STATE_SEG_MEMORY, .mem = e.mem, .fd = -1, .size = (size_t)e.size};
-    else
-        *ret = (struct gabi_vhost_state_seg){.type = GABI_VHOST_STATE_SEG_FILE,
-                                             .fd = e.fd,
-                                             .offset = e.file_offset,
-                                             .size = (size_t)e.size};
+    /* A RAM disk's memfd is a file too: written as one (spliced from the pipe) its pages are
+     * allocated already filled, where a first touch through the mapping would clear each
+     * page before the copy overwrites it. */
+    *ret = (struct gabi_vhost_state_seg){.type = GABI_VHOST_STATE_SEG_FILE,
+                                         .fd = k->scratch.fd,
+                                         .offset = offset,
+                                         .size = (size_t)e.size};
     return 0;
 }
 
