@@ -198,12 +198,23 @@ static uint8_t do_ranges(struct blk *k, struct req *rq, bool zeroes)
     return VIRTIO_BLK_S_OK;
 }
 
+static bool known_type(uint32_t type)
+{
+    return type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_OUT || type == VIRTIO_BLK_T_FLUSH ||
+           type == VIRTIO_BLK_T_GET_ID || type == VIRTIO_BLK_T_DISCARD ||
+           type == VIRTIO_BLK_T_WRITE_ZEROES;
+}
+
 static uint8_t serve(struct blk *k, struct req *rq)
 {
     const struct blk_outhdr *h = &rq->hdr;
 
-    if (rq->no_header || rq->extra)
-        return VIRTIO_BLK_S_IOERR; /* no header, or data on the wrong side */
+    if (rq->no_header)
+        return VIRTIO_BLK_S_IOERR;
+    if (!known_type(h->type))
+        return VIRTIO_BLK_S_UNSUPP; /* whatever its layout */
+    if (rq->extra)
+        return VIRTIO_BLK_S_IOERR; /* data on the wrong side */
     if (rq->n_data > BLK_SEG_MAX)
         return VIRTIO_BLK_S_IOERR;
     switch (h->type) {
@@ -230,9 +241,8 @@ static uint8_t serve(struct blk *k, struct req *rq)
         if (!negotiated(k, GABI_BLK_F_WRITE_ZEROES))
             return VIRTIO_BLK_S_UNSUPP;
         return do_ranges(k, rq, true);
-    default:
-        return VIRTIO_BLK_S_UNSUPP;
     }
+    return VIRTIO_BLK_S_UNSUPP;
 }
 
 /* One burst: up to BLK_BURST chains served and published. Returns how many were popped. */

@@ -345,6 +345,16 @@ TEST(malformed_requests_fail_alone)
             CHECK_INT(*st, VIRTIO_BLK_S_UNSUPP);
         }
     }
+    /* an unknown type is unsupported whatever its layout */
+    {
+        struct gabi_vhost_gbuf b[] = {{g.spare, 16}, {g.data, 512}, {g.spare + 64, 1}};
+        struct blk_outhdr h = {99, 0, 0};
+
+        memcpy(hdr, &h, 16);
+        *st = 0xff;
+        CHECK_INT(tb_raw(&g, 0, b, 2, 1, false, &used, 10000), 0);
+        CHECK_INT(*st, VIRTIO_BLK_S_UNSUPP);
+    }
     /* data on the wrong side: a write with writable data, a read with readable data */
     {
         struct gabi_vhost_gbuf b[] = {{g.spare, 16}, {g.data, 512}, {g.spare + 64, 1}};
