@@ -106,7 +106,8 @@ int blk_disk_open_file(struct blk_disk *d, const char *path, uint64_t size, bool
         blk_disk_close(d);
         return -EINVAL;
     }
-    d->path = strdup(path);
+    /* the file's real name: a load renames its image over it, not over a symlink */
+    d->path = realpath(path, NULL);
     if (!d->path) {
         blk_disk_close(d);
         snprintf(why, why_size, "out of memory");

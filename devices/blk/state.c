@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "blk.h"
@@ -106,6 +107,7 @@ static int scratch_file(struct blk *k, struct gabi_error *reterr)
 {
     _cleanup_free_ char *copy = strdup(k->disk.path);
     struct blk_disk *s = &k->scratch;
+    struct stat st;
     char *dir, *base;
     int r;
 
@@ -126,6 +128,13 @@ static int scratch_file(struct blk *k, struct gabi_error *reterr)
         k->scratch_path = NULL;
         return gabi_error_set(reterr, r, NULL, "scratch file beside %s: %s", k->disk.path,
                               strerror(-r));
+    }
+    /* it takes the disk's place: its permissions too (its owner where we may) */
+    if (fstat(k->disk.fd, &st) == 0) {
+        if (fchown(s->fd, st.st_uid, st.st_gid) < 0) {
+            /* not root: the file stays ours */
+        }
+        fchmod(s->fd, st.st_mode & 07777);
     }
     if (flock(s->fd, LOCK_EX | LOCK_NB) < 0 || ftruncate(s->fd, (off_t)k->disk.size) < 0) {
         r = -errno;

@@ -112,9 +112,22 @@ static int start_vring(struct dev *d)
     return 0;
 }
 
+static char dir[64];
+
+/* The devices run until the process ends; their sockets and directory go with it. */
+static void cleanup(void)
+{
+    char sock[128];
+
+    for (int i = 0; i < 2; i++) {
+        snprintf(sock, sizeof(sock), "%s/sock%d", dir, i);
+        unlink(sock);
+    }
+    rmdir(dir);
+}
+
 static int setup(struct dev *d, bool file)
 {
-    static char dir[64];
     char sock[128], path[128], why[256];
     struct blk_options o = {.mode = &mode, .serial = "fuzz"};
     struct blk_disk disk;
@@ -124,6 +137,7 @@ static int setup(struct dev *d, bool file)
         snprintf(dir, sizeof(dir), "/tmp/gabi-fuzz-blk-XXXXXX");
         if (!mkdtemp(dir))
             return -errno;
+        atexit(cleanup);
     }
     snprintf(sock, sizeof(sock), "%s/sock%d", dir, file);
     snprintf(path, sizeof(path), "%s/disk", dir);

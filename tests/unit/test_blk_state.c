@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "blk_test.h"
@@ -141,6 +142,53 @@ TEST(state_moves_the_disk)
     move_disk(false, false);
     move_disk(true, false);
     move_disk(false, true);
+}
+
+TEST(a_loaded_file_keeps_its_name_and_mode)
+{
+    const struct tb_disk_spec src = {.ram = true, .size = DISK};
+    struct tb_disk_spec dst = {.size = DISK};
+    struct gabi_error err = {0};
+    struct gabi_vhost_client *c;
+    struct tb_dev a, b;
+    struct tb_guest g;
+    char real[160], link_path[160];
+    struct stat st;
+    int fd;
+
+    REQUIRE(tb_dev_start(&a, &tb_mode_v2, &src) == 0);
+    REQUIRE(tb_connect(&g, a.sock, ALL, 1, 256, 0) == 0);
+    REQUIRE(fill(&g, 600) == 0);
+    REQUIRE(tb_suspend(&g) == 0);
+    /* the destination's disk is a symlink to a file of mode 0640 */
+    snprintf(real, sizeof(real), "%s/real.img", a.dir);
+    snprintf(link_path, sizeof(link_path), "%s/link.img", a.dir);
+    fd = open(real, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    REQUIRE(fd >= 0);
+    CHECK_INT(ftruncate(fd, DISK), 0);
+    CHECK_INT(fchmod(fd, 0640), 0);
+    close(fd);
+    CHECK_INT(symlink("real.img", link_path), 0);
+    dst.use_file = link_path;
+    REQUIRE(tb_dev_start(&b, &tb_mode_v2, &dst) == 0);
+    c = bare(b.sock);
+    REQUIRE(c);
+    CHECK_INT(gabi_vhost_client_move_state(g.c, c, TIMEOUT, NULL, &err), 0);
+    gabi_vhost_client_free(c);
+    CHECK_INT(lstat(link_path, &st), 0);
+    CHECK(S_ISLNK(st.st_mode));
+    CHECK_INT(stat(real, &st), 0);
+    CHECK_INT(st.st_mode & 07777, 0640);
+    CHECK_INT(st.st_size, DISK);
+    CHECK(!scratch_left(a.dir));
+    tb_disconnect(&g);
+    REQUIRE(tb_connect(&g, b.sock, ALL, 1, 256, 0) == 0);
+    CHECK(holds(&g, 600));
+    tb_disconnect(&g);
+    tb_dev_stop(&b);
+    unlink(link_path);
+    unlink(real);
+    tb_dev_stop(&a);
 }
 
 TEST(save_and_load_through_a_file)
