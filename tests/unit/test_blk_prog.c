@@ -23,9 +23,6 @@
 
 #define ALL ~0ull
 
-/* Whether lib/vhost implements DEVICE_STATE, which upstream.guestabi-blk.v2 offers. */
-#define HAVE_DEVICE_STATE (!!(GABI_VHOST_PROTOCOL_FEATURES & (1ull << GABI_PF_DEVICE_STATE)))
-
 static char out[16384];
 static uint8_t buf_a[1u << 20], buf_b[1u << 20];
 
@@ -112,19 +109,9 @@ TEST(modes)
     CHECK_INT(tb_proc_run(&p, (const char *[]){"--list-modes", NULL}, out, sizeof(out)), 0);
     CHECK_CONTAINS(out, "upstream.guestabi-blk.v1\t1 queues of 128\t");
     CHECK(!strstr(out, "guestabi-net"));
-    if (HAVE_DEVICE_STATE) {
-        CHECK_CONTAINS(out, "upstream.guestabi-blk.v2\t4 queues of 256\t");
-        CHECK(strstr(out, "guestabi-blk.v2") < strstr(out, "guestabi-blk.v1"));
-    } else {
-        /* v2 transfers the disk as device state: not before lib/vhost does DEVICE_STATE */
-        CHECK(!strstr(out, "guestabi-blk.v2"));
-        CHECK_INT(tb_proc_run(&p,
-                              (const char *[]){"--socket", "@S", "--ram", "1M", "--mode",
-                                               "upstream.guestabi-blk.v2", NULL},
-                              out, sizeof(out)),
-                  1);
-        CHECK_CONTAINS(out, "needs VHOST_USER_PROTOCOL_F_DEVICE_STATE");
-    }
+    /* v2 (device state included) is the newest, listed first */
+    CHECK_CONTAINS(out, "upstream.guestabi-blk.v2\t4 queues of 256\t");
+    CHECK(strstr(out, "guestabi-blk.v2") < strstr(out, "guestabi-blk.v1"));
     CHECK_INT(tb_proc_run(&p,
                           (const char *[]){"--socket", "@S", "--ram", "1M", "--mode",
                                            "upstream.guestabi-blk.v7", NULL},
@@ -169,11 +156,10 @@ TEST(default_mode_is_the_newest_it_runs)
                           (const char *[]){"--socket", "@S", "--ram", "4M", "--catalog",
                                            test_catalog(), NULL},
                           out, sizeof(out)) == 0);
-    CHECK_CONTAINS(out, HAVE_DEVICE_STATE ? "mode upstream.guestabi-blk.v2"
-                                          : "mode upstream.guestabi-blk.v1");
+    CHECK_CONTAINS(out, "mode upstream.guestabi-blk.v2");
     REQUIRE(tb_connect(&g, p.sock, ALL, 1, 128, 0) == 0);
     CHECK_INT(gabi_vhost_client_get_queue_num(g.c, &n), 0);
-    CHECK_INT(n, HAVE_DEVICE_STATE ? 4 : 1);
+    CHECK_INT(n, 4);
     tb_disconnect(&g);
     CHECK_INT(tb_proc_stop(&p), 0);
     tb_proc_cleanup(&p);
