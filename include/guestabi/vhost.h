@@ -328,6 +328,11 @@ bool gabi_vhost_vring_started(const struct gabi_vhost_vring *vr);
 bool gabi_vhost_vring_enabled(const struct gabi_vhost_vring *vr);
 /* Why the vring is broken, NULL when it is not. */
 const char *gabi_vhost_vring_broken(const struct gabi_vhost_vring *vr);
+/* The device found a chain it cannot even answer (a request with no room for its status):
+ * mark the started vring broken with this reason, as lib/vhost does for hostile rings (err
+ * fd signalled, NEEDS_RESET with STATUS, ops->vring_broken). Chains pushed and not flushed
+ * are dropped. No effect on a stopped or already broken vring. */
+void gabi_vhost_vring_set_broken(struct gabi_vhost_vring *vr, const char *reason);
 uint16_t gabi_vhost_vring_size(const struct gabi_vhost_vring *vr);
 /* Next avail index the device will consume (what GET_VRING_BASE returns). */
 uint16_t gabi_vhost_vring_last_avail(const struct gabi_vhost_vring *vr);

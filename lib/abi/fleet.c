@@ -90,7 +90,8 @@ int gabi_fleet_new(const struct gabi_catalog *cat, const struct gabi_hostcaps *c
         return -ENOMEM;
     f->cat = cat;
     f->n = n_hosts;
-    f->rows = aligned_alloc(64, (n_hosts ? n_hosts : 1) * sizeof(*f->rows));
+    /* rows start on a cache line; aligned_alloc wants a multiple of the alignment */
+    f->rows = aligned_alloc(64, ((n_hosts ? n_hosts : 1) * sizeof(*f->rows) + 63) & ~(size_t)63);
     f->hosts = calloc(n_hosts ? n_hosts : 1, sizeof(*f->hosts));
     if (!f->rows || !f->hosts) {
         gabi_fleet_free(f);

@@ -207,6 +207,12 @@ const char *gabi_vhost_vring_broken(const struct gabi_vhost_vring *vr)
     return vr->broken ? vr->broken_reason : NULL;
 }
 
+void gabi_vhost_vring_set_broken(struct gabi_vhost_vring *vr, const char *reason)
+{
+    if (vr->started)
+        vhost_vring_break(vr, "%s", reason);
+}
+
 uint16_t gabi_vhost_vring_size(const struct gabi_vhost_vring *vr)
 {
     return (uint16_t)vr->num;
