@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """make demo's last part: a VM on guestabi-net; guestabi refuses its migration to a host whose
 back-end runs an older mode (before anything starts there), then the VM, pinned to the mode
-both hosts run, migrates and keeps working. The same code as the integration test
+both hosts run, migrates and keeps working; and a local disk moved as device state. The same code as the integration test
 tests/integration/test_qemu_migrate.py, narrated."""
 
 import os
@@ -10,6 +10,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "integration"))
 import netlib  # noqa: E402
+import test_blk_state  # noqa: E402
 import test_qemu_migrate as mig  # noqa: E402
 import vmlib  # noqa: E402
 
@@ -39,6 +40,10 @@ def main():
             return 1
         print("migrated in %.2f s, downtime %s ms; the guest answered pings all along and "
               "after" % (info["wall-seconds"], info.get("downtime")))
+    print("\n-- A VM's local disk (guestabi-blk) moves as device state: written by a guest on "
+          "one back-end, carried by SET_DEVICE_STATE_FD to another, read back there; then a "
+          "state stream of a newer version is refused before a byte of it is loaded")
+    test_blk_state.main()
     return 0
 
 

@@ -64,5 +64,6 @@ int cli_print_json(char *text);
 int cli_load_hosts(struct cli *cli, char **paths, size_t n, struct gabi_hostcaps **ret);
 
 extern const struct cli_command cli_cmd_modes, cli_cmd_platforms, cli_cmd_device_types,
-    cli_cmd_pick, cli_cmd_check, cli_cmd_filter, cli_cmd_match, cli_cmd_catalog, cli_cmd_negotiate;
+    cli_cmd_pick, cli_cmd_check, cli_cmd_filter, cli_cmd_match, cli_cmd_catalog, cli_cmd_negotiate,
+    cli_cmd_state;
 extern const struct cli_command cli_cmd_probe, cli_cmd_query_platforms;

@@ -11,9 +11,9 @@
 #define VERSION "0.1.0"
 
 static const struct cli_command *const commands[] = {
-    &cli_cmd_modes,     &cli_cmd_platforms, &cli_cmd_device_types,    &cli_cmd_pick,
-    &cli_cmd_check,     &cli_cmd_filter,    &cli_cmd_match,           &cli_cmd_catalog,
-    &cli_cmd_negotiate, &cli_cmd_probe,     &cli_cmd_query_platforms,
+    &cli_cmd_modes,     &cli_cmd_platforms, &cli_cmd_device_types, &cli_cmd_pick,
+    &cli_cmd_check,     &cli_cmd_filter,    &cli_cmd_match,        &cli_cmd_catalog,
+    &cli_cmd_negotiate, &cli_cmd_state,     &cli_cmd_probe,        &cli_cmd_query_platforms,
 };
 
 static void print_help(FILE *f, const char *prog)
@@ -111,7 +111,7 @@ int cli_parse_options(struct cli *cli, const struct cli_command *cmd, int argc, 
     snprintf(so, sizeof(so), "+h%s", shortopts ? shortopts : "");
 
     *ret_exit = EXIT_BAD_INPUT;
-    optind = 1;
+    optind = 0; /* 0, not 1: GNU getopt then forgets its state from the previous argv */
     opterr = 0;
     while ((c = getopt_long(argc, argv, so, opts, NULL)) != -1) {
         switch (c) {
