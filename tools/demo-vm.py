@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """make demo's last part: a VM on guestabi-net; guestabi refuses its migration to a host whose
 back-end runs an older mode (before anything starts there), then the VM, pinned to the mode
-both hosts run, migrates and keeps working; and a local disk moved as device state. The same code as the integration test
-tests/integration/test_qemu_migrate.py, narrated."""
+both hosts run, migrates and keeps working; then a local disk moved as device state. The same
+code as the integration tests test_qemu_migrate.py and test_blk_state.py, narrated."""
 
 import os
 import sys
