@@ -844,9 +844,21 @@ int netproc_control(struct netproc *np, const char *request, char *buf, size_t s
     if (strlen(np->ctl) >= sizeof(sa.sun_path))
         goto out;
     memcpy(sa.sun_path, np->ctl, strlen(np->ctl));
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        write(fd, request, strlen(request)) != (ssize_t)strlen(request) || write(fd, "\n", 1) != 1)
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
         goto out;
+    {
+        /* One send. A refused request may be answered (and the connection closed) before all
+         * of it is written: a failed send is not the end, the reply may be waiting. */
+        size_t len = strlen(request);
+        char *line = malloc(len + 1);
+
+        if (!line)
+            goto out;
+        memcpy(line, request, len);
+        line[len] = '\n';
+        (void)!send(fd, line, len + 1, MSG_NOSIGNAL);
+        free(line);
+    }
     while (got < size - 1) {
         struct pollfd pf = {.fd = fd, .events = POLLIN};
         ssize_t n;
