@@ -174,6 +174,8 @@ static void on_event(struct net *n, struct source *src)
             net_port_tx(p, src->index);
         else if (p->fwd == FWD_TAP && p->tap_blocked)
             net_port_tap_input(p);
+        else if (p->fwd == FWD_GENERATE)
+            net_port_generate(p);
         break;
     }
     case SRC_TAP:
@@ -197,6 +199,8 @@ static void poll_all(struct net *n, bool only_pending)
                 net_port_tx(p, p->tx_active[k]);
         if (!only_pending && p->fwd == FWD_TAP)
             net_port_tap_input(p);
+        if (p->fwd == FWD_GENERATE && (!only_pending || p->gen_pending))
+            net_port_generate(p);
     }
 }
 
@@ -231,7 +235,8 @@ static void run(struct net *n)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: guestabi-net --socket PATH [--tap NAME | --loopback] [--socket PATH ...]\n"
+            "Usage: guestabi-net --socket PATH [--tap NAME | --loopback | --sink |\n"
+            "                    --generate SIZE] [--socket PATH ...]\n"
             "                    [--mode NAME] [--catalog DIR] [--busy-poll] [--ready-fd FD] [-v]\n"
             "       guestabi-net --list-modes [--catalog DIR]\n"
             "\n"
@@ -241,6 +246,11 @@ static void usage(FILE *f)
             "  --tap NAME     to and from the Linux tap device NAME (created if missing)\n"
             "  --loopback     back to the same guest\n"
             "  (neither)      to the next port given with neither: two ports form a switch\n"
+            "  --sink         nowhere: frames are checked, counted and dropped (benchmarks; as\n"
+            "                 testpmd's rxonly)\n"
+            "  --generate SIZE  nowhere, and the guest's RX buffers are filled with UDP frames\n"
+            "                 of SIZE bytes (60..65535, Ethernet header included) as fast as it\n"
+            "                 posts them (benchmarks; as testpmd's txonly)\n"
             "\n"
             "Options:\n"
             "  --mode NAME    the compat mode (a catalog virtio-net mode); default: the newest\n"
@@ -257,6 +267,8 @@ struct port_arg {
     const char *path;
     const char *tap;
     bool loopback;
+    bool sink;
+    size_t generate; /* frame size, 0: no */
 };
 
 static int setup_ports(struct net *n, struct port_arg *args, unsigned n_args)
@@ -285,7 +297,11 @@ static int setup_ports(struct net *n, struct port_arg *args, unsigned n_args)
         p->tap.fd = -1;
         p->hdr_len = 12;
         p->sock_src = (struct source){SRC_SOCKET, p, 0};
-        p->fwd = args[i].tap ? FWD_TAP : args[i].loopback ? FWD_LOOPBACK : FWD_PEER;
+        p->fwd = args[i].tap        ? FWD_TAP
+                 : args[i].loopback ? FWD_LOOPBACK
+                 : args[i].sink     ? FWD_SINK
+                 : args[i].generate ? FWD_GENERATE
+                                    : FWD_PEER;
         if (p->fwd == FWD_PEER) {
             if (unpaired) {
                 unpaired->peer = p;
@@ -309,6 +325,13 @@ static int setup_ports(struct net *n, struct port_arg *args, unsigned n_args)
             return -ENOMEM;
         for (unsigned v = 0; v < nv; v++)
             p->vring_src[v] = (struct source){SRC_KICK, p, v};
+        if (p->fwd == FWD_GENERATE) {
+            p->gen_len = args[i].generate;
+            p->gen_frame = malloc(p->gen_len);
+            if (!p->gen_frame)
+                return -ENOMEM;
+            net_frame_template(p->gen_frame, p->gen_len, i);
+        }
         if (p->fwd == FWD_TAP) {
             r = net_tap_open(&p->tap, args[i].tap, why, sizeof(why));
             if (r < 0) {
@@ -323,8 +346,8 @@ static int setup_ports(struct net *n, struct port_arg *args, unsigned n_args)
     }
     if (unpaired) {
         fprintf(stderr,
-                "guestabi-net: port %s has no peer: give it --tap or --loopback, or another "
-                "--socket\n",
+                "guestabi-net: port %s has no peer: give it --tap, --loopback, --sink or "
+                "--generate, or another --socket\n",
                 unpaired->path);
         return -EINVAL;
     }
@@ -350,6 +373,7 @@ static void teardown(struct net *n)
             net_unwatch(n, p->tap.fd);
             net_tap_close(&p->tap);
         }
+        free(p->gen_frame);
         free(p->vring_src);
         free(p->tx_pending);
         free(p->tx_active);
@@ -366,6 +390,8 @@ int main(int argc, char **argv)
         {"socket", required_argument, NULL, 's'},
         {"tap", required_argument, NULL, 't'},
         {"loopback", no_argument, NULL, 'l'},
+        {"sink", no_argument, NULL, 'S'},
+        {"generate", required_argument, NULL, 'g'},
         {"mode", required_argument, NULL, 'm'},
         {"list-modes", no_argument, NULL, 'L'},
         {"catalog", required_argument, NULL, 'c'},
@@ -401,16 +427,34 @@ int main(int argc, char **argv)
             break;
         case 't':
         case 'l':
-            if (n_ports == 0 || ports[n_ports - 1].tap || ports[n_ports - 1].loopback) {
-                fprintf(stderr, "guestabi-net: --%s follows the --socket it applies to\n",
-                        c == 't' ? "tap" : "loopback");
+        case 'S':
+        case 'g': {
+            struct port_arg *a = n_ports ? &ports[n_ports - 1] : NULL;
+            const char *name = c == 't'   ? "tap"
+                               : c == 'l' ? "loopback"
+                               : c == 'S' ? "sink"
+                                          : "generate";
+
+            if (!a || a->tap || a->loopback || a->sink || a->generate) {
+                fprintf(stderr, "guestabi-net: --%s follows the --socket it applies to\n", name);
+                return 2;
+            }
+            if (c == 'g' &&
+                (gabi_parse_u64(optarg, &v) < 0 || v < NET_GEN_MIN || v > NET_MAX_FRAME)) {
+                fprintf(stderr, "guestabi-net: --generate wants a frame size, %u..%u bytes\n",
+                        NET_GEN_MIN, NET_MAX_FRAME);
                 return 2;
             }
             if (c == 't')
-                ports[n_ports - 1].tap = optarg;
+                a->tap = optarg;
+            else if (c == 'l')
+                a->loopback = true;
+            else if (c == 'S')
+                a->sink = true;
             else
-                ports[n_ports - 1].loopback = true;
+                a->generate = (size_t)v;
             break;
+        }
         case 'm':
             mode_name = optarg;
             break;

@@ -43,7 +43,12 @@ enum net_fwd {
     FWD_PEER,     /* to the paired port */
     FWD_TAP,      /* to/from a tap device */
     FWD_LOOPBACK, /* back to the sender */
+    FWD_SINK,     /* dropped (benchmarks: what testpmd's rxonly does) */
+    FWD_GENERATE, /* dropped; the guest's RX buffers are filled with one frame, as fast as it
+                   * posts them (benchmarks: what testpmd's txonly does) */
 };
+
+#define NET_GEN_MIN 60u /* --generate SIZE: Ethernet frame bytes, header excluded */
 
 struct net;
 struct net_port;
@@ -78,6 +83,9 @@ struct net_port {
     enum net_fwd fwd;
     struct net_port *peer;
     struct net_tap tap;
+    uint8_t *gen_frame; /* FWD_GENERATE: the frame (Ethernet/IPv4/UDP) */
+    size_t gen_len;
+    bool gen_pending; /* FWD_GENERATE without busy-poll: a pass stopped at its budget */
     struct gabi_vhost_backend *b;
     struct source sock_src;
     struct source *vring_src; /* one per vring */
@@ -117,12 +125,24 @@ void net_port_tx(struct net_port *p, unsigned index);
  * or -errno when dropped. */
 int net_port_rx(struct net_port *p, struct gabi_vhost_vring *vr, const struct net_hdr *hdr,
                 const struct iovec *frame, unsigned n_frame, size_t len);
+/* As net_port_rx(), but running out of RX buffers (-ENOBUFS) is not counted as a drop. */
+int net_port_rx_try(struct net_port *p, struct gabi_vhost_vring *vr, const struct net_hdr *hdr,
+                    const struct iovec *frame, unsigned n_frame, size_t len);
 /* The RX vring of p for queue pair q, or queue pair 0, if ready and enabled; else NULL. */
 struct gabi_vhost_vring *net_port_rx_vring(struct net_port *p, unsigned q);
 /* Publish what was delivered to p's RX vrings this pass. */
 void net_port_flush_rx(struct net_port *p);
 /* Feed frames from p's tap to its guest (stops when RX buffers run out). */
 void net_port_tap_input(struct net_port *p);
+
+/* generate.c */
+/* Fill the guest's RX buffers with p->gen_frame (at most a burst per RX vring per call);
+ * without busy-poll, ask for an RX kick when they run out. */
+void net_port_generate(struct net_port *p);
+/* A frame of len bytes (>= NET_GEN_MIN) as testpmd's txonly makes them: Ethernet from
+ * 02:00:00:00:00:<port> to 02:00:00:00:00:00, IPv4 198.18.0.1 -> 198.18.0.2 (header
+ * checksummed), UDP port 9 -> 9 without checksum, a zero payload. */
+void net_frame_template(uint8_t *frame, size_t len, unsigned port);
 
 /* tap.c */
 int net_tap_open(struct net_tap *tap, const char *name, char *why, size_t why_size);

@@ -23,6 +23,13 @@
 
 /* ---- lib/vhost callbacks ------------------------------------------------------------------ */
 
+/* Whether this port waits for RX buffers (tap input and the generator do; frames from a
+ * peer port are dropped when there are none). */
+static bool rx_waits(const struct net_port *p)
+{
+    return p->fwd == FWD_TAP || p->fwd == FWD_GENERATE;
+}
+
 static int on_watch(struct gabi_vhost_backend *b, int fd, enum gabi_vhost_watch kind,
                     unsigned index, void *userdata)
 {
@@ -30,8 +37,8 @@ static int on_watch(struct gabi_vhost_backend *b, int fd, enum gabi_vhost_watch 
 
     if (kind == GABI_VHOST_WATCH_SOCKET)
         return net_watch(p->net, fd, &p->sock_src, EPOLLIN);
-    /* polled, or an RX vring nobody waits on (only tap input waits for RX buffers) */
-    if (p->net->busy_poll || (index % 2 == 0 && p->fwd != FWD_TAP))
+    /* polled, or an RX vring nobody waits on */
+    if (p->net->busy_poll || (index % 2 == 0 && !rx_waits(p)))
         return 0;
     return net_watch(p->net, fd, &p->vring_src[index], EPOLLIN);
 }
@@ -80,10 +87,12 @@ static void on_started(struct gabi_vhost_backend *b, unsigned index, void *userd
         p->tx_active[p->n_tx_active++] = index;
 
     /* no kicks where nobody waits for them: the guest saves the exits */
-    if (p->net->busy_poll || (index % 2 == 0 && p->fwd != FWD_TAP))
+    if (p->net->busy_poll || (index % 2 == 0 && !rx_waits(p)))
         gabi_vhost_vring_notify(gabi_vhost_backend_vring(b, index), false);
-    else if (index % 2 == 0)
+    else if (index % 2 == 0 && p->fwd == FWD_TAP)
         net_port_tap_input(p); /* frames may be waiting for these buffers */
+    if (index % 2 == 0 && p->fwd == FWD_GENERATE)
+        net_port_generate(p);
 }
 
 static void on_stopped(struct gabi_vhost_backend *b, unsigned index, void *userdata)
@@ -202,8 +211,8 @@ static bool rx_header(const struct net_port *p, const struct net_hdr *in, struct
     return true;
 }
 
-int net_port_rx(struct net_port *p, struct gabi_vhost_vring *vr, const struct net_hdr *hdr,
-                const struct iovec *frame, unsigned n_frame, size_t len)
+int net_port_rx_try(struct net_port *p, struct gabi_vhost_vring *vr, const struct net_hdr *hdr,
+                    const struct iovec *frame, unsigned n_frame, size_t len)
 {
     struct gabi_vhost_elem *elems = p->net->rx_elems;
     struct net_hdr out;
@@ -237,7 +246,6 @@ int net_port_rx(struct net_port *p, struct gabi_vhost_vring *vr, const struct ne
         if (n == (p->mrg_rxbuf ? NET_MAX_RX_BUFS : 1u) ||
             (r = gabi_vhost_vring_pop(vr, &elems[n])) <= 0) {
             gabi_vhost_vring_unpop(vr, n);
-            p->stats.rx_dropped++;
             return -ENOBUFS;
         }
         room += elems[n].in_len;
@@ -269,6 +277,16 @@ int net_port_rx(struct net_port *p, struct gabi_vhost_vring *vr, const struct ne
     }
     p->stats.rx_packets++;
     return 0;
+}
+
+int net_port_rx(struct net_port *p, struct gabi_vhost_vring *vr, const struct net_hdr *hdr,
+                const struct iovec *frame, unsigned n_frame, size_t len)
+{
+    int r = net_port_rx_try(p, vr, hdr, frame, n_frame, len);
+
+    if (r == -ENOBUFS)
+        p->stats.rx_dropped++;
+    return r;
 }
 
 void net_port_flush_rx(struct net_port *p)
@@ -360,9 +378,9 @@ void net_port_tx(struct net_port *p, unsigned index)
             p->stats.tx_dropped++;
         } else if (dst) {
             delivered |= net_port_rx(dst, rx, &hdr, frame, n_frame, len) == 0;
-        } else if (tx_to_tap(p, &e) < 0) {
+        } else if (p->fwd == FWD_TAP && tx_to_tap(p, &e) < 0) {
             p->stats.tx_dropped++;
-        }
+        } /* else a sink: taken, checked, dropped */
         gabi_vhost_vring_push(vr, &e, 0);
     }
     gabi_vhost_vring_flush(vr);
