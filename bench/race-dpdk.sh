@@ -5,7 +5,7 @@
 # per-round ratios. A benchmark, not a test.
 #
 #   bench/race-dpdk.sh [-b BUILD] [-t SECONDS] [-w SECONDS] [-r ROUNDS] [-s 64,1500]
-#                      [-d tx,rx] [-f DEVARGS] [-m MODE]
+#                      [-d tx,rx] [-f DEVARGS] [-m MODE] [-c gabi|dpdk [-o DIR]]
 #
 #   tx   guest TX -> back-end: front-end txonly; guestabi-net --sink, testpmd rxonly
 #   rx   back-end -> guest RX: front-end rxonly; guestabi-net --generate SIZE, testpmd txonly
@@ -16,17 +16,37 @@
 # mbufs, the same warm-up and measuring windows, and the rounds alternate which one goes
 # first. The figure is the front-end's own: testpmd's "Throughput (since last show)" over the
 # measuring window, after the warm-up. -f appends virtio_user devargs (e.g. ",in_order=0").
+#
+# -c BACKEND counts the back-end's instructions per packet with valgrind --tool=callgrind
+# (repeatable where wall-clock figures are not), with the functions that cost most; -o DIR
+# keeps the profiles for callgrind_annotate:
+#   gabi  build/bench/bench_netpath drives guestabi-net in lock-step (a whole ring posted at
+#         once, kick-driven, so no empty passes); collected inside net_port_tx and
+#         net_port_generate: the whole data path per packet.
+#   dpdk  testpmd's vhost PMD under callgrind, the front-end native (so the back-end is the
+#         bottleneck and takes full bursts); collected inside rte_vhost_dequeue_burst (tx) or
+#         rte_vhost_enqueue_burst (rx), over the packets its exit statistics count: the vhost
+#         library's share only (testpmd's mbuf allocation for txonly, the mbuf frees and the
+#         PMD's own code are outside).
 # Needs dpdk-testpmd (dpdk-dev, librte-net-vhost23, librte-net-virtio23), 2 CPUs, root.
 set -uo pipefail
 
-build=build secs=5 warm=2 rounds=3 sizes=64,1500 dirs=tx,rx fe_extra= mode=
-while getopts "b:t:w:r:s:d:f:m:h" o; do
+build=build secs=5 warm=2 rounds=3 sizes=64,1500 dirs=tx,rx fe_extra= mode= cg= cg_out=
+while getopts "b:t:w:r:s:d:f:m:c:o:h" o; do
   case $o in
     b) build=$OPTARG ;; t) secs=$OPTARG ;; w) warm=$OPTARG ;; r) rounds=$OPTARG ;;
     s) sizes=$OPTARG ;; d) dirs=$OPTARG ;; f) fe_extra=$OPTARG ;; m) mode=$OPTARG ;;
-    *) sed -n '2,20p' "$0"; [[ $o == h ]] && exit 0; exit 2 ;;
+    c) cg=$OPTARG ;; o) cg_out=$OPTARG ;;
+    *) sed -n "2,32p" "$0"; [[ $o == h ]] && exit 0; exit 2 ;;
   esac
 done
+[[ -z $cg || $cg == gabi || $cg == dpdk ]] || { echo "race-dpdk: -c gabi or -c dpdk" >&2; exit 2; }
+vg=()
+if [[ -n $cg ]]; then
+  command -v valgrind >/dev/null || { echo "race-dpdk: no valgrind" >&2; exit 77; }
+  [[ $secs == 5 ]] && secs=10
+  [[ $warm == 2 ]] && warm=4
+fi
 net=$build/devices/net/guestabi-net
 command -v dpdk-testpmd >/dev/null || { echo "race-dpdk: no dpdk-testpmd" >&2; exit 77; }
 [[ -x $net ]] || { echo "race-dpdk: no $net (build first)" >&2; exit 77; }
@@ -62,22 +82,26 @@ run_one() {
   prefixes+=("$pre_b" "$pre_f")
   if [[ $dir == tx ]]; then fe_mode=txonly be_fwd=rxonly; else fe_mode=rxonly be_fwd=txonly; fi
   exec {be_in}<>"$d/be.in" {fe_in}<>"$d/fe.in"
+  vg=()
+  local fn=rte_vhost_dequeue_burst
+  [[ $dir == rx ]] && fn=rte_vhost_enqueue_burst
+  [[ -n $cg ]] && vg=(valgrind --tool=callgrind --toggle-collect="$fn" --callgrind-out-file="$d/callgrind.out")
   if [[ $be == gabi ]]; then
     local kind=(--sink)
     [[ $dir == rx ]] && kind=(--generate "$size")
-    taskset -c 1 "$net" --busy-poll ${mode:+--mode "$mode"} --socket "$d/sock" "${kind[@]}" \
+    taskset -c 1 "${vg[@]}" "$net" --busy-poll ${mode:+--mode "$mode"} --socket "$d/sock" "${kind[@]}" \
       --ready-fd 3 3>"$d/ready" >"$d/be.log" 2>&1 &
     be_pid=$!
     pids+=("$be_pid")
-    wait_for "$d/ready" READY 10 || { result=fail; return; }
+    wait_for "$d/ready" READY 60 || { result=fail; return; }
   else
-    stdbuf -oL dpdk-testpmd -l 0-1 --no-pci --no-huge -m 512 --file-prefix "$pre_b" \
+    stdbuf -oL "${vg[@]}" dpdk-testpmd -l 0-1 --no-pci --no-huge -m 512 --file-prefix "$pre_b" \
       --vdev "net_vhost0,iface=$d/sock,queues=1" -- --total-num-mbufs=16384 \
       --forward-mode="$be_fwd" --txpkts="$size" --auto-start --stats-period 0 \
       <&"$be_in" >"$d/be.log" 2>&1 &
     be_pid=$!
     pids+=("$be_pid")
-    wait_for "$d/be.log" "binding succeeded" 30 || { result=fail; return; }
+    wait_for "$d/be.log" "binding succeeded" 120 || { result=fail; return; }
   fi
   stdbuf -oL dpdk-testpmd -l 0-1 --main-lcore 1 --no-pci --no-huge -m 512 --file-prefix "$pre_f" \
     --vdev "net_virtio_user0,path=$d/sock,queues=1$fe_extra" -- -i --total-num-mbufs=16384 \
@@ -85,7 +109,7 @@ run_one() {
     <&"$fe_in" >"$d/fe.log" 2>&1 &
   fe_pid=$!
   pids+=("$fe_pid")
-  if wait_for "$d/fe.log" "Start automatic packet forwarding" 30; then
+  if wait_for "$d/fe.log" "Start automatic packet forwarding" 120; then
     sleep "$warm"
     echo "show port stats 0" >&"$fe_in"
     sleep "$secs"
@@ -97,13 +121,17 @@ run_one() {
   timeout 20 tail --pid="$fe_pid" -f /dev/null || kill "$fe_pid" 2>/dev/null
   wait "$fe_pid" 2>/dev/null
   if [[ $be == gabi ]]; then kill -TERM "$be_pid"; else echo >&"$be_in"; fi
-  timeout 20 tail --pid="$be_pid" -f /dev/null || kill -KILL "$be_pid" 2>/dev/null
+  timeout 60 tail --pid="$be_pid" -f /dev/null || kill -KILL "$be_pid" 2>/dev/null
   wait "$be_pid" 2>/dev/null
   exec {be_in}>&- {fe_in}>&-
   rm -rf "/var/run/dpdk/$pre_b" "/var/run/dpdk/$pre_f"
   # the second show: packets per second over the measuring window
   local key=Tx-pps
   [[ $dir == rx ]] && key=Rx-pps
+  if [[ -n $cg ]]; then
+    cg_report "$d" "$dir" "$be" "$size"
+    return
+  fi
   mpps=$(grep "$key" "$d/fe.log" | sed -n '2s/.*'"$key"': *\([0-9]*\).*/\1/p')
   if [[ -z $mpps || $mpps == 0 ]]; then
     result=fail
@@ -112,8 +140,70 @@ run_one() {
   fi
 }
 
+# cg_top FILE PACKETS: the functions that cost most, per packet
+cg_top() {
+  callgrind_annotate "$1" 2>/dev/null | awk -v p="$2" '
+    /file:function/ {on=1; next}
+    on && (/^--/ || /^$/) && n {exit}
+    on && NF >= 2 && $1 ~ /^[0-9,]+$/ {v=$1; gsub(",", "", v); if (v/p < 1) exit;
+      o=""; f=$NF; if (f ~ /^\[/) {o=f; f=$(NF-1)}; sub(/.*:/, "", f); sub(/.*\//, "", o);
+      printf "    %7.1f  %s %s\n", v/p, f, (f ~ /^0x/) ? "[" o : ""; if (++n == 12) exit}'
+}
+
+cg_total() { callgrind_annotate "$1" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,; }
+
+# cg_report DIR DIRECTION BACKEND SIZE: the DPDK back-end's figure from its profile and its exit
+# statistics; sets $result to instructions per packet
+cg_report() {
+  local d=$1 dir=$2 be=$3 size=$4 pk ir key=RX-packets
+  [[ $dir == rx ]] && key=TX-packets
+  pk=$(sed -n 's/.*'"$key"': *\([0-9]*\) .*/\1/p' "$d/be.log" | tail -n 1)
+  ir=$(cg_total "$d/callgrind.out")
+  if [[ -z $pk || -z $ir || $pk == 0 ]]; then
+    result=fail
+    return
+  fi
+  result=$(awk -v i="$ir" -v p="$pk" 'BEGIN{printf "%.0f", i/p}')
+  echo "  $be $dir $size B: $pk packets, $ir instructions, $result per packet; most:"
+  cg_top "$d/callgrind.out" "$pk"
+  [[ -n $cg_out ]] && mkdir -p "$cg_out" && cp "$d/callgrind.out" "$cg_out/callgrind.$be.$dir.$size"
+}
+
+# cg_gabi DIRECTION SIZE: guestabi-net's figure through bench_netpath; sets $result
+cg_gabi() {
+  local dir=$1 size=$2 out=$work/cg.$1.$2 line pk ir
+  line=$("$build/bench/bench_netpath" --"$dir" --size "$size" --rounds 500 ${mode:+--mode "$mode"} \
+    --wrap "valgrind --tool=callgrind --toggle-collect=net_port_tx --toggle-collect=net_port_generate --callgrind-out-file=$out" 2>/dev/null)
+  pk=$(echo "$line" | sed -n 's/.*: \([0-9]*\) packets.*/\1/p')
+  ir=$(cg_total "$out")
+  if [[ -z $pk || -z $ir || $pk == 0 ]]; then
+    result=fail
+    return
+  fi
+  result=$(awk -v i="$ir" -v p="$pk" 'BEGIN{printf "%.0f", i/p}')
+  echo "  gabi $dir $size B: $pk packets, $ir instructions, $result per packet; most:"
+  cg_top "$out" "$pk"
+  [[ -n $cg_out ]] && mkdir -p "$cg_out" && cp "$out" "$cg_out/callgrind.gabi.$dir.$size"
+}
+
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{if(NR==0){print "-"; exit} m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
 
+if [[ -n $cg ]]; then
+  echo "callgrind: $cg's instructions per packet (see -h for what is counted)"
+  IFS=, read -ra dir_list <<<"$dirs"
+  IFS=, read -ra size_list <<<"$sizes"
+  id=0 summary=()
+  for dir in "${dir_list[@]}"; do
+    for size in "${size_list[@]}"; do
+      id=$((id + 1))
+      if [[ $cg == gabi ]]; then cg_gabi "$dir" "$size"; else run_one "$cg" "$dir" "$size" "$id"; fi
+      summary+=("$(printf '%-3s %5s B  %s instructions per packet' "$dir" "$size" "$result")")
+    done
+  done
+  echo "$cg under callgrind:"
+  printf '  %s\n' "${summary[@]}"
+  exit 0
+fi
 echo "race: guestabi-net ($("$net" --list-modes | head -n1 | cut -f1)${mode:+, mode $mode}) vs DPDK $(dpkg-query -W -f '${Version}' dpdk-dev 2>/dev/null) net_vhost;" \
   "front-end: testpmd virtio_user${fe_extra:+ ($fe_extra)}; back-end on CPU 1, front-end on CPU 0;" \
   "${rounds} rounds of ${secs} s after ${warm} s"
