@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The generator port (--generate SIZE), for benchmarks: the guest's RX buffers are filled
- * with one frame as fast as it posts them, as testpmd's txonly fills a vhost port. What the
- * guest sends is dropped (net_port_tx, as a sink).
+ * with one frame as fast as it posts them, as testpmd's txonly fills a vhost port
+ * (net_port_generate() in port.c, beside the RX path it shares); what the guest sends is
+ * dropped (net_port_tx, as a sink). This is the frame.
  */
 
 #include <string.h>
@@ -31,38 +32,4 @@ void net_frame_template(uint8_t *f, size_t len, unsigned port)
     udp[3] = 9;
     udp[4] = (uint8_t)(udp_len >> 8);
     udp[5] = (uint8_t)udp_len;
-}
-
-void net_port_generate(struct net_port *p)
-{
-    const struct net_hdr hdr = {0};
-    const struct iovec frame = {p->gen_frame, p->gen_len};
-    unsigned n_vrings = gabi_vhost_backend_n_vrings(p->b);
-
-    p->gen_pending = false;
-    for (unsigned i = 0; i < n_vrings; i += 2) {
-        struct gabi_vhost_vring *vr = gabi_vhost_backend_vring(p->b, i);
-        unsigned done = 0, retries = 0;
-
-        if (!gabi_vhost_vring_ready(vr) || !gabi_vhost_vring_enabled(vr))
-            continue;
-        while (done < NET_BURST) {
-            if (net_port_rx_try(p, vr, &hdr, &frame, 1, p->gen_len) == 0) {
-                done++;
-                continue;
-            }
-            /* Out of buffers (or the next ones cannot take the frame). A poller comes back
-             * anyway; otherwise ask for the RX kick, then look once more: buffers may have
-             * come meanwhile. */
-            if (p->net->busy_poll || !gabi_vhost_vring_notify(vr, true) || retries++)
-                break;
-        }
-        if (done == NET_BURST && !p->net->busy_poll) {
-            gabi_vhost_vring_notify(vr, false); /* we come back without a kick */
-            p->gen_pending = true;
-            p->net->any_pending = true;
-        }
-        if (done)
-            gabi_vhost_vring_flush(vr);
-    }
 }

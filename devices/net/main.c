@@ -327,10 +327,10 @@ static int setup_ports(struct net *n, struct port_arg *args, unsigned n_args)
             p->vring_src[v] = (struct source){SRC_KICK, p, v};
         if (p->fwd == FWD_GENERATE) {
             p->gen_len = args[i].generate;
-            p->gen_frame = malloc(p->gen_len);
+            p->gen_frame = calloc(1, NET_HDR_MAX + p->gen_len);
             if (!p->gen_frame)
                 return -ENOMEM;
-            net_frame_template(p->gen_frame, p->gen_len, i);
+            net_frame_template(p->gen_frame + NET_HDR_MAX, p->gen_len, i);
         }
         if (p->fwd == FWD_TAP) {
             r = net_tap_open(&p->tap, args[i].tap, why, sizeof(why));
@@ -380,6 +380,7 @@ static void teardown(struct net *n)
     }
     free(n->ports);
     free(n->rx_elems);
+    free(n->tx_elems);
     free(n->frame);
     close_and_clear(&n->epfd);
 }
@@ -518,8 +519,9 @@ int main(int argc, char **argv)
     sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     n.epfd = epoll_create1(EPOLL_CLOEXEC);
     n.rx_elems = calloc(NET_MAX_RX_BUFS, sizeof(*n.rx_elems));
+    n.tx_elems = calloc(NET_BURST, sizeof(*n.tx_elems));
     n.frame = malloc(NET_HDR_MAX + NET_MAX_FRAME);
-    if (sfd < 0 || n.epfd < 0 || !n.rx_elems || !n.frame ||
+    if (sfd < 0 || n.epfd < 0 || !n.rx_elems || !n.tx_elems || !n.frame ||
         net_watch(&n, sfd, &sig_src, EPOLLIN) < 0) {
         fprintf(stderr, "guestabi-net: set-up failed: %s\n", strerror(errno));
         r = -ENOMEM;

@@ -22,7 +22,7 @@
 #define NET_MAX_FRAME   65535u /* Ethernet frame, header excluded */
 #define NET_HDR_MAX     12u
 #define NET_BURST       64u /* chains per vring per pass */
-#define NET_MAX_RX_BUFS 64u /* mergeable buffers for one packet */
+#define NET_MAX_RX_BUFS 64u /* mergeable buffers for one packet (and chains per RX burst) */
 
 /* virtio_net_hdr (12 bytes with num_buffers). */
 struct net_hdr {
@@ -83,9 +83,10 @@ struct net_port {
     enum net_fwd fwd;
     struct net_port *peer;
     struct net_tap tap;
-    uint8_t *gen_frame; /* FWD_GENERATE: the frame (Ethernet/IPv4/UDP) */
-    size_t gen_len;
-    bool gen_pending; /* FWD_GENERATE without busy-poll: a pass stopped at its budget */
+    uint8_t *gen_frame;   /* FWD_GENERATE: NET_HDR_MAX bytes for the header, then the frame */
+    size_t gen_len;       /* the frame's */
+    unsigned gen_hdr_len; /* the header written before the frame (0: none yet) */
+    bool gen_pending;     /* FWD_GENERATE without busy-poll: a pass stopped at its budget */
     struct gabi_vhost_backend *b;
     struct source sock_src;
     struct source *vring_src; /* one per vring */
@@ -112,6 +113,7 @@ struct net {
     unsigned n_ports;
     struct net_port *ports;
     struct gabi_vhost_elem *rx_elems; /* NET_MAX_RX_BUFS scratch elements */
+    struct gabi_vhost_elem *tx_elems; /* NET_BURST scratch elements */
     uint8_t *frame;                   /* NET_HDR_MAX + NET_MAX_FRAME scratch */
     bool any_pending;
 };
