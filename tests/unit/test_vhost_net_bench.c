@@ -2,14 +2,20 @@
 /*
  * guestabi-net's benchmark ports, driven by our front-end: --sink takes, checks and drops
  * what its guest sends; --generate SIZE fills its guest's RX buffers with one UDP frame, kick
- * by kick or busy-polling, with and without mergeable buffers.
+ * by kick or busy-polling, with and without mergeable buffers. Both take chains in bursts
+ * (gabi_vhost_vring_pop_burst): a hostile chain behind good ones in a burst breaks that vring
+ * only; buffers across two memory regions leave the fast path and work.
  */
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "test_vhost_harness.h"
+#include "vhost/ring.h"
 
 #include "tap.h"
 
@@ -187,6 +193,125 @@ TEST(generator_busy_polling)
         expect_frames(&g, 100, 60, 1); /* num_buffers is 1 without MRG_RXBUF (VERSION_1) */
     }
     CHECK_INT(gabi_vhost_guestq_used_idx(g.q[0]), 400);
+    tguest_free(&g);
+    CHECK_INT(netproc_stop(&np), 0);
+}
+
+/* ---- bursts: hostile chains, buffers across regions ------------------------------------------ */
+
+enum hostile { H_HEAD, H_OUTSIDE, H_PAST_END, H_WRAP, H_LOOP, H_AVAIL_JUMP, H_COUNT };
+
+static const char *const hostile_name[H_COUNT] = {
+    "head beyond the ring",   "buffer outside memory", "buffer past the end of memory",
+    "buffer wrapping around", "looping chain",         "avail index jump",
+};
+
+/* Post three good frames, then a hostile chain, on TX vring 1 (pair 0), all at once. */
+static void plant(struct tguest *g, enum hostile kind)
+{
+    uint64_t desc_gpa, avail_gpa, used_gpa, buf = g->slot_gpa[1];
+    uint64_t mem = gabi_vhost_guestmem_size(g->gm);
+    struct vring_desc *d;
+    struct vring_avail *a;
+    uint16_t idx = 4;
+
+    gabi_vhost_guestq_addrs(g->q[1], &desc_gpa, &avail_gpa, &used_gpa);
+    d = gabi_vhost_guestmem_ptr(g->gm, desc_gpa, 16 * 256);
+    a = gabi_vhost_guestmem_ptr(g->gm, avail_gpa, 6 + 2 * 256);
+    memset(gabi_vhost_guestmem_ptr(g->gm, buf, 4096), 0, 4096);
+    for (uint16_t i = 0; i < 4; i++) {
+        d[i] = (struct vring_desc){buf + 1024 * i, 12 + 60, 0, 0};
+        a->ring[i] = i;
+    }
+    switch (kind) {
+    case H_HEAD:
+        a->ring[3] = 300;
+        break;
+    case H_OUTSIDE:
+        d[3].addr = mem + (1ull << 20);
+        break;
+    case H_PAST_END:
+        d[3].addr = mem - 16;
+        break;
+    case H_WRAP:
+        d[3].addr = ~0ull - 8;
+        break;
+    case H_LOOP:
+        d[3] = (struct vring_desc){buf, 0, VRING_DESC_F_NEXT, 4};
+        d[4] = (struct vring_desc){buf, 0, VRING_DESC_F_NEXT, 3};
+        break;
+    case H_AVAIL_JUMP:
+        idx = 300;
+        break;
+    case H_COUNT:
+        break;
+    }
+    __atomic_store_n(&a->idx, idx, __ATOMIC_RELEASE);
+}
+
+TEST(hostile_chains_in_a_burst_break_that_vring_only)
+{
+    for (int kind = 0; kind < H_COUNT; kind++) {
+        struct netproc np;
+        struct tguest g;
+        uint8_t f[100], status = 0;
+        int err = eventfd(0, EFD_CLOEXEC);
+        uint64_t desc, avail, used;
+        struct vring_used *u;
+
+        printf("# %s\n", hostile_name[kind]);
+        REQUIRE(err >= 0);
+        REQUIRE(netproc_start(&np, (const char *[]){"--busy-poll", "--socket", "@0", "--sink",
+                                                    "--mode", "upstream.guestabi-net.v2", NULL}) ==
+                0);
+        REQUIRE(tguest_connect(&g, np.sock[0], ALL, 2, 0) == 0);
+        REQUIRE(gabi_vhost_client_set_vring_err(g.c, 1, err) == 0);
+        plant(&g, (enum hostile)kind);
+        CHECK_INT(poll(&(struct pollfd){.fd = err, .events = POLLIN}, 1, 10000), 1);
+        CHECK_INT(gabi_vhost_client_get_status(g.c, &status), 0);
+        CHECK(status & GABI_VIRTIO_STATUS_NEEDS_RESET);
+        /* a broken vring is not written again: not even the good chains before the hostile
+         * one are handed back */
+        gabi_vhost_guestq_addrs(g.q[1], &desc, &avail, &used);
+        u = gabi_vhost_guestmem_ptr(g.gm, used, 4 + 8 * 256);
+        CHECK_INT(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE), 0);
+        /* pair 1 still goes */
+        make_frame(f, sizeof(f), 1);
+        CHECK_INT(tguest_send(&g, 1, NULL, f, sizeof(f), false, false), 0);
+        CHECK_INT(wait_tx_used(&g, 1, 1), 1);
+        tguest_free(&g);
+        close(err);
+        CHECK_INT(netproc_stop(&np), 0);
+    }
+}
+
+TEST(buffers_across_two_regions)
+{
+    struct netproc np;
+    struct tguest g;
+    const struct gabi_vhost_region *r1;
+    uint8_t got[2048];
+    uint32_t id, len;
+    int head;
+
+    REQUIRE(
+        netproc_start(&np, (const char *[]){"--busy-poll", "--socket", "@0", "--generate", "1500",
+                                            "--mode", "upstream.guestabi-net.v2", NULL}) == 0);
+    REQUIRE(tguest_connect(&g, np.sock[0], ALL, 1, 0) == 0);
+    REQUIRE(gabi_vhost_guestmem_n_regions(g.gm) == 2);
+    r1 = gabi_vhost_guestmem_region(g.gm, 1);
+    /* an RX buffer whose bytes 0..99 are in region 0 and the rest in region 1 */
+    head =
+        gabi_vhost_guestq_add(g.q[0], &(struct gabi_vhost_gbuf){r1->gpa - 100, 2048}, 0, 1, false);
+    REQUIRE(head >= 0);
+    gabi_vhost_guestq_publish(g.q[0]);
+    for (int i = 0; i < 1000 && gabi_vhost_guestq_get_used(g.q[0], &id, &len) != 1; i++)
+        usleep(10000);
+    CHECK_INT(id, head);
+    CHECK_INT(len, 12 + 1500);
+    memcpy(got, gabi_vhost_guestmem_ptr(g.gm, r1->gpa - 100, 12 + 1500), 12 + 1500);
+    CHECK_INT(got[10], 1); /* num_buffers */
+    CHECK(generated_frame_ok(got + 12, 1500));
     tguest_free(&g);
     CHECK_INT(netproc_stop(&np), 0);
 }
