@@ -9,7 +9,7 @@
  * after the connection is set up belongs to a ring's worth of packets.
  *
  *   bench_netpath [--tx | --rx] [--size BYTES] [--rounds N] [--ring N] [--mode NAME]
- *                 [--backend PATH] [--wrap 'valgrind --tool=callgrind ...']
+ *                 [--catalog DIR] [--backend PATH] [--wrap 'valgrind --tool=callgrind ...']
  *
  * bench/race-dpdk.sh -c gabi runs it under callgrind (collecting only inside guestabi-net's
  * main loop) and divides by the packets printed here.
@@ -45,8 +45,8 @@ static double now(void)
 }
 
 /* guestabi-net (behind the words of wrap, if any) on dir/s: 0 and *ret_pid, or -1. */
-static int start_backend(const char *backend, char *wrap, const char *mode, bool tx, unsigned size,
-                         const char *sock, pid_t *ret_pid)
+static int start_backend(const char *backend, char *wrap, const char *mode, const char *catalog,
+                         bool tx, unsigned size, const char *sock, pid_t *ret_pid)
 {
     char size_s[16];
     const char *argv[MAX_ARG + 16];
@@ -62,6 +62,10 @@ static int start_backend(const char *backend, char *wrap, const char *mode, bool
     argv[n++] = backend;
     argv[n++] = "--mode";
     argv[n++] = mode;
+    if (catalog) {
+        argv[n++] = "--catalog";
+        argv[n++] = catalog;
+    }
     argv[n++] = "--ready-fd";
     argv[n++] = "100";
     argv[n++] = "--socket";
@@ -125,14 +129,17 @@ int main(int argc, char **argv)
         {"mode", required_argument, NULL, 'm'},
         {"backend", required_argument, NULL, 'b'},
         {"wrap", required_argument, NULL, 'w'},
+        {"catalog", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *mode = "upstream.guestabi-net.v2", *backend = GUESTABI_NET_PATH;
+    const char *mode = "upstream.guestabi-net.v2", *backend = GUESTABI_NET_PATH, *catalog = NULL;
     char wrap[1024] = "", dir[] = "/tmp/gabi-netpath-XXXXXX", sock[128];
-    /* what DPDK's virtio_user acks of guestabi-net's offer */
+    /* what DPDK's virtio_user acks of guestabi-net's offer (IN_ORDER with the bench mode:
+     * this driver reaps in any order, so it may ack it) */
     uint64_t want = (1ull << GABI_F_VERSION_1) | (1ull << GABI_NET_F_MRG_RXBUF) |
-                    (1ull << GABI_F_INDIRECT_DESC) | (1ull << GABI_F_PROTOCOL_FEATURES);
+                    (1ull << GABI_F_INDIRECT_DESC) | (1ull << GABI_F_PROTOCOL_FEATURES) |
+                    (1ull << GABI_F_IN_ORDER);
     uint64_t want_pf =
         (1ull << GABI_PF_MQ) | (1ull << GABI_PF_REPLY_ACK) | (1ull << GABI_PF_STATUS);
     unsigned size = 64, rounds = 2000, ring = 256;
@@ -167,12 +174,15 @@ int main(int argc, char **argv)
         case 'b':
             backend = optarg;
             break;
+        case 'c':
+            catalog = optarg;
+            break;
         case 'w':
             snprintf(wrap, sizeof(wrap), "%s", optarg);
             break;
         default:
             printf("usage: bench_netpath [--tx | --rx] [--size BYTES] [--rounds N] [--ring N] "
-                   "[--mode NAME] [--backend PATH] [--wrap COMMAND]\n");
+                   "[--mode NAME] [--catalog DIR] [--backend PATH] [--wrap COMMAND]\n");
             return ch == 'h' ? 0 : 2;
         }
     }
@@ -186,7 +196,7 @@ int main(int argc, char **argv)
     if (!mkdtemp(dir))
         return 1;
     snprintf(sock, sizeof(sock), "%s/s", dir);
-    if (start_backend(backend, wrap, mode, tx, size, sock, &pid) < 0)
+    if (start_backend(backend, wrap, mode, catalog, tx, size, sock, &pid) < 0)
         return 1;
     if ((r = gabi_vhost_client_connect(sock, 60000, &c, &err)) < 0 ||
         (r = gabi_vhost_client_negotiate(c, want, want_pf, NULL, NULL)) < 0 ||

@@ -16,6 +16,9 @@
 # mbufs, the same warm-up and measuring windows, and the rounds alternate which one goes
 # first. The figure is the front-end's own: testpmd's "Throughput (since last show)" over the
 # measuring window, after the warm-up. -f appends virtio_user devargs (e.g. ",in_order=0").
+# -m picks guestabi-net's mode (default: its newest, upstream.guestabi-net.v2); bench/catalog
+# adds bench.guestabi-net.v2-in-order, v2 plus VIRTIO_F_IN_ORDER as DPDK offers it, so that
+# the front-end takes the same (in-order) paths with both back-ends.
 #
 # -c BACKEND counts the back-end's instructions per packet with valgrind --tool=callgrind
 # (repeatable where wall-clock figures are not), with the functions that cost most; -o DIR
@@ -48,6 +51,7 @@ if [[ -n $cg ]]; then
   [[ $warm == 2 ]] && warm=4
 fi
 net=$build/devices/net/guestabi-net
+catalog=$(cd "$(dirname "$0")" && pwd)/catalog   # bench.guestabi-net.v2-in-order
 command -v dpdk-testpmd >/dev/null || { echo "race-dpdk: no dpdk-testpmd" >&2; exit 77; }
 [[ -x $net ]] || { echo "race-dpdk: no $net (build first)" >&2; exit 77; }
 [[ $(nproc) -ge 2 ]] || { echo "race-dpdk: needs 2 CPUs" >&2; exit 77; }
@@ -89,7 +93,7 @@ run_one() {
   if [[ $be == gabi ]]; then
     local kind=(--sink)
     [[ $dir == rx ]] && kind=(--generate "$size")
-    taskset -c 1 "${vg[@]}" "$net" --busy-poll ${mode:+--mode "$mode"} --socket "$d/sock" "${kind[@]}" \
+    taskset -c 1 "$net" --catalog "$catalog" --busy-poll ${mode:+--mode "$mode"} --socket "$d/sock" "${kind[@]}" \
       --ready-fd 3 3>"$d/ready" >"$d/be.log" 2>&1 &
     be_pid=$!
     pids+=("$be_pid")
@@ -172,7 +176,7 @@ cg_report() {
 # cg_gabi DIRECTION SIZE: guestabi-net's figure through bench_netpath; sets $result
 cg_gabi() {
   local dir=$1 size=$2 out=$work/cg.$1.$2 line pk ir
-  line=$("$build/bench/bench_netpath" --"$dir" --size "$size" --rounds 500 ${mode:+--mode "$mode"} \
+  line=$("$build/bench/bench_netpath" --"$dir" --size "$size" --rounds 500 --catalog "$catalog" ${mode:+--mode "$mode"} \
     --wrap "valgrind --tool=callgrind --toggle-collect=net_port_tx --toggle-collect=net_port_generate --callgrind-out-file=$out" 2>/dev/null)
   pk=$(echo "$line" | sed -n 's/.*: \([0-9]*\) packets.*/\1/p')
   ir=$(cg_total "$out")
@@ -204,7 +208,7 @@ if [[ -n $cg ]]; then
   printf '  %s\n' "${summary[@]}"
   exit 0
 fi
-echo "race: guestabi-net ($("$net" --list-modes | head -n1 | cut -f1)${mode:+, mode $mode}) vs DPDK $(dpkg-query -W -f '${Version}' dpdk-dev 2>/dev/null) net_vhost;" \
+echo "race: guestabi-net (mode ${mode:-$("$net" --list-modes | head -n1 | cut -f1)}) vs DPDK $(dpkg-query -W -f '${Version}' dpdk-dev 2>/dev/null) net_vhost;" \
   "front-end: testpmd virtio_user${fe_extra:+ ($fe_extra)}; back-end on CPU 1, front-end on CPU 0;" \
   "${rounds} rounds of ${secs} s after ${warm} s"
 summary=()

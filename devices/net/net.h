@@ -14,10 +14,13 @@
 
 #include <guestabi/vhost.h>
 
-/* The virtio-net feature bits guestabi-net implements (the library adds the transport). */
+/* The virtio-net feature bits guestabi-net implements (the library adds the transport).
+ * VIRTIO_F_IN_ORDER is the device's word: every port hands chains back in the order it took
+ * them (TX and RX, dropped frames included; RX chains a frame does not use are given back
+ * unused), so a driver may free its buffers in ring order without reading used ids. */
 #define NET_DEVICE_FEATURES                                                                        \
     ((1ull << GABI_NET_F_CSUM) | (1ull << GABI_NET_F_GUEST_CSUM) | (1ull << GABI_NET_F_MTU) |      \
-     (1ull << GABI_NET_F_MRG_RXBUF))
+     (1ull << GABI_NET_F_MRG_RXBUF) | (1ull << GABI_F_IN_ORDER))
 
 #define NET_MAX_FRAME   65535u /* Ethernet frame, header excluded */
 #define NET_HDR_MAX     12u
