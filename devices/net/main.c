@@ -23,9 +23,9 @@
 
 #define MAX_PORTS    64
 #define MAX_CATALOGS 16
-#define LOG_BURST    50 /* lines a peer may cause at once, then ... */
-#define LOG_PER_SEC  10 /* ... this many per second */
-#define POLL_EVERY   64 /* busy-poll passes per look at the control sockets */
+#define LOG_BURST    50  /* lines a peer may cause at once, then ... */
+#define LOG_PER_SEC  10  /* ... this many per second */
+#define POLL_EVERY   256 /* busy-poll passes per look at the control sockets */
 
 /* ---- logging, rate-limited ---------------------------------------------------------------- */
 
@@ -156,6 +156,15 @@ static int pick_mode(const struct gabi_catalog *cat, const char *name, struct ga
 
 /* ---- the loop ------------------------------------------------------------------------------- */
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
 static void on_event(struct net *n, struct source *src)
 {
     struct net_port *p = src->port;
@@ -189,19 +198,23 @@ static void on_event(struct net *n, struct source *src)
     }
 }
 
-static void poll_all(struct net *n, bool only_pending)
+/* One pass over the ports: the chains and frames it moved. */
+static unsigned poll_all(struct net *n, bool only_pending)
 {
+    unsigned work = 0;
+
     for (unsigned i = 0; i < n->n_ports; i++) {
         struct net_port *p = &n->ports[i];
 
         for (unsigned k = 0; k < p->n_tx_active; k++)
             if (!only_pending || p->tx_pending[p->tx_active[k]])
-                net_port_tx(p, p->tx_active[k]);
+                work += net_port_tx(p, p->tx_active[k]);
         if (!only_pending && p->fwd == FWD_TAP)
             net_port_tap_input(p);
         if (p->fwd == FWD_GENERATE && (!only_pending || p->gen_pending))
-            net_port_generate(p);
+            work += net_port_generate(p);
     }
+    return work;
 }
 
 static void run(struct net *n)
@@ -222,7 +235,10 @@ static void run(struct net *n)
         for (int i = 0; i < k; i++)
             on_event(n, ev[i].data.ptr);
         if (n->busy_poll) {
-            poll_all(n, false);
+            /* an empty pass: let the guest's CPU have the ring's cache lines a moment
+             * before looking again (a tight loop of loads slows its stores to them) */
+            if (poll_all(n, false) == 0)
+                cpu_relax();
         } else if (n->any_pending) {
             n->any_pending = false;
             poll_all(n, true);

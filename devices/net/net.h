@@ -123,8 +123,8 @@ struct net {
 
 /* port.c */
 extern const struct gabi_vhost_ops net_port_ops;
-/* Process a TX vring (a kick, or a busy-poll pass). */
-void net_port_tx(struct net_port *p, unsigned index);
+/* Process a TX vring (a kick, or a busy-poll pass): the chains taken. */
+unsigned net_port_tx(struct net_port *p, unsigned index);
 /* Deliver one frame (hdr: the sender's header fields, frame: the Ethernet frame) to the
  * guest of p on its RX vring vr (from net_port_rx_vring(); NULL drops the frame). Returns 0,
  * or -errno when dropped. */
@@ -143,7 +143,7 @@ void net_port_tap_input(struct net_port *p);
 /* generate.c */
 /* Fill the guest's RX buffers with p->gen_frame (at most a burst per RX vring per call);
  * without busy-poll, ask for an RX kick when they run out. */
-void net_port_generate(struct net_port *p);
+unsigned net_port_generate(struct net_port *p); /* the frames written */
 /* A frame of len bytes (>= NET_GEN_MIN) as testpmd's txonly makes them: Ethernet from
  * 02:00:00:00:00:<port> to 02:00:00:00:00:00, IPv4 198.18.0.1 -> 198.18.0.2 (header
  * checksummed), UDP port 9 -> 9 without checksum, a zero payload. */

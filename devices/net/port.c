@@ -372,9 +372,9 @@ static unsigned generate_burst(struct net_port *p, struct gabi_vhost_vring *vr, 
     return frames;
 }
 
-void net_port_generate(struct net_port *p)
+unsigned net_port_generate(struct net_port *p)
 {
-    unsigned n_vrings = gabi_vhost_backend_n_vrings(p->b);
+    unsigned n_vrings = gabi_vhost_backend_n_vrings(p->b), total = 0;
 
     p->gen_pending = false;
     for (unsigned i = 0; i < n_vrings; i += 2) {
@@ -398,7 +398,9 @@ void net_port_generate(struct net_port *p)
         }
         if (frames)
             gabi_vhost_vring_flush(vr);
+        total += frames;
     }
+    return total;
 }
 
 int net_port_rx(struct net_port *p, struct gabi_vhost_vring *vr, const struct net_hdr *hdr,
@@ -482,7 +484,7 @@ static int tx_to_tap(struct net_port *p, const struct gabi_vhost_elem *e)
     return n == (ssize_t)e->out_len ? 0 : -EIO;
 }
 
-void net_port_tx(struct net_port *p, unsigned index)
+unsigned net_port_tx(struct net_port *p, unsigned index)
 {
     struct gabi_vhost_vring *vr = gabi_vhost_backend_vring(p->b, index);
     struct net_port *dst = p->fwd == FWD_LOOPBACK ? p : p->fwd == FWD_PEER ? p->peer : NULL;
@@ -493,11 +495,11 @@ void net_port_tx(struct net_port *p, unsigned index)
     int n;
 
     if (!vr || !gabi_vhost_vring_ready(vr))
-        return;
+        return 0;
     p->tx_pending[index] = false;
     n = gabi_vhost_vring_pop_burst(vr, elems, NET_BURST);
     if (n <= 0)
-        return;
+        return 0;
     if (n == NET_BURST) {
         p->tx_pending[index] = true;
         p->net->any_pending = true;
@@ -535,6 +537,7 @@ void net_port_tx(struct net_port *p, unsigned index)
     gabi_vhost_vring_flush(vr);
     if (delivered)
         net_port_flush_rx(dst);
+    return (unsigned)n;
 }
 
 /* ---- tap input ---------------------------------------------------------------------------- */
