@@ -225,7 +225,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *mode = "upstream.guestabi-net.v2", *sizes = "64,1500", *connect_dir = NULL;
-    char dir[] = "/tmp/gabi-bench-XXXXXX", a[128], b[128];
+    char dir[256] = "/tmp/gabi-bench-XXXXXX", a[300], b[300];
     double secs = 5;
     unsigned ring = 256, qflags = 0;
     bool loopback = false;

@@ -74,8 +74,10 @@ void net_unwatch(struct net *n, int fd)
 /* ---- modes ------------------------------------------------------------------------------------
  */
 
-/* Whether guestabi-net (this library and this device) implements everything the mode offers. */
-static bool mode_runnable(const struct gabi_mode *m, char *why, size_t size)
+/* Whether guestabi-net (this library and this device) implements everything the mode offers;
+ * DEVICE_STATE needs the catalog's rule for guestabi-net's state versions. */
+static bool mode_runnable(const struct gabi_catalog *cat, const struct gabi_mode *m, char *why,
+                          size_t size)
 {
     uint64_t extra = m->features & ~(GABI_VHOST_TRANSPORT_FEATURES | NET_DEVICE_FEATURES);
     uint64_t pextra = m->protocol_features & ~GABI_VHOST_PROTOCOL_FEATURES;
@@ -104,6 +106,16 @@ static bool mode_runnable(const struct gabi_mode *m, char *why, size_t size)
                  GABI_VHOST_MAX_QUEUE_SIZE);
         return false;
     }
+    if (m->protocol_features & (1ull << GABI_PF_DEVICE_STATE)) {
+        struct net probe = {0};
+        char because[192];
+
+        if (net_state_setup(&probe, gabi_catalog_find_device_type(cat, NET_STATE_TYPE), because,
+                            sizeof(because)) < 0) {
+            snprintf(why, size, "offers device-state transfer, but %s", because);
+            return false;
+        }
+    }
     return true;
 }
 
@@ -113,7 +125,7 @@ static void list_modes(const struct gabi_catalog *cat)
         const struct gabi_mode *m = gabi_catalog_mode(cat, i);
         char why[256];
 
-        if (mode_runnable(m, why, sizeof(why)))
+        if (mode_runnable(cat, m, why, sizeof(why)))
             printf("%s\t%" PRIu32 " queue pairs of %" PRIu32 "\t%s\n", m->name, m->max_queue_pairs,
                    m->max_queue_size, m->description ? m->description : "");
     }
@@ -130,14 +142,14 @@ static int pick_mode(const struct gabi_catalog *cat, const char *name, struct ga
             fprintf(stderr, "guestabi-net: %s\n", err.message);
             return -ENOENT;
         }
-        if (!mode_runnable(m, why, sizeof(why))) {
+        if (!mode_runnable(cat, m, why, sizeof(why))) {
             fprintf(stderr, "guestabi-net: mode %s %s\n", m->name, why);
             return -EOPNOTSUPP;
         }
     } else {
         /* newest first within the class */
         for (size_t i = 0; i < gabi_catalog_n_modes(cat) && !m; i++)
-            if (mode_runnable(gabi_catalog_mode(cat, i), why, sizeof(why)))
+            if (mode_runnable(cat, gabi_catalog_mode(cat, i), why, sizeof(why)))
                 m = gabi_catalog_mode(cat, i);
         if (!m) {
             fprintf(stderr, "guestabi-net: the catalog has no virtio-net mode it can run\n");
@@ -194,6 +206,11 @@ static void on_event(struct net *n, struct source *src)
         n->stop = true;
         break;
     case SRC_STATE:
+        gabi_vhost_backend_process_state(p->b);
+        break;
+    case SRC_CONTROL_LISTEN:
+    case SRC_CONTROL_CONN:
+        net_control_event(n, src);
         break;
     }
 }
@@ -232,6 +249,8 @@ static void run(struct net *n)
                 return;
             }
         }
+        /* a source whose fd closed during this batch gets at most a spurious call, which
+         * finds nothing to do (sources outlive their fds) */
         for (int i = 0; i < k; i++)
             on_event(n, ev[i].data.ptr);
         if (n->busy_poll) {
@@ -253,7 +272,8 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: guestabi-net --socket PATH [--tap NAME | --loopback | --sink |\n"
             "                    --generate SIZE] [--socket PATH ...]\n"
-            "                    [--mode NAME] [--catalog DIR] [--busy-poll] [--ready-fd FD] [-v]\n"
+            "                    [--mode NAME] [--catalog DIR] [--control PATH] [--busy-poll]\n"
+            "                    [--ready-fd FD] [-v]\n"
             "       guestabi-net --list-modes [--catalog DIR]\n"
             "\n"
             "A vhost-user-net back-end that runs one guestabi compat mode. Each --socket is a\n"
@@ -273,6 +293,8 @@ static void usage(FILE *f)
             "                 one guestabi-net can run\n"
             "  --list-modes   print the catalog modes guestabi-net can run, newest first\n"
             "  --catalog DIR  also read catalog documents from DIR (repeatable)\n"
+            "  --control PATH a control socket: \"stats [PORT]\", \"link PORT up|down\" (one\n"
+            "                 request per line, one JSON reply per line)\n"
             "  --busy-poll    poll the rings instead of waiting for kicks (one core, 100%%)\n"
             "  --ready-fd FD  write \"READY\\n\" to FD once every socket listens, then close it\n"
             "  -v, --verbose  log every vhost-user message\n"
@@ -293,6 +315,7 @@ static int setup_ports(struct net *n, struct port_arg *args, unsigned n_args)
         .cls = GABI_CLASS_NET,
         .mode = n->mode,
         .device_features = NET_DEVICE_FEATURES,
+        .state = n->mode->protocol_features & (1ull << GABI_PF_DEVICE_STATE) ? &n->state_ops : NULL,
     };
     struct net_port *unpaired = NULL;
 
@@ -313,6 +336,12 @@ static int setup_ports(struct net *n, struct port_arg *args, unsigned n_args)
         p->tap.fd = -1;
         p->hdr_len = 12;
         p->sock_src = (struct source){SRC_SOCKET, p, 0};
+        p->state_src = (struct source){SRC_STATE, p, 0};
+        p->link_up = true;
+        p->n_q = n->mode->max_queue_pairs;
+        p->q = calloc(p->n_q, sizeof(*p->q));
+        if (!p->q)
+            return -ENOMEM;
         p->fwd = args[i].tap        ? FWD_TAP
                  : args[i].loopback ? FWD_LOOPBACK
                  : args[i].sink     ? FWD_SINK
@@ -393,7 +422,11 @@ static void teardown(struct net *n)
         free(p->vring_src);
         free(p->tx_pending);
         free(p->tx_active);
+        free(p->q);
+        free(p->save_buf);
+        free(p->load_buf);
     }
+    net_control_close(n);
     free(n->ports);
     free(n->rx_elems);
     free(n->tx_elems);
@@ -404,22 +437,16 @@ static void teardown(struct net *n)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"socket", required_argument, NULL, 's'},
-        {"tap", required_argument, NULL, 't'},
-        {"loopback", no_argument, NULL, 'l'},
-        {"sink", no_argument, NULL, 'S'},
-        {"generate", required_argument, NULL, 'g'},
-        {"mode", required_argument, NULL, 'm'},
-        {"list-modes", no_argument, NULL, 'L'},
-        {"catalog", required_argument, NULL, 'c'},
-        {"busy-poll", no_argument, NULL, 'b'},
-        {"ready-fd", required_argument, NULL, 'r'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"socket", required_argument, NULL, 's'},   {"tap", required_argument, NULL, 't'},
+        {"loopback", no_argument, NULL, 'l'},       {"sink", no_argument, NULL, 'S'},
+        {"generate", required_argument, NULL, 'g'}, {"mode", required_argument, NULL, 'm'},
+        {"list-modes", no_argument, NULL, 'L'},     {"catalog", required_argument, NULL, 'c'},
+        {"busy-poll", no_argument, NULL, 'b'},      {"control", required_argument, NULL, 'C'},
+        {"ready-fd", required_argument, NULL, 'r'}, {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     struct port_arg ports[MAX_PORTS] = {{0}};
-    const char *catalogs[MAX_CATALOGS], *mode_name = NULL;
+    const char *catalogs[MAX_CATALOGS], *mode_name = NULL, *control = NULL;
     unsigned n_ports = 0, n_catalogs = 0;
     bool list = false;
     int ready_fd = -1, c, r, sfd;
@@ -488,6 +515,9 @@ int main(int argc, char **argv)
         case 'b':
             n.busy_poll = true;
             break;
+        case 'C':
+            control = optarg;
+            break;
         case 'r':
             if (gabi_parse_u64(optarg, &v) < 0 || v > 1u << 20) {
                 fprintf(stderr, "guestabi-net: --ready-fd wants an fd number\n");
@@ -526,6 +556,12 @@ int main(int argc, char **argv)
         return 1;
     }
     n.mode = &mode;
+    if (mode.protocol_features & (1ull << GABI_PF_DEVICE_STATE)) {
+        char why[256];
+
+        /* mode_runnable() checked it: the catalog's rule, versions this build writes */
+        net_state_setup(&n, gabi_catalog_find_device_type(cat, NET_STATE_TYPE), why, sizeof(why));
+    }
 
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
@@ -546,8 +582,19 @@ int main(int argc, char **argv)
     r = setup_ports(&n, ports, n_ports);
     if (r < 0)
         goto out;
-    gabi_log(GABI_LOG_INFO, "guestabi-net", "mode %s, %u port%s%s", mode.name, n.n_ports,
-             n.n_ports == 1 ? "" : "s", n.busy_poll ? ", busy-polling" : "");
+    if (control) {
+        char why[256];
+
+        r = net_control_open(&n, control, why, sizeof(why));
+        if (r < 0) {
+            fprintf(stderr, "guestabi-net: %s\n", why);
+            goto out;
+        }
+    }
+    gabi_log(GABI_LOG_INFO, "guestabi-net", "mode %s, %u port%s%s%s%s", mode.name, n.n_ports,
+             n.n_ports == 1 ? "" : "s", n.busy_poll ? ", busy-polling" : "",
+             n.state_ops.version ? ", state version " : "",
+             n.state_ops.version ? n.state_ops.version : "");
     if (ready_fd >= 0) {
         if (write(ready_fd, "READY\n", 6) != 6) {
             /* the reader went away; nothing to tell */

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include <guestabi/abi.h>
 #include <guestabi/vhost.h>
 
 /* The virtio-net feature bits guestabi-net implements (the library adds the transport).
@@ -57,7 +58,15 @@ struct net;
 struct net_port;
 
 /* What an epoll event is about (epoll_data.ptr points at one). */
-enum source_kind { SRC_SOCKET, SRC_KICK, SRC_TAP, SRC_SIGNAL, SRC_STATE };
+enum source_kind {
+    SRC_SOCKET,
+    SRC_KICK,
+    SRC_TAP,
+    SRC_SIGNAL,
+    SRC_STATE,          /* a port's device-state channel */
+    SRC_CONTROL_LISTEN, /* the control socket */
+    SRC_CONTROL_CONN,   /* a control connection */
+};
 
 struct source {
     enum source_kind kind;
@@ -65,11 +74,14 @@ struct source {
     unsigned index; /* vring */
 };
 
-struct net_stats {
-    uint64_t tx_packets; /* taken from the guest */
-    uint64_t rx_packets; /* given to the guest */
-    uint64_t tx_dropped;
-    uint64_t rx_dropped;
+/* Counters of one queue pair of a port (part of the port's migrated state). */
+struct net_qstats {
+    uint64_t tx_packets; /* chains taken from the guest (dropped ones included) */
+    uint64_t tx_bytes;   /* their frame bytes (the virtio-net header not counted) */
+    uint64_t tx_dropped; /* taken but not forwarded: malformed, link down, tap refused */
+    uint64_t rx_packets; /* frames given to the guest */
+    uint64_t rx_bytes;
+    uint64_t rx_dropped; /* frames for the guest that it had no room (or no link) for */
 };
 
 struct net_tap {
@@ -104,15 +116,30 @@ struct net_port {
     bool host_csum;
     uint64_t mtu;
 
-    struct net_stats stats;
+    /* the port's state (state.c: what SET_DEVICE_STATE_FD carries) */
+    struct net_qstats *q; /* one per queue pair of the mode */
+    unsigned n_q;
+    bool link_up;      /* administrative link: down drops everything both ways */
+    uint8_t *save_buf; /* the snapshot being saved */
+    uint8_t *load_buf; /* the state being loaded, until it is committed */
+    size_t load_size;
+    struct source state_src;
+
     bool tap_blocked; /* no RX buffers: tap input paused until the guest posts some */
 };
+
+#define NET_STATE_TYPE "guestabi-net" /* the catalog's device type */
+
+struct net_control;
 
 struct net {
     int epfd;
     bool busy_poll;
     bool stop;
     const struct gabi_vhost_mode *mode;
+    struct gabi_vhost_state_ops state_ops; /* from the catalog's guestabi-net rule */
+    const struct gabi_versions *state_loads;
+    struct net_control *control;
     unsigned n_ports;
     struct net_port *ports;
     struct gabi_vhost_elem *rx_elems; /* NET_MAX_RX_BUFS scratch elements */
@@ -130,9 +157,6 @@ unsigned net_port_tx(struct net_port *p, unsigned index);
  * or -errno when dropped. */
 int net_port_rx(struct net_port *p, struct gabi_vhost_vring *vr, const struct net_hdr *hdr,
                 const struct iovec *frame, unsigned n_frame, size_t len);
-/* As net_port_rx(), but running out of RX buffers (-ENOBUFS) is not counted as a drop. */
-int net_port_rx_try(struct net_port *p, struct gabi_vhost_vring *vr, const struct net_hdr *hdr,
-                    const struct iovec *frame, unsigned n_frame, size_t len);
 /* The RX vring of p for queue pair q, or queue pair 0, if ready and enabled; else NULL. */
 struct gabi_vhost_vring *net_port_rx_vring(struct net_port *p, unsigned q);
 /* Publish what was delivered to p's RX vrings this pass. */
@@ -140,14 +164,36 @@ void net_port_flush_rx(struct net_port *p);
 /* Feed frames from p's tap to its guest (stops when RX buffers run out). */
 void net_port_tap_input(struct net_port *p);
 
+/* Totals over a port's queue pairs. */
+void net_port_totals(const struct net_port *p, struct net_qstats *ret);
+/* Set the port's administrative link state. */
+void net_port_set_link(struct net_port *p, bool up);
+/* Fill the guest's RX buffers with p->gen_frame (a burst per RX vring per call; nothing
+ * while the link is down); without busy-poll, ask for an RX kick when they run out. The
+ * frames written. */
+unsigned net_port_generate(struct net_port *p);
+
 /* generate.c */
-/* Fill the guest's RX buffers with p->gen_frame (at most a burst per RX vring per call);
- * without busy-poll, ask for an RX kick when they run out. */
-unsigned net_port_generate(struct net_port *p); /* the frames written */
 /* A frame of len bytes (>= NET_GEN_MIN) as testpmd's txonly makes them: Ethernet from
  * 02:00:00:00:00:<port> to 02:00:00:00:00:00, IPv4 198.18.0.1 -> 198.18.0.2 (header
  * checksummed), UDP port 9 -> 9 without checksum, a zero payload. */
 void net_frame_template(uint8_t *frame, size_t len, unsigned port);
+
+/* state.c */
+/* The state version this guestabi-net writes and decodes. */
+#define NET_STATE_VERSION "1"
+/* Fill n->state_ops from the catalog's rule for guestabi-net: 0, or -errno with why (no
+ * rule, or a `writes` version this build cannot encode). */
+int net_state_setup(struct net *n, const struct gabi_device_type *rule, char *why, size_t size);
+/* The payload layout of version 1, for docs and tests: 16 bytes + 48 per queue pair. */
+#define NET_STATE_V1_HEADER 16u
+#define NET_STATE_V1_QUEUE  48u
+
+/* control.c */
+/* A control socket at path (stats, link up/down): 0 or -errno with why. */
+int net_control_open(struct net *n, const char *path, char *why, size_t size);
+void net_control_close(struct net *n);
+void net_control_event(struct net *n, struct source *src);
 
 /* tap.c */
 int net_tap_open(struct net_tap *tap, const char *name, char *why, size_t why_size);

@@ -37,6 +37,9 @@ static int on_watch(struct gabi_vhost_backend *b, int fd, enum gabi_vhost_watch 
 
     if (kind == GABI_VHOST_WATCH_SOCKET)
         return net_watch(p->net, fd, &p->sock_src, EPOLLIN);
+    if (kind == GABI_VHOST_WATCH_STATE_READ || kind == GABI_VHOST_WATCH_STATE_WRITE)
+        return net_watch(p->net, fd, &p->state_src,
+                         kind == GABI_VHOST_WATCH_STATE_READ ? EPOLLIN : EPOLLOUT);
     /* polled, or an RX vring nobody waits on */
     if (p->net->busy_poll || (index % 2 == 0 && !rx_waits(p)))
         return 0;
@@ -118,19 +121,60 @@ static int on_set_mtu(struct gabi_vhost_backend *b, uint64_t mtu, void *userdata
     return 0;
 }
 
+static void tap_pause(struct net_port *p, bool pause);
+
+static void on_enabled(struct gabi_vhost_backend *b, unsigned index, bool enabled, void *userdata)
+{
+    struct net_port *p = userdata;
+
+    if (!enabled || !gabi_vhost_vring_ready(gabi_vhost_backend_vring(b, index)))
+        return;
+    /* chains the guest posted while the vring was stopped or disabled go now */
+    if (index % 2)
+        net_port_tx(p, index);
+    else if (p->fwd == FWD_TAP)
+        net_port_tap_input(p);
+}
+
 static void on_disconnected(struct gabi_vhost_backend *b, const char *reason, void *userdata)
 {
     struct net_port *p = userdata;
+    struct net_qstats t;
 
     p->hdr_len = 12;
     p->mrg_rxbuf = p->guest_csum = p->host_csum = false;
     p->mtu = 0;
     for (unsigned i = 0; i < gabi_vhost_backend_n_vrings(b); i++)
         p->tx_pending[i] = false;
+    if (p->fwd == FWD_TAP)
+        tap_pause(p, false); /* nobody to keep the host's frames for: they are dropped */
+    net_port_totals(p, &t);
     LOG_PORT(p, GABI_LOG_INFO,
              "disconnected: %s (rx %" PRIu64 " tx %" PRIu64 " dropped %" PRIu64 "/%" PRIu64 ")",
-             reason, p->stats.rx_packets, p->stats.tx_packets, p->stats.rx_dropped,
-             p->stats.tx_dropped);
+             reason, t.rx_packets, t.tx_packets, t.rx_dropped, t.tx_dropped);
+}
+
+void net_port_totals(const struct net_port *p, struct net_qstats *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    for (unsigned i = 0; i < p->n_q; i++) {
+        ret->tx_packets += p->q[i].tx_packets;
+        ret->tx_bytes += p->q[i].tx_bytes;
+        ret->tx_dropped += p->q[i].tx_dropped;
+        ret->rx_packets += p->q[i].rx_packets;
+        ret->rx_bytes += p->q[i].rx_bytes;
+        ret->rx_dropped += p->q[i].rx_dropped;
+    }
+}
+
+void net_port_set_link(struct net_port *p, bool up)
+{
+    if (p->link_up == up)
+        return;
+    p->link_up = up;
+    LOG_PORT(p, GABI_LOG_INFO, "link %s", up ? "up" : "down");
+    if (up && p->fwd == FWD_TAP)
+        net_port_tap_input(p);
 }
 
 const struct gabi_vhost_ops net_port_ops = {
@@ -140,6 +184,7 @@ const struct gabi_vhost_ops net_port_ops = {
     .features_changed = on_features,
     .vring_started = on_started,
     .vring_stopped = on_stopped,
+    .vring_enabled = on_enabled,
     .set_mtu = on_set_mtu,
     .log = on_log,
 };
@@ -264,8 +309,8 @@ static void rx_write(const struct net_port *p, const struct gabi_vhost_elem *ele
     }
 }
 
-int net_port_rx_try(struct net_port *p, struct gabi_vhost_vring *vr, const struct net_hdr *hdr,
-                    const struct iovec *frame, unsigned n_frame, size_t len)
+int net_port_rx(struct net_port *p, struct gabi_vhost_vring *vr, const struct net_hdr *hdr,
+                const struct iovec *frame, unsigned n_frame, size_t len)
 {
     struct gabi_vhost_elem *elems = p->net->rx_elems;
     uint32_t written[NET_MAX_RX_BUFS];
@@ -274,11 +319,12 @@ int net_port_rx_try(struct net_port *p, struct gabi_vhost_vring *vr, const struc
     struct cursor src;
     size_t total = p->hdr_len + len, room = 0;
     unsigned n = 0;
+    struct net_qstats *qs = &p->q[vr ? gabi_vhost_vring_index(vr) / 2 : 0];
     int r;
 
-    if (!vr) {
-        p->stats.rx_dropped++;
-        return -ENOTCONN;
+    if (!vr || !p->link_up) {
+        qs->rx_dropped++;
+        return vr ? -ENETDOWN : -ENOTCONN;
     }
     if (!rx_header(p, hdr, &out)) {
         /* the guest cannot take a partial checksum: complete it in a linear copy */
@@ -288,7 +334,7 @@ int net_port_rx_try(struct net_port *p, struct gabi_vhost_vring *vr, const struc
         src = (struct cursor){frame, n_frame, 0, 0};
         if (len > NET_MAX_FRAME || cursor_copy(&dst, &src, len) != len ||
             net_csum_complete(p->net->frame, len, hdr->csum_start, hdr->csum_offset) < 0) {
-            p->stats.rx_dropped++;
+            qs->rx_dropped++;
             return -EINVAL;
         }
         linear.iov_len = len;
@@ -300,20 +346,22 @@ int net_port_rx_try(struct net_port *p, struct gabi_vhost_vring *vr, const struc
         if (n == (p->mrg_rxbuf ? NET_MAX_RX_BUFS : 1u) ||
             (r = gabi_vhost_vring_pop(vr, &elems[n])) <= 0) {
             gabi_vhost_vring_unpop(vr, n);
+            qs->rx_dropped++;
             return -ENOBUFS;
         }
         room += elems[n].in_len;
         n++;
         if (elems[0].in_len < p->hdr_len) { /* the header must fit the first buffer */
             gabi_vhost_vring_unpop(vr, n);
-            p->stats.rx_dropped++;
+            qs->rx_dropped++;
             return -EINVAL;
         }
     }
     out.num_buffers = (uint16_t)n;
     rx_write(p, elems, n, &out, frame, n_frame, len, written);
     gabi_vhost_vring_push_burst(vr, elems, written, n);
-    p->stats.rx_packets++;
+    qs->rx_packets++;
+    qs->rx_bytes += len;
     return 0;
 }
 
@@ -324,6 +372,7 @@ static unsigned generate_burst(struct net_port *p, struct gabi_vhost_vring *vr, 
     struct gabi_vhost_elem *elems = p->net->rx_elems;
     uint32_t written[NET_BURST];
     const struct iovec frame = {p->gen_frame + NET_HDR_MAX, p->gen_len};
+    struct net_qstats *qs = &p->q[gabi_vhost_vring_index(vr) / 2];
     const uint8_t *src;
     size_t total = p->hdr_len + p->gen_len;
     unsigned k = 0, frames = 0;
@@ -368,7 +417,8 @@ static unsigned generate_burst(struct net_port *p, struct gabi_vhost_vring *vr, 
     }
     gabi_vhost_vring_unpop(vr, (unsigned)n - k);
     gabi_vhost_vring_push_burst(vr, elems, written, k);
-    p->stats.rx_packets += frames;
+    qs->rx_packets += frames;
+    qs->rx_bytes += frames * p->gen_len;
     return frames;
 }
 
@@ -382,7 +432,8 @@ unsigned net_port_generate(struct net_port *p)
         unsigned frames;
         bool full;
 
-        if (!gabi_vhost_vring_ready(vr) || !gabi_vhost_vring_enabled(vr))
+        /* link down: no frames (none to drop either) */
+        if (!p->link_up || !gabi_vhost_vring_ready(vr) || !gabi_vhost_vring_enabled(vr))
             continue;
         frames = generate_burst(p, vr, &full);
         if (!p->net->busy_poll) {
@@ -401,16 +452,6 @@ unsigned net_port_generate(struct net_port *p)
         total += frames;
     }
     return total;
-}
-
-int net_port_rx(struct net_port *p, struct gabi_vhost_vring *vr, const struct net_hdr *hdr,
-                const struct iovec *frame, unsigned n_frame, size_t len)
-{
-    int r = net_port_rx_try(p, vr, hdr, frame, n_frame, len);
-
-    if (r == -ENOBUFS)
-        p->stats.rx_dropped++;
-    return r;
 }
 
 void net_port_flush_rx(struct net_port *p)
@@ -489,12 +530,15 @@ unsigned net_port_tx(struct net_port *p, unsigned index)
     struct gabi_vhost_vring *vr = gabi_vhost_backend_vring(p->b, index);
     struct net_port *dst = p->fwd == FWD_LOOPBACK ? p : p->fwd == FWD_PEER ? p->peer : NULL;
     struct gabi_vhost_elem *elems = p->net->tx_elems;
+    struct net_qstats *qs = &p->q[index / 2];
     struct gabi_vhost_vring *rx;
+    uint64_t bytes = 0;
     unsigned dropped = 0;
     bool delivered = false;
     int n;
 
-    if (!vr || !gabi_vhost_vring_ready(vr))
+    /* a disabled vring keeps its chains until it is enabled: a resume loses nothing */
+    if (!vr || !gabi_vhost_vring_ready(vr) || !gabi_vhost_vring_enabled(vr))
         return 0;
     p->tx_pending[index] = false;
     n = gabi_vhost_vring_pop_burst(vr, elems, NET_BURST);
@@ -504,8 +548,9 @@ unsigned net_port_tx(struct net_port *p, unsigned index)
         p->tx_pending[index] = true;
         p->net->any_pending = true;
     }
-    p->stats.tx_packets += (unsigned)n;
-    if (!gabi_vhost_vring_enabled(vr)) {
+    for (int i = 0; i < n; i++)
+        bytes += elems[i].out_len > p->hdr_len ? elems[i].out_len - p->hdr_len : 0;
+    if (!p->link_up) {
         dropped = (unsigned)n;
     } else if (!dst && p->fwd != FWD_TAP) {
         /* a sink: taken, checked, dropped */
@@ -532,7 +577,9 @@ unsigned net_port_tx(struct net_port *p, unsigned index)
                 dropped++;
         }
     }
-    p->stats.tx_dropped += dropped;
+    qs->tx_packets += (unsigned)n;
+    qs->tx_bytes += bytes;
+    qs->tx_dropped += dropped;
     gabi_vhost_vring_push_burst(vr, elems, NULL, (unsigned)n);
     gabi_vhost_vring_flush(vr);
     if (delivered)
@@ -563,10 +610,16 @@ void net_port_tap_input(struct net_port *p)
         struct iovec frame;
         ssize_t n;
 
-        if (!vr) {
-            /* no guest to take them: the host's frames are dropped, not queued */
+        if (!vr && gabi_vhost_backend_connected(p->b) && p->link_up) {
+            /* a guest whose receive vring is stopped (suspended, or not started yet): the
+             * frames wait in the tap for it, as they do when it has no buffers */
+            tap_pause(p, true);
+            break;
+        }
+        if (!vr || !p->link_up) {
+            /* no guest (or no link) to take them: the host's frames are dropped */
             while (done++ < NET_BURST && read(p->tap.fd, buf, NET_HDR_MAX + NET_MAX_FRAME) > 0)
-                p->stats.rx_dropped++;
+                p->q[0].rx_dropped++;
             break;
         }
         if (gabi_vhost_vring_avail_count(vr) == 0) {
@@ -586,12 +639,12 @@ void net_port_tap_input(struct net_port *p)
             break;
         done++;
         if ((size_t)n < p->hdr_len + 14u) {
-            p->stats.rx_dropped++;
+            p->q[0].rx_dropped++;
             continue;
         }
         memcpy(&hdr, buf, p->hdr_len);
         if (hdr.gso_type != NET_HDR_GSO_NONE) {
-            p->stats.rx_dropped++;
+            p->q[0].rx_dropped++;
             continue;
         }
         frame.iov_base = buf + p->hdr_len;
@@ -600,7 +653,7 @@ void net_port_tap_input(struct net_port *p)
         if ((hdr.flags & NET_HDR_F_NEEDS_CSUM) && !p->guest_csum) {
             if (net_csum_complete(frame.iov_base, frame.iov_len, hdr.csum_start, hdr.csum_offset) <
                 0) {
-                p->stats.rx_dropped++;
+                p->q[0].rx_dropped++;
                 continue;
             }
             hdr.flags = 0;

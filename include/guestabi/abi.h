@@ -316,3 +316,22 @@ char *gabi_platforms_to_json(const struct gabi_catalog *cat,
                              const struct gabi_platform *const *platforms, size_t n);
 char *gabi_device_types_to_json(const struct gabi_catalog *cat,
                                 const struct gabi_device_type *const *types, size_t n);
+
+/* ---- fleets ------------------------------------------------------------------------------ */
+
+/*
+ * The fleet question, "which of these hosts can take this pin", asked of many hosts at once:
+ * a fleet keeps what a check reads first (the platforms and modes each host runs) in one
+ * contiguous table, so that filtering streams through memory instead of visiting every
+ * host's document. The hosts must outlive the fleet.
+ */
+struct gabi_fleet;
+
+int gabi_fleet_new(const struct gabi_catalog *cat, const struct gabi_hostcaps *const *hosts,
+                   size_t n_hosts, struct gabi_fleet **ret);
+struct gabi_fleet *gabi_fleet_free(struct gabi_fleet *f);
+size_t gabi_fleet_n_hosts(const struct gabi_fleet *f);
+/* The indices (into the hosts given to gabi_fleet_new) of the hosts that can take the pin,
+ * in order, into ret (room for n_hosts); returns how many. Same answer as gabi_check_ok()
+ * host by host. */
+size_t gabi_fleet_filter(const struct gabi_fleet *f, const struct gabi_pin *pin, size_t *ret);

@@ -28,6 +28,7 @@
 #include <guestabi/error.h>
 #include <guestabi/features.h>
 #include <guestabi/log.h>
+#include <guestabi/vhost_state.h>
 
 /* ---- limits --------------------------------------------------------------------------- */
 
@@ -45,13 +46,15 @@
     ((1ull << GABI_F_LOG_ALL) | (1ull << GABI_F_INDIRECT_DESC) | (1ull << GABI_F_EVENT_IDX) |      \
      (1ull << GABI_F_PROTOCOL_FEATURES) | (1ull << GABI_F_VERSION_1))
 
-/* Protocol features lib/vhost implements. CONFIG needs ops->get_config. DEVICE_STATE
- * (SET_DEVICE_STATE_FD / CHECK_DEVICE_STATE) is reserved for a later revision. */
+/* Protocol features lib/vhost implements. CONFIG needs ops->get_config; DEVICE_STATE
+ * (SET_DEVICE_STATE_FD / CHECK_DEVICE_STATE) needs a `struct gabi_vhost_state_ops` in the
+ * back-end's configuration. */
 #define GABI_VHOST_PROTOCOL_FEATURES                                                               \
     ((1ull << GABI_PF_MQ) | (1ull << GABI_PF_LOG_SHMFD) | (1ull << GABI_PF_RARP) |                 \
      (1ull << GABI_PF_REPLY_ACK) | (1ull << GABI_PF_NET_MTU) | (1ull << GABI_PF_BACKEND_REQ) |     \
      (1ull << GABI_PF_CONFIG) | (1ull << GABI_PF_RESET_DEVICE) |                                   \
-     (1ull << GABI_PF_CONFIGURE_MEM_SLOTS) | (1ull << GABI_PF_STATUS))
+     (1ull << GABI_PF_CONFIGURE_MEM_SLOTS) | (1ull << GABI_PF_STATUS) |                            \
+     (1ull << GABI_PF_DEVICE_STATE))
 
 /* Virtio device status bits (SET/GET_STATUS). */
 #define GABI_VIRTIO_STATUS_ACKNOWLEDGE 0x01u
@@ -78,8 +81,12 @@ struct gabi_vhost_backend;
 struct gabi_vhost_vring;
 
 enum gabi_vhost_watch {
-    GABI_VHOST_WATCH_SOCKET, /* readable: call gabi_vhost_backend_dispatch() */
-    GABI_VHOST_WATCH_KICK,   /* readable: the guest kicked vring `index`; process it */
+    GABI_VHOST_WATCH_SOCKET,      /* readable: call gabi_vhost_backend_dispatch() */
+    GABI_VHOST_WATCH_KICK,        /* readable: the guest kicked vring `index`; process it */
+    GABI_VHOST_WATCH_STATE_READ,  /* the device-state channel of a load: readable (or hung up):
+                                   * call gabi_vhost_backend_process_state() */
+    GABI_VHOST_WATCH_STATE_WRITE, /* the device-state channel of a save: writable (or in
+                                   * error): call gabi_vhost_backend_process_state() */
 };
 
 /*
@@ -88,7 +95,10 @@ enum gabi_vhost_watch {
  * gabi_vhost_backend_dispatch() (or the call that caused them) and must not free the back-end.
  */
 struct gabi_vhost_ops {
-    /* Watch fd for input until unwatch(fd). Return <0 to refuse (closes the connection). */
+    /* Watch fd until unwatch(fd): for input, or for output with GABI_VHOST_WATCH_STATE_WRITE
+     * (level-triggered). Return <0 to refuse (closes the connection; a device-state channel's
+     * SET_DEVICE_STATE_FD is refused instead). unwatch may come after the fd was closed: a
+     * finished device-state channel is closed by its writer or reader (epoll drops it then). */
     int (*watch)(struct gabi_vhost_backend *b, int fd, enum gabi_vhost_watch kind, unsigned index,
                  void *userdata);
     void (*unwatch)(struct gabi_vhost_backend *b, int fd, void *userdata);
@@ -128,12 +138,109 @@ struct gabi_vhost_ops {
                 void *userdata);
 };
 
+/* ---- device state (protocol feature DEVICE_STATE, docs/vhost.md "Device state") ---------- */
+
+enum gabi_vhost_state_direction {
+    GABI_VHOST_STATE_SAVE = 0, /* back-end -> front-end: the source's state goes out */
+    GABI_VHOST_STATE_LOAD = 1, /* front-end -> back-end: the destination takes it in */
+};
+
+#define GABI_VHOST_STATE_PHASE_STOPPED 0u /* the only phase: the device is suspended */
+
+/*
+ * A device's state, for SET_DEVICE_STATE_FD / CHECK_DEVICE_STATE. The back-end accepts a
+ * transfer only while the device is suspended (every vring stopped: gabi_vhost_vring_started()
+ * is false for all), streams it through the channel in the caller's loop (watch kinds
+ * GABI_VHOST_WATCH_STATE_*), frames it as docs/state-stream.md says (header with type and
+ * version, payload, checksum trailer), and answers CHECK_DEVICE_STATE with the real outcome
+ * once it is known. A vring that starts before a transfer is over cancels it (save_end with
+ * -ECANCELED, or load_abort), so a device never runs on half a state and a source whose
+ * migration failed resumes exactly as it was.
+ *
+ * The payload may be any size: it is supplied and received in segments (memory that is
+ * vmspliced, file ranges that are spliced, or copied bytes; vhost_state.h), so a GiB disk image
+ * never has to be in memory at once and a switch port's few hundred bytes are one segment.
+ *
+ * Every callback gets the back-end and the back-end's userdata. Exactly one transfer exists
+ * at a time per connection.
+ */
+struct gabi_vhost_state_ops {
+    /* What the stream's header says: the device type ("guestabi-net", the catalog's
+     * device-type name) and the state version save writes (the catalog rule's `writes`, newest
+     * first: its first entry). Both required; copied when the back-end is created. */
+    const char *device_type;
+    const char *version;
+    /* The largest payload load takes (a larger declared size is refused before any payload
+     * byte: `too-large`); 0 for no limit beyond what load_begin refuses. */
+    uint64_t max_load_size;
+
+    /* ---- save (the source) ---- */
+    /* SET_DEVICE_STATE_FD(SAVE) arrived and the device is suspended: fix what will be written
+     * (a snapshot of a small state, or a promise to keep memory and files unchanged until
+     * save_end) and say how many payload bytes that is. <0 refuses the transfer (reterr says
+     * why; it is logged, and the front-end gets an error reply). Required for save. */
+    int (*save_begin)(struct gabi_vhost_backend *b, uint64_t *ret_size, struct gabi_error *reterr,
+                      void *userdata);
+    /* Supply payload bytes from `offset` on, as gabi_vhost_state_source_ops.get: one segment of
+     * 1..max bytes (COPY into scratch, MEMORY, or FILE). Required for save. */
+    int (*save_get)(struct gabi_vhost_backend *b, uint64_t offset, size_t max, void *scratch,
+                    size_t scratch_size, struct gabi_vhost_state_seg *ret,
+                    struct gabi_error *reterr, void *userdata);
+    /* The save is over: 0 when the whole stream went into the channel, else -errno (the reader
+     * went away, the device failed, the transfer was cancelled). Exactly once after a
+     * successful save_begin. The device's state was never touched by a save. Optional.
+     * MEMORY and FILE segments were vmspliced or spliced: the channel may still refer to those
+     * pages until its reader has taken them, so they stay allocated and unchanged beyond
+     * save_end, as long as the device is suspended (a resumed source's changes then fail the
+     * destination's checksum, never load silently). COPY segments are free at once. */
+    void (*save_end)(struct gabi_vhost_backend *b, int result, void *userdata);
+
+    /* ---- load (the destination): the sink of vhost_state.h, called in the same order ---- */
+    /* Does the device load this (device type, state version)? The device program answers from
+     * the catalog (gabi_versions_accepts() on its device type's `loads`), never from a rule of
+     * its own; <0 refuses (`refused`, with reterr's reason). Required for load. */
+    int (*load_accept)(struct gabi_vhost_backend *b, const struct gabi_vhost_state_info *info,
+                       struct gabi_error *reterr, void *userdata);
+    /* Prepare a scratch area for info->payload_size bytes. Optional. */
+    int (*load_begin)(struct gabi_vhost_backend *b, const struct gabi_vhost_state_info *info,
+                      struct gabi_error *reterr, void *userdata);
+    /* Where payload bytes from `offset` go (MEMORY, FILE, or COPY for load_write). Optional. */
+    int (*load_dest)(struct gabi_vhost_backend *b, uint64_t offset, size_t max,
+                     struct gabi_vhost_state_seg *ret, struct gabi_error *reterr, void *userdata);
+    /* Payload bytes [offset, offset + size) in order (COPY segments). Required unless
+     * load_dest never answers COPY. */
+    int (*load_write)(struct gabi_vhost_backend *b, uint64_t offset, const void *buf, size_t size,
+                      struct gabi_error *reterr, void *userdata);
+    /* Every byte arrived and was verified (length, checksums): make the state live. <0 fails
+     * the load (load_abort follows). Required for load. */
+    int (*load_commit)(struct gabi_vhost_backend *b, struct gabi_error *reterr, void *userdata);
+    /* Drop what load_begin/load_write prepared: the device stays exactly as it was. Required
+     * for load. */
+    void (*load_abort)(struct gabi_vhost_backend *b, void *userdata);
+
+    /* ---- the channel ---- */
+    /* Optional: use a channel of the device's own instead of the front-end's fd (vhost-user
+     * lets a back-end answer SET_DEVICE_STATE_FD with its own fd). Fill *ret_local (the end the
+     * back-end writes on save, reads on load; taken by the library) and *ret_remote (the end
+     * sent to the front-end in the reply, then closed here) and return 0; return 1 to use the
+     * front-end's fd; <0 refuses the transfer. gabi_vhost_state_own_pipe() is a ready one. */
+    int (*channel)(struct gabi_vhost_backend *b, enum gabi_vhost_state_direction dir,
+                   int *ret_local, int *ret_remote, void *userdata);
+};
+
+/* A `channel` callback: a fresh pipe of the back-end's own (grown to 1 MiB where allowed). */
+int gabi_vhost_state_own_pipe(struct gabi_vhost_backend *b, enum gabi_vhost_state_direction dir,
+                              int *ret_local, int *ret_remote, void *userdata);
+
 struct gabi_vhost_backend_config {
     const char *name;                   /* log prefix, e.g. the socket path (copied) */
     enum gabi_device_class cls;         /* NET: 2 vrings per queue pair; BLK: 1 per queue */
     const struct gabi_vhost_mode *mode; /* copied */
     uint64_t device_features;           /* class feature bits the device implements */
     uint32_t max_mem_slots;             /* GET_MAX_MEM_SLOTS; 0: GABI_VHOST_MAX_MEM_SLOTS */
+    /* The device's state transfer; NULL when it has none (a mode offering DEVICE_STATE is then
+     * refused). Not copied: it must outlive the back-end (a static table). */
+    const struct gabi_vhost_state_ops *state;
 };
 
 /* Checks that the mode is within what the library and the device implement: a mode asking
@@ -178,6 +285,23 @@ bool gabi_vhost_backend_logging(const struct gabi_vhost_backend *b);
 unsigned gabi_vhost_backend_n_vrings(const struct gabi_vhost_backend *b);
 /* NULL when index >= gabi_vhost_backend_n_vrings(). */
 struct gabi_vhost_vring *gabi_vhost_backend_vring(struct gabi_vhost_backend *b, unsigned index);
+
+/* The device is suspended: connected, and no vring started (vhost-user.md 4.2). While it is,
+ * the device must not write guest memory, signal anything or send back-end messages; it keeps
+ * its state, and may be resumed (vrings restarted) or stopped. */
+bool gabi_vhost_backend_suspended(const struct gabi_vhost_backend *b);
+
+/* The device-state channel is ready (GABI_VHOST_WATCH_STATE_*): move what it takes without
+ * blocking; a finished transfer ends here (save_end / load_commit or load_abort, then the
+ * deferred CHECK_DEVICE_STATE reply). Returns 0; a transfer's failure is its outcome. */
+int gabi_vhost_backend_process_state(struct gabi_vhost_backend *b);
+/* The current or last transfer of this connection: its direction (-1 when none), outcome
+ * (GABI_VHOST_STATE_PENDING while it runs) and, for a failure, *reterr with the reason. The
+ * result is 0 for success, -EINPROGRESS, -ENOENT when there was none, or the failure. */
+int gabi_vhost_backend_state_result(const struct gabi_vhost_backend *b,
+                                    enum gabi_vhost_state_direction *ret_dir,
+                                    enum gabi_vhost_state_outcome *ret_outcome,
+                                    struct gabi_error *reterr);
 
 /* Mark a guest-memory range written by the device, when logging is on (vring pushes already
  * log what they wrote; this is for devices writing guest memory by other means). */
@@ -412,6 +536,70 @@ bool gabi_vhost_client_log_dirty(const struct gabi_vhost_client *c, uint64_t gpa
 /* Number of dirty pages, and clear the log. */
 uint64_t gabi_vhost_client_log_count(const struct gabi_vhost_client *c);
 void gabi_vhost_client_log_clear(struct gabi_vhost_client *c);
+
+/* ---- front-end: device state (QEMU >= 8.2's vhost_save/load_backend_state) ------------- */
+
+/* The reply bits of SET_DEVICE_STATE_FD: bits 0-7 an error code, bit 8 "no fd returned". */
+#define GABI_VHOST_STATE_REPLY_ERROR_MASK 0xffu
+#define GABI_VHOST_STATE_REPLY_NOFD       0x100u
+
+/*
+ * SET_DEVICE_STATE_FD(dir, phase) with fd, the front-end's end of the channel (not taken: the
+ * caller closes its copy, since a pipe reports EOF only when every writer closed). 0 with
+ * *ret_fd = -1: the back-end uses fd; 0 with *ret_fd >= 0: the back-end's own channel (read it
+ * for a save, write it for a load), which replaces fd and is the caller's to close. Fails
+ * early with -EOPNOTSUPP (nothing sent) unless DEVICE_STATE was negotiated; a refusal is
+ * -code, the back-end's error code (guestabi back-ends: an errno such as EBUSY for a running
+ * vring); -EPROTO for a reply that breaks the encoding (an fd with an error or with bit 8).
+ */
+int gabi_vhost_client_set_device_state_fd(struct gabi_vhost_client *c,
+                                          enum gabi_vhost_state_direction dir, uint32_t phase,
+                                          int fd, int *ret_fd);
+/* CHECK_DEVICE_STATE, waiting up to timeout_ms (0: the client's timeout) for the back-end,
+ * which answers once the transfer is over. 0 for success; -EIO with *ret_code (may be NULL)
+ * the back-end's non-zero answer (guestabi back-ends: the enum gabi_vhost_state_outcome of the
+ * failure, e.g. GABI_VHOST_STATE_TRUNCATED); -EOPNOTSUPP without DEVICE_STATE. */
+int gabi_vhost_client_check_device_state(struct gabi_vhost_client *c, int timeout_ms,
+                                         uint64_t *ret_code);
+
+/* What a helper below did. */
+struct gabi_vhost_state_xfer {
+    uint64_t bytes;         /* stream bytes that went through the front-end (0: none did) */
+    uint64_t spliced;       /* of those, moved by splice() */
+    bool backend_fd[2];     /* [SAVE] / [LOAD] side answered with a channel of its own */
+    bool relayed;           /* the front-end copied the bytes between the two channels */
+    uint64_t check_code[2]; /* CHECK_DEVICE_STATE answers: [0] source/save, [1] destination */
+};
+
+/*
+ * Save the back-end's state into out_fd (a file, pipe or socket; written from its current
+ * position, blocking), as QEMU's vhost_save_backend_state does: a pipe, SET_DEVICE_STATE_FD
+ * (SAVE, STOPPED), every byte until EOF (spliced where the kernel can), then
+ * CHECK_DEVICE_STATE. Every vring must be stopped (gabi_vhost_client_stop_vring()). Waits up
+ * to timeout_ms (0: the client's timeout) for each step of progress. 0, or -errno with
+ * *reterr saying which step failed and, for a CHECK failure, the back-end's outcome. The
+ * device's state is untouched either way: restart the vrings to resume it.
+ */
+int gabi_vhost_client_save_state(struct gabi_vhost_client *c, int out_fd, int timeout_ms,
+                                 struct gabi_vhost_state_xfer *ret_xfer, struct gabi_error *reterr);
+/* Load a state from in_fd (read to EOF) into the back-end, as vhost_load_backend_state: a
+ * pipe, SET_DEVICE_STATE_FD(LOAD, STOPPED), the bytes, close, CHECK_DEVICE_STATE. A failure
+ * leaves the device as it was (the back-end aborted the load). */
+int gabi_vhost_client_load_state(struct gabi_vhost_client *c, int in_fd, int timeout_ms,
+                                 struct gabi_vhost_state_xfer *ret_xfer, struct gabi_error *reterr);
+/*
+ * Move the state of src's back-end straight into dst's: one pipe whose write end goes to src
+ * (SAVE) and read end to dst (LOAD), so the bytes go from back-end to back-end without
+ * passing through this process; when a back-end answers with a channel of its own, the other
+ * one gets that channel directly, or (both did) the front-end splices between them. Then
+ * CHECK_DEVICE_STATE on both (waiting up to timeout_ms each). dst is asked first, so a
+ * destination that refuses costs the source nothing. 0 when both said success; otherwise
+ * -errno and *reterr (the source's state is untouched: restart its vrings to resume it; the
+ * destination aborted its load).
+ */
+int gabi_vhost_client_move_state(struct gabi_vhost_client *src, struct gabi_vhost_client *dst,
+                                 int timeout_ms, struct gabi_vhost_state_xfer *ret_xfer,
+                                 struct gabi_error *reterr);
 
 /* What a back-end offers a front-end (for the probe): GET_FEATURES, GET_PROTOCOL_FEATURES,
  * GET_QUEUE_NUM (1 without MQ) and the largest ring SET_VRING_NUM accepts (a power of 2). */

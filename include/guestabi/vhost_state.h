@@ -45,24 +45,30 @@ struct gabi_vhost_state_info {
     uint32_t compat_flags; /* informational bits a reader may ignore (none defined yet) */
 };
 
-/* How a transfer ended (or that it has not). */
+/* How a transfer ended (or that it has not). The numbers are what a guestabi back-end answers
+ * CHECK_DEVICE_STATE with (0 for success instead of 1): they never change. */
 enum gabi_vhost_state_outcome {
     GABI_VHOST_STATE_PENDING = 0,
-    GABI_VHOST_STATE_SUCCEEDED,
-    GABI_VHOST_STATE_BAD_MAGIC,           /* not a guestabi device-state stream */
-    GABI_VHOST_STATE_BAD_HEADER_CHECKSUM, /* the header's CRC32C does not match */
-    GABI_VHOST_STATE_BAD_HEADER,          /* a header field is malformed */
-    GABI_VHOST_STATE_UNSUPPORTED_FORMAT,  /* format version or incompatible flag unknown here */
-    GABI_VHOST_STATE_WRONG_TYPE,          /* another device type's state */
-    GABI_VHOST_STATE_REFUSED,             /* the device does not load this state version */
-    GABI_VHOST_STATE_TOO_LARGE,           /* payload size above the reader's limit */
-    GABI_VHOST_STATE_TRUNCATED,           /* EOF before the declared end */
-    GABI_VHOST_STATE_OVERSIZE,            /* bytes after the declared end */
-    GABI_VHOST_STATE_BAD_TRAILER,         /* the trailer is damaged */
-    GABI_VHOST_STATE_BAD_CHECKSUM,        /* the payload's CRC32C does not match */
-    GABI_VHOST_STATE_SINK,                /* the device failed to take the payload */
-    GABI_VHOST_STATE_SOURCE,              /* the device failed to supply the payload */
-    GABI_VHOST_STATE_IO,                  /* the channel failed (EPIPE: the reader went away) */
+    GABI_VHOST_STATE_SUCCEEDED = 1,
+    GABI_VHOST_STATE_BAD_MAGIC = 2,           /* not a guestabi device-state stream */
+    GABI_VHOST_STATE_BAD_HEADER_CHECKSUM = 3, /* the header's CRC32C does not match */
+    GABI_VHOST_STATE_BAD_HEADER = 4,          /* a header field is malformed */
+    GABI_VHOST_STATE_UNSUPPORTED_FORMAT = 5,  /* format version or incompatible flag unknown here */
+    GABI_VHOST_STATE_WRONG_TYPE = 6,          /* another device type's state */
+    GABI_VHOST_STATE_REFUSED = 7,             /* the device does not load this state version */
+    GABI_VHOST_STATE_TOO_LARGE = 8,           /* payload size above the reader's limit */
+    GABI_VHOST_STATE_TRUNCATED = 9,           /* EOF before the declared end */
+    GABI_VHOST_STATE_OVERSIZE = 10,           /* bytes after the declared end */
+    GABI_VHOST_STATE_BAD_TRAILER = 11,        /* the trailer is damaged */
+    GABI_VHOST_STATE_BAD_CHECKSUM = 12,       /* the payload's CRC32C does not match */
+    GABI_VHOST_STATE_SINK = 13,               /* the device failed to take the payload */
+    GABI_VHOST_STATE_SOURCE = 14,             /* the device failed to supply the payload */
+    GABI_VHOST_STATE_IO = 15,                 /* the channel failed (EPIPE: the reader went away) */
+    /* the back-end stopped it: a vring started, a new transfer, a reset, or the connection
+     * ended before it was over */
+    GABI_VHOST_STATE_CANCELLED = 16,
+    GABI_VHOST_STATE_NO_TRANSFER = 17,   /* CHECK_DEVICE_STATE without a transfer before it */
+    GABI_VHOST_STATE_NOT_SUSPENDED = 18, /* CHECK_DEVICE_STATE while a vring runs */
     GABI_VHOST_STATE_OUTCOME_COUNT,
 };
 

@@ -197,71 +197,65 @@ int jget_string(struct jctx *c, json_t *obj, const char *key, bool required, con
     return r;
 }
 
-static int jinteger(struct jctx *c, json_t *obj, const char *key, bool required, json_int_t *ret,
-                    bool *found)
+/* obj[key] of one JSON type (JSON_TRUE standing for either boolean): 0 with *ret, NULL when
+ * absent and not required; a wrong type is an error at the key's path. */
+static int jtyped(struct jctx *c, json_t *obj, const char *key, bool required, json_type type,
+                  const char *expected, json_t **ret)
 {
     json_t *v;
-    int r;
+    int r = jmember(c, obj, key, required, &v);
 
-    *found = false;
-    r = jmember(c, obj, key, required, &v);
+    *ret = NULL;
     if (r < 0 || !v)
         return r;
-    if (!json_is_integer(v)) {
+    if (type == JSON_TRUE ? !json_is_boolean(v) : json_typeof(v) != type) {
         size_t old = jctx_push_key(c, key);
-        r = jerr(c, "expected an integer, got %s", json_type_name(v));
+        r = jerr(c, "expected %s, got %s", expected, json_type_name(v));
         jctx_pop(c, old);
         return r;
     }
-    *ret = json_integer_value(v);
-    *found = true;
+    *ret = v;
     return 0;
 }
 
 int jget_u32(struct jctx *c, json_t *obj, const char *key, bool required, uint32_t min,
              uint32_t max, uint32_t *ret)
 {
-    json_int_t v;
-    bool found;
-    int r = jinteger(c, obj, key, required, &v, &found);
+    json_t *v;
+    json_int_t n;
+    int r = jtyped(c, obj, key, required, JSON_INTEGER, "an integer", &v);
 
-    if (r < 0 || !found)
+    if (r < 0 || !v)
         return r;
-    if (v < (json_int_t)min || v > (json_int_t)max) {
+    n = json_integer_value(v);
+    if (n < (json_int_t)min || n > (json_int_t)max) {
         size_t old = jctx_push_key(c, key);
-        r = jerr(c, "%lld is out of range [%u, %u]", (long long)v, min, max);
+        r = jerr(c, "%lld is out of range [%u, %u]", (long long)n, min, max);
         jctx_pop(c, old);
         return r;
     }
-    *ret = (uint32_t)v;
+    *ret = (uint32_t)n;
     return 0;
 }
 
 int jget_i64(struct jctx *c, json_t *obj, const char *key, bool required, int64_t *ret)
 {
-    json_int_t v;
-    bool found;
-    int r = jinteger(c, obj, key, required, &v, &found);
+    json_t *v;
+    int r = jtyped(c, obj, key, required, JSON_INTEGER, "an integer", &v);
 
-    if (r < 0 || !found)
+    if (r < 0 || !v)
         return r;
-    *ret = (int64_t)v;
+    *ret = (int64_t)json_integer_value(v);
     return 0;
 }
 
 int jget_bool(struct jctx *c, json_t *obj, const char *key, bool *ret)
 {
     json_t *v;
-    int r = jmember(c, obj, key, false, &v);
+    int r = jtyped(c, obj, key, false, JSON_TRUE, "a boolean", &v);
 
     if (r < 0 || !v)
         return r;
-    if (!json_is_boolean(v)) {
-        size_t old = jctx_push_key(c, key);
-        r = jerr(c, "expected a boolean, got %s", json_type_name(v));
-        jctx_pop(c, old);
-        return r;
-    }
     *ret = json_is_true(v);
     return 0;
 }
@@ -270,39 +264,24 @@ int jget_array(struct jctx *c, json_t *obj, const char *key, bool required, size
                json_t **ret)
 {
     json_t *v;
-    size_t old;
-    int r = jmember(c, obj, key, required, &v);
+    int r = jtyped(c, obj, key, required, JSON_ARRAY, "an array", &v);
 
     *ret = NULL;
     if (r < 0 || !v)
         return r;
-    old = jctx_push_key(c, key);
-    if (!json_is_array(v))
-        r = jerr(c, "expected an array, got %s", json_type_name(v));
-    else if (json_array_size(v) > max)
-        r = jerr(c, "%zu entries, more than the %zu allowed", json_array_size(v), max);
-    jctx_pop(c, old);
-    if (r == 0)
-        *ret = v;
-    return r;
-}
-
-int jget_object(struct jctx *c, json_t *obj, const char *key, bool required, json_t **ret)
-{
-    json_t *v;
-    int r = jmember(c, obj, key, required, &v);
-
-    *ret = NULL;
-    if (r < 0 || !v)
-        return r;
-    if (!json_is_object(v)) {
+    if (json_array_size(v) > max) {
         size_t old = jctx_push_key(c, key);
-        r = jerr(c, "expected an object, got %s", json_type_name(v));
+        r = jerr(c, "%zu entries, more than the %zu allowed", json_array_size(v), max);
         jctx_pop(c, old);
         return r;
     }
     *ret = v;
     return 0;
+}
+
+int jget_object(struct jctx *c, json_t *obj, const char *key, bool required, json_t **ret)
+{
+    return jtyped(c, obj, key, required, JSON_OBJECT, "an object", ret);
 }
 
 /* Walk an array of names; lookup() maps a name to a bit or reports. */

@@ -121,12 +121,22 @@ static bool feature_in_class(const struct feature_name *f, enum gabi_device_clas
     return f->cls == GABI_CLASS_NONE || f->cls == cls;
 }
 
+/* Names by class and bit, filled once from the table above: reasons name many features. */
+static const char *feature_names[GABI_CLASS_COUNT][64];
+
+__attribute__((constructor)) static void feature_names_init(void)
+{
+    for (unsigned cls = 0; cls < GABI_CLASS_COUNT; cls++)
+        for (size_t i = 0; i < ARRAY_SIZE(features); i++)
+            if (feature_in_class(&features[i], (enum gabi_device_class)cls))
+                feature_names[cls][features[i].bit] = features[i].name;
+}
+
 const char *gabi_feature_name(enum gabi_device_class cls, unsigned bit)
 {
-    for (size_t i = 0; i < ARRAY_SIZE(features); i++)
-        if (features[i].bit == bit && feature_in_class(&features[i], cls))
-            return features[i].name;
-    return NULL;
+    if ((unsigned)cls >= GABI_CLASS_COUNT || bit >= 64)
+        return NULL;
+    return feature_names[cls][bit];
 }
 
 int gabi_feature_from_name(enum gabi_device_class cls, const char *name, unsigned *ret_bit)

@@ -78,6 +78,8 @@ static int check_mode(const struct gabi_vhost_backend_config *cfg, const struct 
     }
     if (!ops->get_config)
         pf_ok &= ~(1ull << GABI_PF_CONFIG);
+    if (!cfg->state)
+        pf_ok &= ~(1ull << GABI_PF_DEVICE_STATE);
     extra = m->protocol_features & ~pf_ok;
     if (extra) {
         unsigned bit = (unsigned)__builtin_ctzll(extra);
@@ -111,6 +113,8 @@ int gabi_vhost_backend_new(const struct gabi_vhost_backend_config *cfg,
     r = check_mode(cfg, ops, reterr);
     if (r < 0)
         return r;
+    if (cfg->state && (r = vhost_state_ops_check(cfg->state, reterr)) < 0)
+        return r;
 
     b = calloc(1, sizeof(*b));
     if (!b)
@@ -128,6 +132,12 @@ int gabi_vhost_backend_new(const struct gabi_vhost_backend_config *cfg,
     b->conn_fd = -1;
     b->backend_req_fd = -1;
     b->log_call_fd = -1;
+    b->xfer.fd = -1;
+    b->state = cfg->state;
+    if (cfg->state) {
+        gabi_strlcpy(b->state_type, cfg->state->device_type, sizeof(b->state_type));
+        gabi_strlcpy(b->state_version, cfg->state->version, sizeof(b->state_version));
+    }
     b->n_vrings = cfg->mode->max_queue_pairs * (cfg->cls == GABI_CLASS_NET ? 2u : 1u);
     b->vrings = calloc(b->n_vrings, sizeof(*b->vrings));
     if (!b->name || !b->mode_name || !b->vrings) {
@@ -177,6 +187,7 @@ static void close_connection(struct gabi_vhost_backend *b, bool error, const cha
     vhost_backend_logf(b, error ? GABI_LOG_ERR : GABI_LOG_INFO, "connection closed: %s", b->error);
     vhost_close_fds(b->rx.msg.fds, &b->rx.msg.n_fds);
     b->rx.got = 0;
+    vhost_state_reset(b, "the connection ended");
     vhost_backend_reset_vrings(b);
     vhost_mem_clear(&b->mem);
     vhost_backend_unmap_log(b);
@@ -391,9 +402,14 @@ struct gabi_vhost_backend *gabi_vhost_backend_free(struct gabi_vhost_backend *b)
         const struct gabi_vhost_ops *ops = b->ops;
         static const struct gabi_vhost_ops quiet;
 
-        /* no callbacks into a device that is going away, except unwatch */
+        /* no callbacks into a device that is going away, except unwatch (and the state
+         * transfer's own: a device must be able to release what a transfer holds) */
         b->ops = &quiet;
         vhost_close_fds(b->rx.msg.fds, &b->rx.msg.n_fds);
+        if (b->xfer.fd >= 0 && ops->unwatch)
+            ops->unwatch(b, b->xfer.fd, b->userdata);
+        b->xfer.fd = -1;
+        vhost_state_reset(b, "the back-end is going away");
         for (unsigned i = 0; i < b->n_vrings; i++)
             if (b->vrings[i].kick_watched && ops->unwatch)
                 ops->unwatch(b, b->vrings[i].kick_fd, b->userdata);
@@ -480,6 +496,16 @@ unsigned gabi_vhost_backend_n_connections(const struct gabi_vhost_backend *b)
 bool gabi_vhost_backend_logging(const struct gabi_vhost_backend *b)
 {
     return b->logging;
+}
+
+bool gabi_vhost_backend_suspended(const struct gabi_vhost_backend *b)
+{
+    if (b->conn_fd < 0)
+        return false;
+    for (unsigned i = 0; i < b->n_vrings; i++)
+        if (b->vrings[i].started)
+            return false;
+    return true;
 }
 
 unsigned gabi_vhost_backend_n_vrings(const struct gabi_vhost_backend *b)

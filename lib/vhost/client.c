@@ -100,8 +100,10 @@ uint64_t gabi_vhost_client_protocol_features(const struct gabi_vhost_client *c)
     return c->protocol_features;
 }
 
-/* Read exactly size bytes within the timeout; fds in a reply are refused. */
-static int recv_exact(struct gabi_vhost_client *c, void *buf, size_t size)
+/* Read exactly size bytes within the timeout. fds in a reply are refused, unless ret_fd is
+ * given: then one fd is taken (into *ret_fd, which must start at -1). */
+static int recv_exact(struct gabi_vhost_client *c, void *buf, size_t size, int *ret_fd,
+                      int timeout_ms)
 {
     size_t got = 0;
 
@@ -110,7 +112,7 @@ static int recv_exact(struct gabi_vhost_client *c, void *buf, size_t size)
         int fds[1];
         unsigned n_fds = 0;
         ssize_t n;
-        int r = poll(&p, 1, c->timeout_ms);
+        int r = poll(&p, 1, timeout_ms);
 
         if (r < 0 && errno == EINTR)
             continue;
@@ -118,7 +120,10 @@ static int recv_exact(struct gabi_vhost_client *c, void *buf, size_t size)
             return -errno;
         if (r == 0)
             return -ETIMEDOUT;
-        n = vhost_recv(c->fd, (uint8_t *)buf + got, size - got, fds, &n_fds, 0);
+        n = vhost_recv(c->fd, (uint8_t *)buf + got, size - got, fds, &n_fds,
+                       ret_fd && *ret_fd < 0 ? 1 : 0);
+        if (n_fds == 1)
+            *ret_fd = fds[0];
         if (n == -EAGAIN)
             continue;
         if (n == -EMSGSIZE)
@@ -129,6 +134,37 @@ static int recv_exact(struct gabi_vhost_client *c, void *buf, size_t size)
             return -ECONNRESET;
         got += (size_t)n;
     }
+    return 0;
+}
+
+int vhost_client_call(struct gabi_vhost_client *c, uint32_t request, const void *payload,
+                      uint32_t size, const int *fds, unsigned n_fds, void *reply,
+                      uint32_t reply_max, uint32_t *ret_reply_size, int *ret_fd, int timeout_ms)
+{
+    struct vhost_user_hdr hdr = {.request = request, .flags = VHOST_USER_VERSION, .size = size};
+    union vhost_user_payload in;
+    int fd = -1, r;
+
+    if (c->fd < 0)
+        return -ENOTCONN;
+    if (timeout_ms <= 0)
+        timeout_ms = c->timeout_ms;
+    r = vhost_send(c->fd, &hdr, payload, fds, n_fds, c->timeout_ms);
+    if (r >= 0)
+        r = recv_exact(c, &hdr, sizeof(hdr), ret_fd ? &fd : NULL, timeout_ms);
+    if (r >= 0 && (hdr.request != request || hdr.flags != (VHOST_USER_VERSION | VHOST_USER_REPLY) ||
+                   hdr.size > sizeof(in)))
+        r = -EPROTO;
+    if (r >= 0)
+        r = recv_exact(c, &in, hdr.size, ret_fd ? &fd : NULL, c->timeout_ms);
+    if (r < 0) {
+        close_and_clear(&fd);
+        return r;
+    }
+    memcpy(reply, &in, MIN(reply_max, hdr.size));
+    *ret_reply_size = hdr.size;
+    if (ret_fd)
+        *ret_fd = fd;
     return 0;
 }
 
@@ -155,13 +191,13 @@ int gabi_vhost_client_request(struct gabi_vhost_client *c, uint32_t request, boo
         return r;
     if (!always && !ack)
         return 0;
-    r = recv_exact(c, &hdr, sizeof(hdr));
+    r = recv_exact(c, &hdr, sizeof(hdr), NULL, c->timeout_ms);
     if (r < 0)
         return r;
     if (hdr.request != request || hdr.flags != (VHOST_USER_VERSION | VHOST_USER_REPLY) ||
         hdr.size > sizeof(in))
         return -EPROTO;
-    r = recv_exact(c, &in, hdr.size);
+    r = recv_exact(c, &in, hdr.size, NULL, c->timeout_ms);
     if (r < 0)
         return r;
     if (ack) {

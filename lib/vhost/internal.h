@@ -122,6 +122,19 @@ struct rx_state {
     uint32_t got; /* bytes of header + payload received so far */
 };
 
+/* The device-state transfer of the current connection (devstate.c). */
+struct vhost_xfer {
+    bool exists; /* SET_DEVICE_STATE_FD was accepted on this connection */
+    enum gabi_vhost_state_direction dir;
+    struct gabi_vhost_state_writer *writer; /* while a save runs */
+    struct gabi_vhost_state_reader *reader; /* while a load runs */
+    int fd;                                 /* the channel being watched, -1 when none */
+    bool save_begun;                        /* save_end is owed */
+    enum gabi_vhost_state_outcome outcome;  /* PENDING while it runs */
+    struct gabi_error err;                  /* the failure's reason */
+    bool check_pending;                     /* CHECK_DEVICE_STATE waits for the outcome */
+};
+
 struct gabi_vhost_backend {
     char *name;
     enum gabi_device_class cls;
@@ -161,8 +174,27 @@ struct gabi_vhost_backend {
     unsigned n_vrings;
     struct gabi_vhost_vring *vrings;
 
+    /* device state */
+    const struct gabi_vhost_state_ops *state;
+    char state_type[GABI_VHOST_STATE_TYPE_SIZE];
+    char state_version[GABI_VHOST_STATE_VERSION_SIZE];
+    struct vhost_xfer xfer;
+
     char error[512];
 };
+
+/* What a handler answers (messages.c sends it as the table's reply policy says). */
+struct vhost_reply {
+    union vhost_user_payload p;
+    uint32_t size;
+    bool nack;  /* VU_ACK: a failure ack */
+    int fd;     /* sent with the reply, then closed; -1 for none */
+    bool defer; /* no reply now: the handler's module sends it later (vhost_send_reply) */
+};
+
+/* Send a reply to request (flags REPLY, version 1), with fd when >= 0 (not closed). */
+int vhost_send_reply(struct gabi_vhost_backend *b, uint32_t request, const void *payload,
+                     uint32_t size, int fd);
 
 void vhost_backend_logf(struct gabi_vhost_backend *b, enum gabi_log_level level, const char *fmt,
                         ...) __attribute__((format(printf, 3, 4)));
@@ -182,12 +214,36 @@ int vhost_check_header(struct gabi_vhost_backend *b, const struct vhost_user_hdr
  * Replies are sent from here. */
 int vhost_handle_message(struct gabi_vhost_backend *b, struct vhost_msg *msg);
 
+/* ---- device state (devstate.c) -------------------------------------------------------- */
+
+/* SET_DEVICE_STATE_FD and CHECK_DEVICE_STATE: handlers of the message table. */
+int vhost_on_set_device_state_fd(struct gabi_vhost_backend *b, struct vhost_msg *m,
+                                 struct vhost_reply *rep);
+int vhost_on_check_device_state(struct gabi_vhost_backend *b, struct vhost_msg *m,
+                                struct vhost_reply *rep);
+/* Stop a transfer that is not over (outcome `cancelled`, the device told: save_end or
+ * load_abort); reason is logged. Nothing when none runs. */
+void vhost_state_cancel(struct gabi_vhost_backend *b, const char *reason);
+/* Forget this connection's transfer (cancelling one that runs): disconnect, free. */
+void vhost_state_reset(struct gabi_vhost_backend *b, const char *reason);
+/* Check a device's state ops when the back-end is created: 0 or -EINVAL with reterr. */
+int vhost_state_ops_check(const struct gabi_vhost_state_ops *ops, struct gabi_error *reterr);
+
 /* Dirty log: mark [gpa, gpa+len) written. */
 static inline void vhost_log_write(struct gabi_vhost_backend *b, uint64_t gpa, uint64_t len)
 {
     if (unlikely(b->logging) && len)
         gabi_vhost_backend_log_write(b, gpa, len);
 }
+
+/* ---- front-end (client.c) -------------------------------------------------------------- */
+
+/* A request that always has a reply, waiting up to timeout_ms (0: the client's) for it; with
+ * ret_fd, one fd may come with the reply (*ret_fd, else -1). The reply's size in
+ * *ret_reply_size, its first reply_max bytes in reply. */
+int vhost_client_call(struct gabi_vhost_client *c, uint32_t request, const void *payload,
+                      uint32_t size, const int *fds, unsigned n_fds, void *reply,
+                      uint32_t reply_max, uint32_t *ret_reply_size, int *ret_fd, int timeout_ms);
 
 /* ---- framing (both sides) ------------------------------------------------------------- */
 

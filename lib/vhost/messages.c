@@ -17,13 +17,7 @@
 
 #include "vhost/internal.h"
 
-struct reply {
-    union vhost_user_payload p;
-    uint32_t size;
-    bool nack;
-};
-
-typedef int handler_fn(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep);
+typedef int handler_fn(struct gabi_vhost_backend *b, struct vhost_msg *m, struct vhost_reply *rep);
 
 static const char *request_name(uint32_t request);
 
@@ -40,7 +34,7 @@ fail(struct gabi_vhost_backend *b, const struct vhost_msg *m, int code, const ch
     return code;
 }
 
-static void reply_u64(struct reply *rep, uint64_t v)
+static void reply_u64(struct vhost_reply *rep, uint64_t v)
 {
     rep->p.u64 = v;
     rep->size = sizeof(uint64_t);
@@ -79,13 +73,15 @@ static void remap_vrings(struct gabi_vhost_backend *b)
 
 /* ---- features ---------------------------------------------------------------------------- */
 
-static int on_get_features(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_get_features(struct gabi_vhost_backend *b, struct vhost_msg *m,
+                           struct vhost_reply *rep)
 {
     reply_u64(rep, b->mode.features);
     return 0;
 }
 
-static int on_set_features(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_set_features(struct gabi_vhost_backend *b, struct vhost_msg *m,
+                           struct vhost_reply *rep)
 {
     uint64_t f = m->p.u64, extra = f & ~b->mode.features;
 
@@ -124,14 +120,14 @@ static int on_set_features(struct gabi_vhost_backend *b, struct vhost_msg *m, st
 }
 
 static int on_get_protocol_features(struct gabi_vhost_backend *b, struct vhost_msg *m,
-                                    struct reply *rep)
+                                    struct vhost_reply *rep)
 {
     reply_u64(rep, b->mode.protocol_features);
     return 0;
 }
 
 static int on_set_protocol_features(struct gabi_vhost_backend *b, struct vhost_msg *m,
-                                    struct reply *rep)
+                                    struct vhost_reply *rep)
 {
     uint64_t pf = m->p.u64, extra = pf & ~b->mode.protocol_features;
 
@@ -149,7 +145,8 @@ static int on_set_protocol_features(struct gabi_vhost_backend *b, struct vhost_m
     return 0;
 }
 
-static int on_get_queue_num(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_get_queue_num(struct gabi_vhost_backend *b, struct vhost_msg *m,
+                            struct vhost_reply *rep)
 {
     reply_u64(rep, b->mode.max_queue_pairs);
     return 0;
@@ -157,7 +154,7 @@ static int on_get_queue_num(struct gabi_vhost_backend *b, struct vhost_msg *m, s
 
 /* ---- session ----------------------------------------------------------------------------- */
 
-static int on_set_owner(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_set_owner(struct gabi_vhost_backend *b, struct vhost_msg *m, struct vhost_reply *rep)
 {
     if (b->owner)
         vhost_backend_logf(b, GABI_LOG_DEBUG, "SET_OWNER again (ignored)");
@@ -167,6 +164,7 @@ static int on_set_owner(struct gabi_vhost_backend *b, struct vhost_msg *m, struc
 
 static void reset_device(struct gabi_vhost_backend *b, bool features)
 {
+    vhost_state_cancel(b, "the device was reset");
     vhost_backend_reset_vrings(b);
     if (features) {
         b->features = 0;
@@ -179,19 +177,21 @@ static void reset_device(struct gabi_vhost_backend *b, bool features)
 }
 
 /* Deprecated: treated as "stop and disable every vring". */
-static int on_reset_owner(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_reset_owner(struct gabi_vhost_backend *b, struct vhost_msg *m,
+                          struct vhost_reply *rep)
 {
     reset_device(b, false);
     return 0;
 }
 
-static int on_reset_device(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_reset_device(struct gabi_vhost_backend *b, struct vhost_msg *m,
+                           struct vhost_reply *rep)
 {
     reset_device(b, true);
     return 0;
 }
 
-static int on_set_status(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_set_status(struct gabi_vhost_backend *b, struct vhost_msg *m, struct vhost_reply *rep)
 {
     if (m->p.u64 > 0xff)
         return fail(b, m, -EINVAL, "status 0x%" PRIx64 " is more than a byte", m->p.u64);
@@ -201,14 +201,14 @@ static int on_set_status(struct gabi_vhost_backend *b, struct vhost_msg *m, stru
     return 0;
 }
 
-static int on_get_status(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_get_status(struct gabi_vhost_backend *b, struct vhost_msg *m, struct vhost_reply *rep)
 {
     reply_u64(rep, b->status);
     return 0;
 }
 
 static int on_set_backend_req_fd(struct gabi_vhost_backend *b, struct vhost_msg *m,
-                                 struct reply *rep)
+                                 struct vhost_reply *rep)
 {
     if (m->n_fds != 1)
         return fail(b, m, -EINVAL, "no fd attached");
@@ -219,7 +219,8 @@ static int on_set_backend_req_fd(struct gabi_vhost_backend *b, struct vhost_msg 
 
 /* ---- memory ------------------------------------------------------------------------------ */
 
-static int on_set_mem_table(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_set_mem_table(struct gabi_vhost_backend *b, struct vhost_msg *m,
+                            struct vhost_reply *rep)
 {
     const struct vhost_mem_table *t = &m->p.mem;
     struct vhost_mem fresh = {0};
@@ -250,13 +251,14 @@ static int on_set_mem_table(struct gabi_vhost_backend *b, struct vhost_msg *m, s
 }
 
 static int on_get_max_mem_slots(struct gabi_vhost_backend *b, struct vhost_msg *m,
-                                struct reply *rep)
+                                struct vhost_reply *rep)
 {
     reply_u64(rep, b->max_mem_slots);
     return 0;
 }
 
-static int on_add_mem_reg(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_add_mem_reg(struct gabi_vhost_backend *b, struct vhost_msg *m,
+                          struct vhost_reply *rep)
 {
     char why[300];
     int r;
@@ -270,7 +272,8 @@ static int on_add_mem_reg(struct gabi_vhost_backend *b, struct vhost_msg *m, str
     return 0;
 }
 
-static int on_rem_mem_reg(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_rem_mem_reg(struct gabi_vhost_backend *b, struct vhost_msg *m,
+                          struct vhost_reply *rep)
 {
     const struct vhost_mem_region *reg = &m->p.mem_reg.region;
 
@@ -284,7 +287,8 @@ static int on_rem_mem_reg(struct gabi_vhost_backend *b, struct vhost_msg *m, str
 
 /* ---- dirty log --------------------------------------------------------------------------- */
 
-static int on_set_log_base(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_set_log_base(struct gabi_vhost_backend *b, struct vhost_msg *m,
+                           struct vhost_reply *rep)
 {
     uint64_t size = m->p.log.mmap_size, offset = m->p.log.mmap_offset, total;
     struct stat st;
@@ -314,7 +318,7 @@ static int on_set_log_base(struct gabi_vhost_backend *b, struct vhost_msg *m, st
     return 0;
 }
 
-static int on_set_log_fd(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_set_log_fd(struct gabi_vhost_backend *b, struct vhost_msg *m, struct vhost_reply *rep)
 {
     close_and_clear(&b->log_call_fd);
     if (m->n_fds == 1)
@@ -324,7 +328,8 @@ static int on_set_log_fd(struct gabi_vhost_backend *b, struct vhost_msg *m, stru
 
 /* ---- vrings ------------------------------------------------------------------------------ */
 
-static int on_set_vring_num(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_set_vring_num(struct gabi_vhost_backend *b, struct vhost_msg *m,
+                            struct vhost_reply *rep)
 {
     struct gabi_vhost_vring *vr = vring_of(b, m, m->p.state.index);
     uint32_t num = m->p.state.num;
@@ -344,7 +349,8 @@ static int on_set_vring_num(struct gabi_vhost_backend *b, struct vhost_msg *m, s
     return 0;
 }
 
-static int on_set_vring_addr(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_set_vring_addr(struct gabi_vhost_backend *b, struct vhost_msg *m,
+                             struct vhost_reply *rep)
 {
     const struct vhost_vring_addr *a = &m->p.addr;
     struct gabi_vhost_vring *vr = vring_of(b, m, a->index);
@@ -363,7 +369,8 @@ static int on_set_vring_addr(struct gabi_vhost_backend *b, struct vhost_msg *m, 
     return 0;
 }
 
-static int on_set_vring_base(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_set_vring_base(struct gabi_vhost_backend *b, struct vhost_msg *m,
+                             struct vhost_reply *rep)
 {
     struct gabi_vhost_vring *vr = vring_of(b, m, m->p.state.index);
 
@@ -379,7 +386,8 @@ static int on_set_vring_base(struct gabi_vhost_backend *b, struct vhost_msg *m, 
     return 0;
 }
 
-static int on_get_vring_base(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_get_vring_base(struct gabi_vhost_backend *b, struct vhost_msg *m,
+                             struct vhost_reply *rep)
 {
     struct gabi_vhost_vring *vr = vring_of(b, m, m->p.state.index);
 
@@ -419,7 +427,8 @@ static int vring_fd_arg(struct gabi_vhost_backend *b, struct vhost_msg *m,
     return 0;
 }
 
-static int on_set_vring_kick(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_set_vring_kick(struct gabi_vhost_backend *b, struct vhost_msg *m,
+                             struct vhost_reply *rep)
 {
     struct gabi_vhost_vring *vr;
     int fd, r = vring_fd_arg(b, m, &vr, &fd);
@@ -443,7 +452,8 @@ static int on_set_vring_kick(struct gabi_vhost_backend *b, struct vhost_msg *m, 
     return 0;
 }
 
-static int on_set_vring_call(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_set_vring_call(struct gabi_vhost_backend *b, struct vhost_msg *m,
+                             struct vhost_reply *rep)
 {
     struct gabi_vhost_vring *vr;
     int fd, r = vring_fd_arg(b, m, &vr, &fd);
@@ -455,7 +465,8 @@ static int on_set_vring_call(struct gabi_vhost_backend *b, struct vhost_msg *m, 
     return 0;
 }
 
-static int on_set_vring_err(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_set_vring_err(struct gabi_vhost_backend *b, struct vhost_msg *m,
+                            struct vhost_reply *rep)
 {
     struct gabi_vhost_vring *vr;
     int fd, r = vring_fd_arg(b, m, &vr, &fd);
@@ -467,7 +478,8 @@ static int on_set_vring_err(struct gabi_vhost_backend *b, struct vhost_msg *m, s
     return 0;
 }
 
-static int on_set_vring_enable(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_set_vring_enable(struct gabi_vhost_backend *b, struct vhost_msg *m,
+                               struct vhost_reply *rep)
 {
     struct gabi_vhost_vring *vr = vring_of(b, m, m->p.state.index);
 
@@ -484,7 +496,7 @@ static int on_set_vring_enable(struct gabi_vhost_backend *b, struct vhost_msg *m
 
 /* ---- device specific --------------------------------------------------------------------- */
 
-static int on_send_rarp(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_send_rarp(struct gabi_vhost_backend *b, struct vhost_msg *m, struct vhost_reply *rep)
 {
     uint8_t mac[6];
 
@@ -496,7 +508,8 @@ static int on_send_rarp(struct gabi_vhost_backend *b, struct vhost_msg *m, struc
     return 0;
 }
 
-static int on_net_set_mtu(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_net_set_mtu(struct gabi_vhost_backend *b, struct vhost_msg *m,
+                          struct vhost_reply *rep)
 {
     uint64_t mtu = m->p.u64;
 
@@ -520,7 +533,7 @@ static int config_args(struct gabi_vhost_backend *b, struct vhost_msg *m)
     return 0;
 }
 
-static int on_get_config(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_get_config(struct gabi_vhost_backend *b, struct vhost_msg *m, struct vhost_reply *rep)
 {
     const struct vhost_config *c = &m->p.config;
     int r = config_args(b, m);
@@ -542,7 +555,7 @@ static int on_get_config(struct gabi_vhost_backend *b, struct vhost_msg *m, stru
     return 0;
 }
 
-static int on_set_config(struct gabi_vhost_backend *b, struct vhost_msg *m, struct reply *rep)
+static int on_set_config(struct gabi_vhost_backend *b, struct vhost_msg *m, struct vhost_reply *rep)
 {
     const struct vhost_config *c = &m->p.config;
     int r = config_args(b, m);
@@ -604,8 +617,8 @@ static bool wants_ack(const struct gabi_vhost_backend *b, const struct vhost_use
            (b->protocol_features & (1ull << GABI_PF_REPLY_ACK));
 }
 
-static int send_reply(struct gabi_vhost_backend *b, uint32_t request, const void *payload,
-                      uint32_t size)
+int vhost_send_reply(struct gabi_vhost_backend *b, uint32_t request, const void *payload,
+                     uint32_t size, int fd)
 {
     struct vhost_user_hdr hdr = {
         .request = request,
@@ -613,7 +626,14 @@ static int send_reply(struct gabi_vhost_backend *b, uint32_t request, const void
         .size = size,
     };
 
-    return vhost_send(b->conn_fd, &hdr, size ? payload : NULL, NULL, 0, 1000);
+    return vhost_send(b->conn_fd, &hdr, size ? payload : NULL, fd >= 0 ? &fd : NULL,
+                      fd >= 0 ? 1 : 0, 1000);
+}
+
+static int send_reply(struct gabi_vhost_backend *b, uint32_t request, const void *payload,
+                      uint32_t size)
+{
+    return vhost_send_reply(b, request, payload, size, -1);
 }
 
 /* A refusal the front-end asked to hear about: a failure ack before the connection closes. */
@@ -657,7 +677,7 @@ int vhost_handle_message(struct gabi_vhost_backend *b, struct vhost_msg *m)
 {
     const struct vhost_msg_info *info = vhost_msg_info(m->hdr.request);
     bool ack = wants_ack(b, &m->hdr);
-    struct reply rep;
+    struct vhost_reply rep;
     int r;
 
     /* vhost_check_header() let only known, implemented requests through */
@@ -665,18 +685,27 @@ int vhost_handle_message(struct gabi_vhost_backend *b, struct vhost_msg *m)
         return fail(b, m, -EOPNOTSUPP, "not supported by this back-end");
     vhost_backend_logf(b, GABI_LOG_DEBUG, "<- %s (%" PRIu32 " bytes, %u fds)", info->name,
                        m->hdr.size, m->n_fds);
+    if (b->xfer.check_pending)
+        /* the front-end waits for that reply: a request now breaks the protocol */
+        return fail(b, m, -EPROTO, "sent while CHECK_DEVICE_STATE waits for its reply");
     if (m->n_fds > info->max_fds) {
         r = fail(b, m, -EINVAL, "%u fds attached, at most %u", m->n_fds, info->max_fds);
         goto refused;
     }
     memset(&rep, 0, sizeof(rep));
+    rep.fd = -1;
     r = handlers[m->hdr.request](b, m, &rep);
-    if (r < 0)
+    if (r < 0) {
+        close_and_clear(&rep.fd);
         goto refused;
+    }
+    if (rep.defer)
+        return 0;
     if (info->reply == VU_ALWAYS)
-        r = send_reply(b, m->hdr.request, &rep.p, rep.size);
+        r = vhost_send_reply(b, m->hdr.request, &rep.p, rep.size, rep.fd);
     else if (ack)
         r = send_reply(b, m->hdr.request, &(uint64_t){rep.nack ? 1 : 0}, sizeof(uint64_t));
+    close_and_clear(&rep.fd);
     if (r < 0)
         return fail(b, m, r, "cannot send the reply: %s", strerror(-r));
     return 0;

@@ -169,8 +169,8 @@ union vhost_user_payload {
     X(39, SET_STATUS, 8, 8, 0, PF(STATUS), VU_ACK, on_set_status)                                  \
     X(40, GET_STATUS, 0, 0, 0, PF(STATUS), VU_ALWAYS, on_get_status)                               \
     X(41, GET_SHARED_OBJECT, 0, 0, 0, PF(SHARED_OBJECT), VU_ALWAYS, NULL)                          \
-    X(42, SET_DEVICE_STATE_FD, 8, 8, 1, PF(DEVICE_STATE), VU_ALWAYS, NULL)                         \
-    X(43, CHECK_DEVICE_STATE, 0, 0, 0, PF(DEVICE_STATE), VU_ALWAYS, NULL)                          \
+    X(42, SET_DEVICE_STATE_FD, 8, 8, 1, PF(DEVICE_STATE), VU_ALWAYS, vhost_on_set_device_state_fd) \
+    X(43, CHECK_DEVICE_STATE, 0, 0, 0, PF(DEVICE_STATE), VU_ALWAYS, vhost_on_check_device_state)   \
     X(44, GET_SHMEM_CONFIG, 0, 0, 0, NOPF, VU_ALWAYS, NULL)
 
 enum vhost_user_request {

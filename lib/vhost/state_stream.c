@@ -33,6 +33,9 @@ static const char *const outcome_names[GABI_VHOST_STATE_OUTCOME_COUNT] = {
     [GABI_VHOST_STATE_SINK] = "sink",
     [GABI_VHOST_STATE_SOURCE] = "source",
     [GABI_VHOST_STATE_IO] = "io",
+    [GABI_VHOST_STATE_CANCELLED] = "cancelled",
+    [GABI_VHOST_STATE_NO_TRANSFER] = "no-transfer",
+    [GABI_VHOST_STATE_NOT_SUSPENDED] = "not-suspended",
 };
 
 const char *gabi_vhost_state_outcome_name(enum gabi_vhost_state_outcome o)

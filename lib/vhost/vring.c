@@ -97,6 +97,12 @@ void vhost_vring_start(struct gabi_vhost_vring *vr)
 
     if (vr->started)
         return;
+    if (b->xfer.outcome == GABI_VHOST_STATE_PENDING && b->xfer.exists) {
+        char why[64];
+
+        snprintf(why, sizeof(why), "vring %u started", vr->index);
+        vhost_state_cancel(b, why);
+    }
     vr->started = true;
     vr->broken = false;
     vr->broken_reason[0] = '\0';

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* guestabi pick / check / filter / match: the decisions, with every reason. */
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,21 +172,35 @@ static int run_filter(struct cli *cli, int argc, char **argv)
         gabi_pin_free(pin);
         return EXIT_BAD_INPUT;
     }
-    if (cli->json)
-        printf("{\n  \"schema\": \"guestabi.filter/1\",\n  \"vm\": \"%s\",\n  \"hosts\": [",
-               gabi_pin_vm(pin));
-    for (size_t i = 0; i < n; i++) {
-        if (!gabi_check_ok(pin, hosts[i]))
-            continue;
-        if (cli->json)
-            printf("%s\n    \"%s\"", n_ok ? "," : "", gabi_hostcaps_host(hosts[i]));
-        else
-            printf("%s\n", gabi_hostcaps_host(hosts[i]));
-        n_ok++;
+    {
+        struct gabi_fleet *fleet = NULL;
+        size_t *ok = calloc(n, sizeof(*ok));
+
+        if (!ok ||
+            gabi_fleet_new(cli->cat, (const struct gabi_hostcaps *const *)hosts, n, &fleet) < 0) {
+            free(ok);
+            free_hosts(hosts, n);
+            gabi_pin_free(pin);
+            return cli_errorf(cli, "out of memory");
+        }
+        n_ok = gabi_fleet_filter(fleet, pin, ok);
+        if (cli->json) {
+            json_t *arr = json_array(), *root;
+
+            for (size_t i = 0; i < n_ok; i++)
+                json_array_append_new(arr, json_string(gabi_hostcaps_host(hosts[ok[i]])));
+            root = json_pack("{s:s, s:s, s:o}", "schema", "guestabi.filter/1", "vm",
+                             gabi_pin_vm(pin), "hosts", arr);
+            cli_print_json(json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER));
+            json_decref(root);
+        } else {
+            for (size_t i = 0; i < n_ok; i++)
+                printf("%s\n", gabi_hostcaps_host(hosts[ok[i]]));
+        }
+        gabi_fleet_free(fleet);
+        free(ok);
     }
-    if (cli->json)
-        printf("%s]\n}\n", n_ok ? "\n  " : "");
-    else if (!n_ok)
+    if (!n_ok && !cli->json)
         fprintf(stderr, "no host can take VM %s (guestabi check --pin %s --host HOST says why)\n",
                 gabi_pin_vm(pin), o.pin);
     free_hosts(hosts, n);

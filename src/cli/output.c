@@ -40,48 +40,50 @@ static void print_words(FILE *f, const char *label, const char *const *words, si
     fputc('\n', f);
 }
 
-void cli_print_features(FILE *f, const char *label, enum gabi_device_class cls, uint64_t mask)
+/* The set bits of mask by name (bitN for unnamed ones), after a label. */
+static void print_bits(FILE *f, const char *label, uint64_t mask,
+                       const char *(*name_of)(unsigned bit, const void *ctx), const void *ctx)
 {
     const char *words[64];
-    char hex[64][24];
+    char unnamed[64][8];
     size_t n = 0;
 
     for (unsigned b = 0; b < 64; b++) {
         const char *name;
+
         if (!(mask & (1ull << b)))
             continue;
-        name = gabi_feature_name(cls, b);
+        name = name_of(b, ctx);
         if (name) {
-            words[n++] = cli_short_feature(name);
+            words[n] = cli_short_feature(name);
         } else {
-            snprintf(hex[n], sizeof(hex[n]), "bit%u", b);
-            words[n] = hex[n];
-            n++;
+            snprintf(unnamed[n], sizeof(unnamed[n]), "bit%u", b);
+            words[n] = unnamed[n];
         }
+        n++;
     }
     print_words(f, label, words, n);
 }
 
+static const char *feature_name_of(unsigned bit, const void *ctx)
+{
+    return gabi_feature_name(*(const enum gabi_device_class *)ctx, bit);
+}
+
+static const char *protocol_feature_name_of(unsigned bit, const void *ctx)
+{
+    (void)ctx;
+    return gabi_protocol_feature_name(bit);
+}
+
+void cli_print_features(FILE *f, const char *label, enum gabi_device_class cls, uint64_t mask)
+{
+    print_bits(f, label, mask, feature_name_of, &cls);
+}
+
 void cli_print_protocol_features(FILE *f, const char *label, uint64_t mask)
 {
-    const char *words[64];
-    char hex[64][24];
-    size_t n = 0;
-
-    for (unsigned b = 0; b < 64; b++) {
-        const char *name;
-        if (!(mask & (1ull << b)))
-            continue;
-        name = gabi_protocol_feature_name(b);
-        if (name) {
-            words[n++] = cli_short_feature(name);
-        } else {
-            snprintf(hex[n], sizeof(hex[n]), "bit%u", b);
-            words[n] = hex[n];
-            n++;
-        }
-    }
-    print_words(f, label, words, n);
+    print_bits(f, label, mask, protocol_feature_name_of, NULL);
 }
 
 void cli_print_versions(FILE *f, const struct gabi_versions *vs)

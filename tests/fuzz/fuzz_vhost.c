@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,63 @@ static int get_config(struct gabi_vhost_backend *b, uint32_t offset, void *buf, 
 
 static const struct gabi_vhost_ops ops = {.get_config = get_config};
 
+/* A device state of STATE_SIZE bytes: saved as copies, loaded into a scratch buffer. */
+#define STATE_SIZE 3000u
+static uint8_t state[STATE_SIZE], scratch[STATE_SIZE];
+
+static int save_begin(struct gabi_vhost_backend *b, uint64_t *ret_size, struct gabi_error *reterr,
+                      void *userdata)
+{
+    *ret_size = STATE_SIZE;
+    return 0;
+}
+
+static int save_get(struct gabi_vhost_backend *b, uint64_t offset, size_t max, void *buf,
+                    size_t buf_size, struct gabi_vhost_state_seg *ret, struct gabi_error *reterr,
+                    void *userdata)
+{
+    size_t n = max < 1000 ? max : 1000;
+
+    memcpy(buf, state + offset, n);
+    *ret = (struct gabi_vhost_state_seg){.type = GABI_VHOST_STATE_SEG_COPY, .mem = buf, .size = n};
+    return 0;
+}
+
+static int load_accept(struct gabi_vhost_backend *b, const struct gabi_vhost_state_info *info,
+                       struct gabi_error *reterr, void *userdata)
+{
+    return strcmp(info->state_version, "1") == 0 ? 0 : -EPROTONOSUPPORT;
+}
+
+static int load_write(struct gabi_vhost_backend *b, uint64_t offset, const void *buf, size_t size,
+                      struct gabi_error *reterr, void *userdata)
+{
+    memcpy(scratch + offset, buf, size);
+    return 0;
+}
+
+static int load_commit(struct gabi_vhost_backend *b, struct gabi_error *reterr, void *userdata)
+{
+    memcpy(state, scratch, STATE_SIZE);
+    return 0;
+}
+
+static void load_abort(struct gabi_vhost_backend *b, void *userdata)
+{
+}
+
+static const struct gabi_vhost_state_ops state_ops = {
+    .device_type = "fuzz-dev",
+    .version = "1",
+    .max_load_size = STATE_SIZE,
+    .save_begin = save_begin,
+    .save_get = save_get,
+    .load_accept = load_accept,
+    .load_write = load_write,
+    .load_commit = load_commit,
+    .load_abort = load_abort,
+};
+
 static void process_vrings(struct gabi_vhost_backend *b)
 {
     static struct gabi_vhost_elem e;
@@ -73,6 +131,14 @@ static void process_vrings(struct gabi_vhost_backend *b)
     }
 }
 
+static void drain_fd(int fd)
+{
+    uint8_t buf[4096];
+
+    while (read(fd, buf, sizeof(buf)) > 0)
+        ;
+}
+
 static void drain(int fd)
 {
     uint8_t buf[4096];
@@ -81,8 +147,11 @@ static void drain(int fd)
         ;
 }
 
+/* SET_DEVICE_STATE_FD gets a real pipe: the end its direction asks for goes to the back-end;
+ * for a load the fuzzer's guest-memory bytes are written into the other end (a stream to
+ * parse), for a save it is kept to be drained. *peer: our end, or -1. */
 static unsigned fds_for(const struct vhost_user_hdr *hdr, const uint8_t *payload, size_t n,
-                        int memfd, int *fds)
+                        int memfd, int *fds, int *peer, const uint8_t *mem, size_t mem_len)
 {
     unsigned k = 0;
     uint64_t u64 = 0;
@@ -108,9 +177,25 @@ static unsigned fds_for(const struct vhost_user_hdr *hdr, const uint8_t *payload
         if (!(u64 & VHOST_USER_VRING_NOFD))
             fds[k++] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         break;
+    case VHOST_USER_SET_DEVICE_STATE_FD: {
+        int p[2];
+
+        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+            abort();
+        if ((u64 & 0xffffffff) == 1) { /* load: the back-end reads what we wrote */
+            fds[k++] = p[0];
+            if (mem_len && write(p[1], mem, mem_len) < 0) {
+                /* a full pipe: the stream is what fits */
+            }
+            close(p[1]);
+        } else {
+            fds[k++] = p[1];
+            *peer = p[0];
+        }
+        break;
+    }
     case VHOST_USER_SET_LOG_FD:
     case VHOST_USER_SET_BACKEND_REQ_FD:
-    case VHOST_USER_SET_DEVICE_STATE_FD:
         fds[k++] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         break;
     default:
@@ -155,7 +240,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .mode = &mode,
         .device_features = mode.features,
         .max_mem_slots = 8,
+        .state = &state_ops,
     };
+    int peer = -1;
     struct gabi_vhost_backend *b = NULL;
     size_t mem_len, pos;
     uint8_t flags;
@@ -164,6 +251,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 3)
         return 0;
     if (memfd < 0) {
+        signal(SIGPIPE, SIG_IGN);            /* a state channel whose other end is gone: EPIPE */
         if (getenv("GUESTABI_FUZZ_DEBUG")) { /* what the back-end does with each input */
             gabi_log_set_handler(gabi_log_stderr, NULL);
             gabi_log_set_max_level(GABI_LOG_DEBUG);
@@ -205,8 +293,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    : sizeof(hdr) + (hdr.size < n - sizeof(hdr) ? hdr.size : n - sizeof(hdr));
         if (take > 4096)
             take = 4096;
-        if ((flags & 1) && take >= sizeof(hdr))
-            n_fds = fds_for(&hdr, data + pos + sizeof(hdr), take - sizeof(hdr), memfd, fds);
+        if ((flags & 1) && take >= sizeof(hdr)) {
+            if (hdr.request == VHOST_USER_SET_DEVICE_STATE_FD && peer >= 0) {
+                close(peer);
+                peer = -1;
+            }
+            n_fds = fds_for(&hdr, data + pos + sizeof(hdr), take - sizeof(hdr), memfd, fds, &peer,
+                            data + 3, mem_len);
+        }
         if ((flags & 2) && take > 5) {
             send_piece(sv[1], data + pos, 5, fds, n_fds);
             gabi_vhost_backend_dispatch(b);
@@ -219,9 +313,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pos += take;
         gabi_vhost_backend_dispatch(b);
         drain(sv[1]);
+        /* a state channel: move what it takes (a save is drained by us, then EOF) */
+        for (int i = 0; i < 8; i++) {
+            gabi_vhost_backend_process_state(b);
+            if (peer >= 0)
+                drain_fd(peer);
+        }
+        drain(sv[1]);
         if (gabi_vhost_backend_connected(b))
             process_vrings(b);
     }
+    if (peer >= 0)
+        close(peer);
     close(sv[1]);
     /* end of stream: the connection closes cleanly */
     for (int i = 0; i < 4 && gabi_vhost_backend_connected(b); i++)

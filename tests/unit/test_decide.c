@@ -351,6 +351,73 @@ TEST(pick_without_common_mode_names_each_host)
     gabi_catalog_free(cat);
 }
 
+/* A random host over the built-in catalog's modes and capabilities, a device type "t"
+ * loading one of 3 versions (or a range), and a VF that may be in use. */
+static struct gabi_hostcaps *random_host(const struct gabi_catalog *cat, int round, unsigned *seed)
+{
+    char host[4096];
+    size_t off = 0;
+
+    off += snprintf(host + off, sizeof(host) - off,
+                    "{\"schema\": \"guestabi.hostcaps/1\", \"host\": \"h%d\", \"kernel\": "
+                    "{\"capabilities\": {",
+                    round);
+    for (unsigned k = 0; k < GABI_KCAP_COUNT; k++)
+        off += snprintf(host + off, sizeof(host) - off, "%s\"%s\": \"%s\"", k ? ", " : "",
+                        gabi_kcap_name(k), rand_r(seed) % 5 ? "supported" : "unsupported");
+    off += snprintf(host + off, sizeof(host) - off, "}}, \"backends\": [");
+    for (int b = 0; b < 2; b++) {
+        enum gabi_device_class cls = b ? GABI_CLASS_BLK : GABI_CLASS_NET;
+        bool first = true;
+
+        off += snprintf(host + off, sizeof(host) - off,
+                        "%s{\"name\": \"b%d\", \"class\": \"%s\", \"modes\": [", b ? ", " : "", b,
+                        gabi_class_name(cls));
+        for (size_t i = 0; i < gabi_catalog_n_modes(cat); i++) {
+            const struct gabi_mode *m = gabi_catalog_mode(cat, i);
+            if (m->cls != cls || rand_r(seed) % 2)
+                continue;
+            off += snprintf(host + off, sizeof(host) - off, "%s\"%s\"", first ? "" : ", ", m->name);
+            first = false;
+        }
+        off += snprintf(host + off, sizeof(host) - off, "]}");
+    }
+    if (rand_r(seed) % 4 == 0)
+        off += snprintf(host + off, sizeof(host) - off,
+                        "], \"device_types\": [{\"name\": \"t\", \"loads\": {\"version\": "
+                        "\"%d\", \"minimum\": \"0\"}}], ",
+                        rand_r(seed) % 3);
+    else
+        off += snprintf(host + off, sizeof(host) - off,
+                        "], \"device_types\": [{\"name\": \"t\", \"loads\": [\"%d\"], "
+                        "\"available_instances\": %d}], ",
+                        rand_r(seed) % 3, rand_r(seed) % 4 ? 2 : 0);
+    snprintf(host + off, sizeof(host) - off,
+             "\"failover\": [{\"address\": \"a\", \"device\": \"1:%d\", \"in_use\": %s}]}",
+             rand_r(seed) % 2, rand_r(seed) % 2 ? "true" : "false");
+    return hostcaps_from(cat, host);
+}
+
+static struct gabi_pin *random_pin(const struct gabi_catalog *cat, unsigned *seed)
+{
+    char pin_doc[2048];
+    const struct gabi_mode *pm = gabi_catalog_mode(cat, rand_r(seed) % gabi_catalog_n_modes(cat));
+    const struct gabi_platform *pp =
+        gabi_catalog_platform(cat, rand_r(seed) % gabi_catalog_n_platforms(cat));
+
+    snprintf(pin_doc, sizeof(pin_doc),
+             "{\"schema\": \"guestabi.pin/1\", \"vm\": \"v\", \"platform\": \"%s\", "
+             "\"devices\": [{\"id\": \"d\", \"class\": \"%s\", \"mode\": \"%s\"%s}, "
+             "{\"id\": \"s\", \"class\": \"mdev\", \"type\": \"t\", \"state_version\": "
+             "\"%d\"}]}",
+             pp->name, gabi_class_name(pm->cls), pm->name,
+             pm->cls == GABI_CLASS_NET && rand_r(seed) % 2
+                 ? ", \"failover\": {\"primary\": \"p\", \"device\": \"1:1\"}"
+                 : "",
+             rand_r(seed) % 3);
+    return pin_from(cat, pin_doc);
+}
+
 /* The fast check and the full one agree, on hosts and pins built at random. */
 TEST(fast_check_agrees_with_full_check)
 {
@@ -360,57 +427,10 @@ TEST(fast_check_agrees_with_full_check)
 
     REQUIRE(cat);
     for (int round = 0; round < 400; round++) {
-        char host[4096], pin_doc[2048];
-        size_t off = 0;
-        struct gabi_hostcaps *h;
-        struct gabi_pin *pin;
+        struct gabi_hostcaps *h = random_host(cat, round, &seed);
+        struct gabi_pin *pin = random_pin(cat, &seed);
         struct gabi_verdict *v = NULL;
-        const struct gabi_mode *pm =
-            gabi_catalog_mode(cat, rand_r(&seed) % gabi_catalog_n_modes(cat));
-        const struct gabi_platform *pp =
-            gabi_catalog_platform(cat, rand_r(&seed) % gabi_catalog_n_platforms(cat));
 
-        off += snprintf(host + off, sizeof(host) - off,
-                        "{\"schema\": \"guestabi.hostcaps/1\", \"host\": \"h%d\", \"kernel\": "
-                        "{\"capabilities\": {",
-                        round);
-        for (unsigned k = 0; k < GABI_KCAP_COUNT; k++)
-            off += snprintf(host + off, sizeof(host) - off, "%s\"%s\": \"%s\"", k ? ", " : "",
-                            gabi_kcap_name(k), rand_r(&seed) % 5 ? "supported" : "unsupported");
-        off += snprintf(host + off, sizeof(host) - off, "}}, \"backends\": [");
-        for (int b = 0; b < 2; b++) {
-            enum gabi_device_class cls = b ? GABI_CLASS_BLK : GABI_CLASS_NET;
-            bool first = true;
-
-            off += snprintf(host + off, sizeof(host) - off,
-                            "%s{\"name\": \"b%d\", \"class\": \"%s\", \"modes\": [", b ? ", " : "",
-                            b, gabi_class_name(cls));
-            for (size_t i = 0; i < gabi_catalog_n_modes(cat); i++) {
-                const struct gabi_mode *m = gabi_catalog_mode(cat, i);
-                if (m->cls != cls || rand_r(&seed) % 2)
-                    continue;
-                off += snprintf(host + off, sizeof(host) - off, "%s\"%s\"", first ? "" : ", ",
-                                m->name);
-                first = false;
-            }
-            off += snprintf(host + off, sizeof(host) - off, "]}");
-        }
-        snprintf(host + off, sizeof(host) - off,
-                 "], \"device_types\": [{\"name\": \"t\", \"loads\": [\"%d\"]}], \"failover\": "
-                 "[{\"address\": \"a\", \"device\": \"1:%d\", \"in_use\": %s}]}",
-                 rand_r(&seed) % 3, rand_r(&seed) % 2, rand_r(&seed) % 2 ? "true" : "false");
-        snprintf(pin_doc, sizeof(pin_doc),
-                 "{\"schema\": \"guestabi.pin/1\", \"vm\": \"v\", \"platform\": \"%s\", "
-                 "\"devices\": [{\"id\": \"d\", \"class\": \"%s\", \"mode\": \"%s\"%s}, "
-                 "{\"id\": \"s\", \"class\": \"mdev\", \"type\": \"t\", \"state_version\": "
-                 "\"%d\"}]}",
-                 pp->name, gabi_class_name(pm->cls), pm->name,
-                 pm->cls == GABI_CLASS_NET && rand_r(&seed) % 2
-                     ? ", \"failover\": {\"primary\": \"p\", \"device\": \"1:1\"}"
-                     : "",
-                 rand_r(&seed) % 3);
-        h = hostcaps_from(cat, host);
-        pin = pin_from(cat, pin_doc);
         REQUIRE(h && pin);
         REQUIRE(gabi_check(cat, pin, h, &v) == 0);
         if (gabi_verdict_ok(v) != gabi_check_ok(pin, h))
@@ -426,6 +446,49 @@ TEST(fast_check_agrees_with_full_check)
     CHECK_INT(disagreements, 0);
     /* the random mix exercises both answers */
     CHECK(oks > 0 && oks < 400);
+    gabi_catalog_free(cat);
+}
+
+/* A fleet table gives the same hosts as checking them one by one. */
+TEST(fleet_filter_agrees_with_check)
+{
+    enum { N = 300 };
+    struct gabi_catalog *cat = builtin_catalog();
+    struct gabi_hostcaps *hosts[N];
+    struct gabi_fleet *fleet = NULL;
+    unsigned seed = 777;
+    size_t idx[N], total = 0;
+
+    REQUIRE(cat);
+    for (int i = 0; i < N; i++) {
+        hosts[i] = random_host(cat, i, &seed);
+        REQUIRE(hosts[i]);
+    }
+    REQUIRE(gabi_fleet_new(cat, (const struct gabi_hostcaps *const *)hosts, N, &fleet) == 0);
+    CHECK_INT(gabi_fleet_n_hosts(fleet), N);
+    for (int round = 0; round < 200; round++) {
+        struct gabi_pin *pin = random_pin(cat, &seed);
+        size_t n, expect = 0, k = 0;
+        bool same = true;
+
+        REQUIRE(pin);
+        n = gabi_fleet_filter(fleet, pin, idx);
+        for (size_t i = 0; i < N; i++) {
+            if (!gabi_check_ok(pin, hosts[i]))
+                continue;
+            expect++;
+            if (k >= n || idx[k++] != i)
+                same = false;
+        }
+        CHECK(same && n == expect);
+        total += n;
+        gabi_pin_free(pin);
+    }
+    /* some pins fit some hosts */
+    CHECK(total > 0);
+    gabi_fleet_free(fleet);
+    for (int i = 0; i < N; i++)
+        gabi_hostcaps_free(hosts[i]);
     gabi_catalog_free(cat);
 }
 

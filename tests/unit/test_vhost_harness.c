@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,8 +50,9 @@ const struct gabi_vhost_mode harness_mode_v2 = {
     .max_queue_size = 1024,
 };
 
-#define TAG_STOP UINT64_MAX
-#define TAG_CALL (UINT64_MAX - 1)
+#define TAG_STOP  UINT64_MAX
+#define TAG_CALL  (UINT64_MAX - 1)
+#define TAG_STATE (UINT64_MAX - 2)
 
 /* ---- the loopback device ------------------------------------------------------------------ */
 
@@ -63,6 +65,8 @@ static void loop_tx(struct harness *h, unsigned index)
     uint64_t looped = 0, dropped = 0;
 
     gabi_vhost_vring_kick_drain(tx);
+    if (!gabi_vhost_vring_enabled(tx))
+        return; /* chains wait in the ring until it is enabled (as DPDK does) */
     for (;;) {
         int r = gabi_vhost_vring_pop(tx, &out);
         size_t n;
@@ -70,8 +74,8 @@ static void loop_tx(struct harness *h, unsigned index)
         if (r <= 0)
             break;
         n = gabi_vhost_elem_read(&out, 0, buf, sizeof(buf));
-        if (gabi_vhost_vring_enabled(tx) && gabi_vhost_vring_ready(rx) &&
-            gabi_vhost_vring_enabled(rx) && gabi_vhost_vring_pop(rx, &in) == 1) {
+        if (gabi_vhost_vring_ready(rx) && gabi_vhost_vring_enabled(rx) &&
+            gabi_vhost_vring_pop(rx, &in) == 1) {
             size_t w = gabi_vhost_elem_write(&in, 0, buf, n);
 
             gabi_vhost_vring_push(rx, &in, (uint32_t)w);
@@ -97,7 +101,12 @@ static int on_watch(struct gabi_vhost_backend *b, int fd, enum gabi_vhost_watch 
     struct harness *h = userdata;
     struct epoll_event ev = {.events = EPOLLIN};
 
-    ev.data.u64 = kind == GABI_VHOST_WATCH_SOCKET ? 0 : 1 + (uint64_t)index;
+    if (kind == GABI_VHOST_WATCH_STATE_READ || kind == GABI_VHOST_WATCH_STATE_WRITE) {
+        ev.events = kind == GABI_VHOST_WATCH_STATE_READ ? EPOLLIN : EPOLLOUT;
+        ev.data.u64 = TAG_STATE;
+    } else {
+        ev.data.u64 = kind == GABI_VHOST_WATCH_SOCKET ? 0 : 1 + (uint64_t)index;
+    }
     return epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
@@ -182,6 +191,15 @@ static void on_started(struct gabi_vhost_backend *b, unsigned index, void *userd
     pthread_mutex_unlock(&h->lock);
 }
 
+static void on_enabled(struct gabi_vhost_backend *b, unsigned index, bool enabled, void *userdata)
+{
+    struct harness *h = userdata;
+
+    /* chains posted while the TX vring was disabled (or stopped) go now */
+    if (enabled && index % 2 == 1 && gabi_vhost_vring_ready(gabi_vhost_backend_vring(b, index)))
+        loop_tx(h, index);
+}
+
 static void on_stopped(struct gabi_vhost_backend *b, unsigned index, void *userdata)
 {
     struct harness *h = userdata;
@@ -238,6 +256,157 @@ static void on_reset(struct gabi_vhost_backend *b, void *userdata)
     pthread_mutex_unlock(&h->lock);
 }
 
+/* ---- the device's state --------------------------------------------------------------------- */
+
+void harness_pattern(uint8_t *buf, size_t size, uint64_t seed)
+{
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+
+    for (size_t i = 0; i < size; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        buf[i] = (uint8_t)x;
+    }
+}
+
+uint32_t harness_state_crc(struct harness *h, size_t *ret_size)
+{
+    uint32_t crc;
+
+    pthread_mutex_lock(&h->lock);
+    crc = gabi_vhost_state_crc32c(0, h->state, h->state_size);
+    if (ret_size)
+        *ret_size = h->state_size;
+    pthread_mutex_unlock(&h->lock);
+    return crc;
+}
+
+static void bump(struct harness *h, unsigned *counter)
+{
+    pthread_mutex_lock(&h->lock);
+    (*counter)++;
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+}
+
+static int st_save_begin(struct gabi_vhost_backend *b, uint64_t *ret_size,
+                         struct gabi_error *reterr, void *userdata)
+{
+    struct harness *h = userdata;
+
+    /* suspended: the state stays as it is until save_end, so it is handed out as memory */
+    *ret_size = h->state_size;
+    bump(h, &h->n_save_begin);
+    return 0;
+}
+
+static int st_save_get(struct gabi_vhost_backend *b, uint64_t offset, size_t max, void *scratch,
+                       size_t scratch_size, struct gabi_vhost_state_seg *ret,
+                       struct gabi_error *reterr, void *userdata)
+{
+    struct harness *h = userdata;
+    size_t n = max < (1u << 20) ? max : (1u << 20);
+
+    if (h->scfg.fail_get_at && offset + n > h->scfg.fail_get_at) {
+        if (offset >= h->scfg.fail_get_at)
+            return gabi_error_set(reterr, -EIO, NULL, "test device: state unreadable");
+        n = h->scfg.fail_get_at - offset;
+    }
+    *ret = (struct gabi_vhost_state_seg){
+        .type = GABI_VHOST_STATE_SEG_MEMORY, .mem = h->state + offset, .fd = -1, .size = n};
+    return 0;
+}
+
+static void st_save_end(struct gabi_vhost_backend *b, int result, void *userdata)
+{
+    struct harness *h = userdata;
+
+    pthread_mutex_lock(&h->lock);
+    h->last_save_result = result;
+    h->n_save_end++;
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+}
+
+static int st_accept(struct gabi_vhost_backend *b, const struct gabi_vhost_state_info *info,
+                     struct gabi_error *reterr, void *userdata)
+{
+    struct harness *h = userdata;
+    const char *loads = h->scfg.loads ? h->scfg.loads : "1";
+    size_t n = strlen(info->state_version);
+
+    bump(h, &h->n_accept);
+    for (const char *p = loads; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+
+        if (len == n && memcmp(p, info->state_version, n) == 0)
+            return 0;
+        p += len + (end ? 1 : 0);
+    }
+    return gabi_error_set(reterr, -EPROTONOSUPPORT, NULL, "it loads versions %s", loads);
+}
+
+static int st_load_begin(struct gabi_vhost_backend *b, const struct gabi_vhost_state_info *info,
+                         struct gabi_error *reterr, void *userdata)
+{
+    struct harness *h = userdata;
+
+    h->scratch = malloc(info->payload_size ? info->payload_size : 1);
+    if (!h->scratch)
+        return gabi_error_set(reterr, -ENOMEM, NULL, "no memory for the scratch state");
+    h->scratch_size = info->payload_size;
+    return 0;
+}
+
+static int st_load_dest(struct gabi_vhost_backend *b, uint64_t offset, size_t max,
+                        struct gabi_vhost_state_seg *ret, struct gabi_error *reterr, void *userdata)
+{
+    struct harness *h = userdata;
+
+    *ret = (struct gabi_vhost_state_seg){
+        .type = GABI_VHOST_STATE_SEG_MEMORY, .mem = h->scratch + offset, .fd = -1, .size = max};
+    return 0;
+}
+
+static int st_load_commit(struct gabi_vhost_backend *b, struct gabi_error *reterr, void *userdata)
+{
+    struct harness *h = userdata;
+
+    if (h->scfg.fail_commit)
+        return gabi_error_set(reterr, -EIO, NULL, "test device: commit refused");
+    pthread_mutex_lock(&h->lock);
+    free(h->state);
+    h->state = h->scratch;
+    h->state_size = h->scratch_size;
+    h->scratch = NULL;
+    h->n_commit++;
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+    return 0;
+}
+
+static void st_load_abort(struct gabi_vhost_backend *b, void *userdata)
+{
+    struct harness *h = userdata;
+
+    free(h->scratch);
+    h->scratch = NULL;
+    bump(h, &h->n_abort);
+}
+
+static const struct gabi_vhost_state_ops harness_state_template = {
+    .save_begin = st_save_begin,
+    .save_get = st_save_get,
+    .save_end = st_save_end,
+    .load_accept = st_accept,
+    .load_begin = st_load_begin,
+    .load_dest = st_load_dest,
+    .load_commit = st_load_commit,
+    .load_abort = st_load_abort,
+};
+
 static const struct gabi_vhost_ops harness_ops = {
     .watch = on_watch,
     .unwatch = on_unwatch,
@@ -246,6 +415,7 @@ static const struct gabi_vhost_ops harness_ops = {
     .features_changed = on_features,
     .vring_started = on_started,
     .vring_stopped = on_stopped,
+    .vring_enabled = on_enabled,
     .vring_broken = on_broken,
     .get_config = on_get_config,
     .set_config = on_set_config,
@@ -283,6 +453,11 @@ static void *loop(void *arg)
                 }
                 continue;
             }
+            if (tag == TAG_STATE) {
+                gabi_vhost_backend_process_state(h->b);
+                /* the channel may be closed now: later events of this batch may be stale */
+                break;
+            }
             if (tag == 0) {
                 gabi_vhost_backend_dispatch(h->b);
                 /* fds may have been closed: later events of this batch may be stale */
@@ -311,6 +486,13 @@ int harness_start(struct harness *h, const struct gabi_vhost_mode *mode)
 int harness_start_class(struct harness *h, const struct gabi_vhost_mode *mode,
                         enum gabi_device_class cls, uint64_t device_features)
 {
+    return harness_start_ex(h, mode, cls, device_features, NULL);
+}
+
+int harness_start_ex(struct harness *h, const struct gabi_vhost_mode *mode,
+                     enum gabi_device_class cls, uint64_t device_features,
+                     const struct harness_state_cfg *scfg)
+{
     struct gabi_vhost_backend_config cfg = {
         .name = "test",
         .cls = cls,
@@ -322,6 +504,22 @@ int harness_start_class(struct harness *h, const struct gabi_vhost_mode *mode,
     int r;
 
     memset(h, 0, sizeof(*h));
+    signal(SIGPIPE, SIG_IGN); /* a state writer whose reader went away gets EPIPE */
+    if (scfg)
+        h->scfg = *scfg;
+    h->state_size = h->scfg.size ? h->scfg.size : 64;
+    h->state = malloc(h->state_size);
+    if (!h->state)
+        return -ENOMEM;
+    harness_pattern(h->state, h->state_size, h->scfg.seed);
+    h->state_ops = harness_state_template;
+    h->state_ops.device_type = h->scfg.type ? h->scfg.type : "test-dev";
+    h->state_ops.version = h->scfg.version ? h->scfg.version : "1";
+    h->state_ops.max_load_size = h->scfg.max_load ? h->scfg.max_load : 256u << 20;
+    if (h->scfg.own_channel)
+        h->state_ops.channel = gabi_vhost_state_own_pipe;
+    if (mode->protocol_features & (1ull << GABI_PF_DEVICE_STATE))
+        cfg.state = &h->state_ops;
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->cond, NULL);
     memcpy(h->config, "\x52\x54\x00\x12\x34\x56", 6);
@@ -363,6 +561,9 @@ void harness_stop(struct harness *h)
         h->running = false;
     }
     h->b = gabi_vhost_backend_free(h->b);
+    free(h->state);
+    free(h->scratch);
+    h->state = h->scratch = NULL;
     if (h->epfd > 0)
         close(h->epfd);
     if (h->stop_fd > 0)
@@ -386,6 +587,11 @@ static int wait_for(struct harness *h, const unsigned *counter, unsigned n)
     r = *counter >= n ? 0 : -ETIMEDOUT;
     pthread_mutex_unlock(&h->lock);
     return r;
+}
+
+int harness_wait_count(struct harness *h, const unsigned *counter, unsigned n)
+{
+    return wait_for(h, counter, n);
 }
 
 int harness_wait_disconnects(struct harness *h, unsigned n)
@@ -454,13 +660,74 @@ struct gabi_vhost_client *harness_client(struct harness *h, uint64_t features, u
     return c;
 }
 
-/* ---- guestabi-net as a child process ------------------------------------------------------ */
+/* ---- a harness back-end in a child process --------------------------------------------------- */
 
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+
+int harness_spawn(const struct gabi_vhost_mode *mode, const struct harness_state_cfg *scfg,
+                  char *ret_path, size_t path_size, pid_t *ret_pid)
+{
+    struct pollfd pf;
+    char buf[sizeof(((struct harness *)0)->path)] = {0};
+    int p[2], status;
+    pid_t pid;
+
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        static struct harness h;
+
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(p[0]);
+        if (harness_start_ex(&h, mode, GABI_CLASS_NET, NET_ALL_FEATURES, scfg) < 0)
+            _exit(1);
+        if (write(p[1], h.path, strlen(h.path)) < 0)
+            _exit(1);
+        close(p[1]);
+        for (;;)
+            pause();
+    }
+    close(p[1]);
+    pf = (struct pollfd){.fd = p[0], .events = POLLIN};
+    if (pid < 0 || poll(&pf, 1, 20000) != 1 || read(p[0], buf, sizeof(buf) - 1) <= 0) {
+        close(p[0]);
+        if (pid > 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+        }
+        return -EIO;
+    }
+    close(p[0]);
+    snprintf(ret_path, path_size, "%s", buf);
+    *ret_pid = pid;
+    return 0;
+}
+
+void harness_spawn_kill(pid_t pid, const char *path)
+{
+    char dir[128];
+    char *slash;
+    int status;
+
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    unlink(path);
+    snprintf(dir, sizeof(dir), "%s", path);
+    slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = '\0';
+        rmdir(dir);
+    }
+}
+
+/* ---- guestabi-net as a child process ------------------------------------------------------ */
 
 const char *harness_net_binary(void)
 {
@@ -479,7 +746,9 @@ static char **build_argv(struct netproc *np, const char *const *args, int ready_
 
     argv[n++] = (char *)harness_net_binary();
     for (; *args && n < 60; args++) {
-        if ((*args)[0] == '@' && np)
+        if ((*args)[0] == '@' && (*args)[1] == 'c' && np)
+            argv[n++] = np->ctl;
+        else if ((*args)[0] == '@' && np)
             argv[n++] = np->sock[(*args)[1] - '0'];
         else
             argv[n++] = (char *)*args;
@@ -506,6 +775,7 @@ int netproc_start(struct netproc *np, const char *const *args)
         return -errno;
     for (unsigned i = 0; i < 4; i++)
         snprintf(np->sock[i], sizeof(np->sock[i]), "%s/%u", np->dir, i);
+    snprintf(np->ctl, sizeof(np->ctl), "%s/ctl", np->dir);
     if (pipe2(p, O_CLOEXEC) < 0)
         return -errno;
     argv = build_argv(np, args, 100);
@@ -545,8 +815,58 @@ int netproc_stop(struct netproc *np)
     np->pid = 0;
     for (unsigned i = 0; i < 4; i++)
         unlink(np->sock[i]);
+    unlink(np->ctl);
     rmdir(np->dir);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void netproc_kill(struct netproc *np)
+{
+    int status;
+
+    if (np->pid <= 0)
+        return;
+    kill(np->pid, SIGKILL);
+    waitpid(np->pid, &status, 0);
+    np->pid = 0;
+    for (unsigned i = 0; i < 4; i++)
+        unlink(np->sock[i]);
+    unlink(np->ctl);
+    rmdir(np->dir);
+}
+
+int netproc_control(struct netproc *np, const char *request, char *buf, size_t size)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t got = 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), r = -EIO;
+
+    if (strlen(np->ctl) >= sizeof(sa.sun_path))
+        goto out;
+    memcpy(sa.sun_path, np->ctl, strlen(np->ctl));
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        write(fd, request, strlen(request)) != (ssize_t)strlen(request) || write(fd, "\n", 1) != 1)
+        goto out;
+    while (got < size - 1) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+
+        if (poll(&pf, 1, 20000) != 1)
+            break;
+        n = read(fd, buf + got, size - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        if (buf[got - 1] == '\n') {
+            buf[got - 1] = '\0';
+            r = (int)got - 1;
+            break;
+        }
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    return r;
 }
 
 int netproc_run(const char *const *args, char *out, size_t size)
@@ -616,15 +936,46 @@ int tguest_connect(struct tguest *g, const char *path, uint64_t features, unsign
     }
     if (r < 0)
         return r;
-    for (unsigned i = 0; i < 2 * n_pairs; i++) {
-        if ((r = gabi_vhost_guestq_new(g->gm, 256, qflags, &g->q[i])) < 0 ||
-            (r = gabi_vhost_guestmem_alloc(g->gm, 256 * TGUEST_SLOT, 4096, &g->slot_gpa[i])) < 0 ||
-            (r = gabi_vhost_client_start_vring(g->c, i, g->q[i], 0, false)) < 0)
-            return r;
-    }
-    if (gabi_vhost_client_protocol_features(g->c) & (1ull << GABI_PF_STATUS))
+    g->qflags = qflags;
+    if (n_pairs == 0)
+        return 0;
+    r = tguest_start(g, n_pairs, NULL);
+    if (r >= 0 && (gabi_vhost_client_protocol_features(g->c) & (1ull << GABI_PF_STATUS)))
         r = gabi_vhost_client_set_status(g->c, 0xf);
     return r;
+}
+
+int tguest_start(struct tguest *g, unsigned n_pairs, const uint16_t *bases)
+{
+    int r;
+
+    if (n_pairs > 4)
+        return -EINVAL;
+    g->n_pairs = n_pairs;
+    for (unsigned i = 0; i < 2 * n_pairs; i++) {
+        if (!g->q[i] &&
+            ((r = gabi_vhost_guestq_new(g->gm, 256, g->qflags, &g->q[i])) < 0 ||
+             (r = gabi_vhost_guestmem_alloc(g->gm, 256 * TGUEST_SLOT, 4096, &g->slot_gpa[i])) < 0))
+            return r;
+        r = gabi_vhost_client_start_vring(g->c, i, g->q[i], bases ? bases[i] : 0, false);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+int tguest_stop(struct tguest *g, uint16_t *ret_bases)
+{
+    for (unsigned i = 0; i < 2 * g->n_pairs; i++) {
+        uint16_t base;
+        int r = gabi_vhost_client_stop_vring(g->c, i, &base);
+
+        if (r < 0)
+            return r;
+        if (ret_bases)
+            ret_bases[i] = base;
+    }
+    return 0;
 }
 
 void tguest_free(struct tguest *g)

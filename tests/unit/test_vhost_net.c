@@ -42,8 +42,10 @@ TEST(help_modes_and_bad_arguments)
     CHECK_INT(netproc_run((const char *[]){"--list-modes", NULL}, out, sizeof(out)), 0);
     CHECK_CONTAINS(out, "upstream.guestabi-net.v1\t1 queue pairs of 256");
     CHECK_CONTAINS(out, "upstream.guestabi-net.v2\t4 queue pairs of 1024");
+    CHECK_CONTAINS(out, "upstream.guestabi-net.v3\t8 queue pairs of 1024");
     CHECK(!strstr(out, "dpdk.")); /* those need TSO, control queues, packed rings */
-    /* v2 is the newest it runs, so it is listed first */
+    /* newest first: v3 (device state), v2, v1 */
+    CHECK(strstr(out, "guestabi-net.v3") < strstr(out, "guestabi-net.v2"));
     CHECK(strstr(out, "guestabi-net.v2") < strstr(out, "guestabi-net.v1"));
     CHECK_INT(netproc_run((const char *[]){"--socket", "/tmp/x", "--mode",
                                            "upstream.guestabi-net.v7", NULL},
@@ -72,10 +74,11 @@ TEST(default_mode_is_the_newest_it_runs)
     REQUIRE(netproc_start(&np, (const char *[]){"--socket", "@0", "--loopback", NULL}) == 0);
     REQUIRE(tguest_connect(&g, np.sock[0], ALL, 1, 0) == 0);
     CHECK_INT(gabi_vhost_client_get_queue_num(g.c, &n), 0);
-    CHECK_INT(n, 4);
+    CHECK_INT(n, 8);
     CHECK_INT(gabi_vhost_client_get_features(g.c, &f), 0);
-    CHECK(f & (1ull << GABI_F_EVENT_IDX)); /* v2 */
-    CHECK(!(f & (1ull << GABI_NET_F_CSUM)));
+    CHECK(f & (1ull << GABI_F_EVENT_IDX));
+    CHECK(f & (1ull << GABI_NET_F_CSUM)); /* v3 */
+    CHECK(gabi_vhost_client_protocol_features(g.c) & (1ull << GABI_PF_DEVICE_STATE));
     tguest_free(&g);
     CHECK_INT(netproc_stop(&np), 0);
 }

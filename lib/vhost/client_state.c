@@ -1,0 +1,423 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Device-state transfer on the front-end side: SET_DEVICE_STATE_FD and CHECK_DEVICE_STATE,
+ * and what QEMU (>= 8.2) does around them in vhost_save_backend_state() and
+ * vhost_load_backend_state(), plus what only a front-end holding both ends can do: hand the
+ * source back-end's channel straight to the destination back-end.
+ *
+ * These helpers block (with timeouts), as the rest of the front-end does: they are for tests,
+ * benchmarks and a host agent, not for a back-end's loop. Writing into a pipe whose reader
+ * went away would raise SIGPIPE; the helpers block it around their own writes and consume the
+ * one they caused, so a caller need not ignore SIGPIPE for them.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "vhost/internal.h"
+
+#define PIPE_WANT  (1 << 20)
+#define RELAY_STEP (1 << 20)
+#define COPY_BUF   (256 << 10)
+
+static bool has_device_state(const struct gabi_vhost_client *c)
+{
+    return gabi_vhost_client_protocol_features(c) & (1ull << GABI_PF_DEVICE_STATE);
+}
+
+int gabi_vhost_client_set_device_state_fd(struct gabi_vhost_client *c,
+                                          enum gabi_vhost_state_direction dir, uint32_t phase,
+                                          int fd, int *ret_fd)
+{
+    struct vhost_transfer_state t = {.direction = (uint32_t)dir, .phase = phase};
+    uint64_t v = 0, code;
+    uint32_t size = 0;
+    int got = -1, r;
+
+    if (!has_device_state(c))
+        return -EOPNOTSUPP;
+    if (fd < 0)
+        return -EBADF;
+    r = vhost_client_call(c, VHOST_USER_SET_DEVICE_STATE_FD, &t, sizeof(t), &fd, 1, &v, sizeof(v),
+                          &size, &got, 0);
+    if (r < 0)
+        return r;
+    code = v & GABI_VHOST_STATE_REPLY_ERROR_MASK;
+    if (size != sizeof(v) ||
+        (v & ~(uint64_t)(GABI_VHOST_STATE_REPLY_ERROR_MASK | GABI_VHOST_STATE_REPLY_NOFD)) ||
+        (got >= 0 && (v & GABI_VHOST_STATE_REPLY_NOFD)) ||
+        (got < 0 && !(v & GABI_VHOST_STATE_REPLY_NOFD) && !code) || (got >= 0 && code)) {
+        /* an error with an fd, an fd with "no fd", "use mine" without one: not the encoding */
+        close_and_clear(&got);
+        return -EPROTO;
+    }
+    if (code)
+        return -(int)code;
+    *ret_fd = got;
+    return 0;
+}
+
+int gabi_vhost_client_check_device_state(struct gabi_vhost_client *c, int timeout_ms,
+                                         uint64_t *ret_code)
+{
+    uint64_t v = 0;
+    uint32_t size = 0;
+    int r;
+
+    if (!has_device_state(c))
+        return -EOPNOTSUPP;
+    r = vhost_client_call(c, VHOST_USER_CHECK_DEVICE_STATE, NULL, 0, NULL, 0, &v, sizeof(v), &size,
+                          NULL, timeout_ms);
+    if (r < 0)
+        return r;
+    if (size != sizeof(v))
+        return -EPROTO;
+    if (ret_code)
+        *ret_code = v;
+    return v ? -EIO : 0;
+}
+
+/* ---- moving bytes ------------------------------------------------------------------------ */
+
+static int set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
+}
+
+static int wait_fd(int fd, short events, int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = events};
+
+    for (;;) {
+        int r = poll(&p, 1, timeout_ms);
+
+        if (r > 0)
+            return 0;
+        if (r == 0)
+            return -ETIMEDOUT;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+/* Write all of buf to fd (which may be non-blocking). */
+static int write_all(int fd, const uint8_t *buf, size_t n, int timeout_ms)
+{
+    while (n) {
+        ssize_t k = write(fd, buf, n);
+
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && errno == EAGAIN) {
+            int r = wait_fd(fd, POLLOUT, timeout_ms);
+
+            if (r < 0)
+                return r;
+            continue;
+        }
+        if (k < 0)
+            return -errno;
+        buf += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* SIGPIPE blocked for the calling thread while it writes into pipes; a SIGPIPE this caused is
+ * consumed, one that was pending before is left alone. */
+struct sigpipe_guard {
+    sigset_t old;
+    bool was_pending;
+};
+
+static void sigpipe_block(struct sigpipe_guard *g)
+{
+    sigset_t set, pending;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    sigpending(&pending);
+    g->was_pending = sigismember(&pending, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &g->old);
+}
+
+static void sigpipe_restore(struct sigpipe_guard *g)
+{
+    sigset_t set, pending;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    sigpending(&pending);
+    if (!g->was_pending && sigismember(&pending, SIGPIPE)) {
+        static const struct timespec zero = {0, 0};
+
+        while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
+/*
+ * Copy in_fd to EOF into out_fd: splice() while the kernel can (one of them is a pipe),
+ * read()/write() otherwise. Waits up to timeout_ms for each step of progress. Returns 0 or
+ * -errno; which side failed in *ret_side ("reading" / "writing").
+ */
+static int relay(int in_fd, int out_fd, int timeout_ms, struct gabi_vhost_state_xfer *x,
+                 const char **ret_side)
+{
+    struct sigpipe_guard guard;
+    uint8_t *buf = NULL;
+    bool use_splice = true;
+    int r = 0;
+
+    *ret_side = "reading";
+    sigpipe_block(&guard);
+    for (;;) {
+        ssize_t n;
+
+        if (use_splice) {
+            n = splice(in_fd, NULL, out_fd, NULL, RELAY_STEP, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+            if (n < 0 && errno == EINVAL) {
+                use_splice = false;
+                continue;
+            }
+            if (n < 0 && errno == EPIPE)
+                *ret_side = "writing";
+        } else {
+            if (!buf && !(buf = malloc(COPY_BUF))) {
+                r = -ENOMEM;
+                break;
+            }
+            n = read(in_fd, buf, COPY_BUF);
+            if (n > 0) {
+                r = write_all(out_fd, buf, (size_t)n, timeout_ms);
+                if (r < 0) {
+                    *ret_side = "writing";
+                    break;
+                }
+            }
+        }
+        if (n > 0) {
+            x->bytes += (uint64_t)n;
+            if (use_splice)
+                x->spliced += (uint64_t)n;
+            continue;
+        }
+        if (n == 0)
+            break;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN) {
+            r = -errno;
+            break;
+        }
+        /* nothing to read, or no room to write: wait for the one, then the other */
+        r = wait_fd(in_fd, POLLIN, timeout_ms);
+        if (r >= 0 && use_splice) {
+            r = wait_fd(out_fd, POLLOUT, timeout_ms);
+            if (r < 0)
+                *ret_side = "writing";
+        }
+        if (r < 0)
+            break;
+    }
+    sigpipe_restore(&guard);
+    free(buf);
+    return r;
+}
+
+/* A pipe for a transfer: ours is non-blocking, theirs is sent to the back-end. */
+static int transfer_pipe(int p[2])
+{
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    if (fcntl(p[0], F_SETPIPE_SZ, PIPE_WANT) < 0) {
+        /* the default size works too */
+    }
+    return 0;
+}
+
+static const char *outcome_text(uint64_t code)
+{
+    const char *n =
+        code < 256 ? gabi_vhost_state_outcome_name((enum gabi_vhost_state_outcome)code) : NULL;
+
+    return n ? n : "not a guestabi outcome";
+}
+
+/* CHECK_DEVICE_STATE on one side; a failure fills reterr unless it already says something. */
+static int check(struct gabi_vhost_client *c, const char *who, int timeout_ms, uint64_t *ret_code,
+                 struct gabi_error *reterr, bool first_error)
+{
+    int r = gabi_vhost_client_check_device_state(c, timeout_ms, ret_code);
+
+    if (r == -EIO && first_error)
+        return gabi_error_set(reterr, r, who, "CHECK_DEVICE_STATE: the %s failed: %" PRIu64 " (%s)",
+                              who, *ret_code, outcome_text(*ret_code));
+    if (r < 0 && first_error)
+        return gabi_error_set(reterr, r, who, "CHECK_DEVICE_STATE: %s", strerror(-r));
+    return r;
+}
+
+int gabi_vhost_client_save_state(struct gabi_vhost_client *c, int out_fd, int timeout_ms,
+                                 struct gabi_vhost_state_xfer *ret_xfer, struct gabi_error *reterr)
+{
+    struct gabi_vhost_state_xfer x = {0};
+    const char *side = "";
+    int p[2], chan, own = -1, r, rc;
+
+    if (timeout_ms <= 0)
+        timeout_ms = 10000;
+    if (!has_device_state(c))
+        return gabi_error_set(reterr, -EOPNOTSUPP, "save",
+                              "the back-end did not negotiate DEVICE_STATE: it cannot migrate "
+                              "its state");
+    r = transfer_pipe(p);
+    if (r < 0)
+        return gabi_error_set(reterr, r, "save", "pipe: %s", strerror(-r));
+    r = gabi_vhost_client_set_device_state_fd(c, GABI_VHOST_STATE_SAVE,
+                                              GABI_VHOST_STATE_PHASE_STOPPED, p[1], &own);
+    close(p[1]); /* the back-end's copy is the only writer now: its close is our EOF */
+    if (r < 0) {
+        close(p[0]);
+        return gabi_error_set(reterr, r, "save", "SET_DEVICE_STATE_FD(SAVE) refused: %s",
+                              strerror(-r));
+    }
+    chan = p[0];
+    if (own >= 0) {
+        close(p[0]);
+        chan = own;
+        x.backend_fd[GABI_VHOST_STATE_SAVE] = true;
+    }
+    r = set_nonblock(chan);
+    if (r >= 0)
+        r = relay(chan, out_fd, timeout_ms, &x, &side);
+    close(chan);
+    if (r < 0)
+        gabi_error_set(reterr, r, "save", "%s the state failed after %" PRIu64 " bytes: %s", side,
+                       x.bytes, strerror(-r));
+    /* CHECK either way: it tells the back-end's side of the story */
+    rc = check(c, "save", timeout_ms, &x.check_code[0], reterr, r >= 0);
+    if (ret_xfer)
+        *ret_xfer = x;
+    return r < 0 ? r : rc;
+}
+
+int gabi_vhost_client_load_state(struct gabi_vhost_client *c, int in_fd, int timeout_ms,
+                                 struct gabi_vhost_state_xfer *ret_xfer, struct gabi_error *reterr)
+{
+    struct gabi_vhost_state_xfer x = {0};
+    const char *side = "";
+    int p[2], chan, own = -1, r, rc;
+
+    if (timeout_ms <= 0)
+        timeout_ms = 10000;
+    if (!has_device_state(c))
+        return gabi_error_set(reterr, -EOPNOTSUPP, "load",
+                              "the back-end did not negotiate DEVICE_STATE: it cannot take a "
+                              "migrated state");
+    r = transfer_pipe(p);
+    if (r < 0)
+        return gabi_error_set(reterr, r, "load", "pipe: %s", strerror(-r));
+    r = gabi_vhost_client_set_device_state_fd(c, GABI_VHOST_STATE_LOAD,
+                                              GABI_VHOST_STATE_PHASE_STOPPED, p[0], &own);
+    close(p[0]);
+    if (r < 0) {
+        close(p[1]);
+        return gabi_error_set(reterr, r, "load", "SET_DEVICE_STATE_FD(LOAD) refused: %s",
+                              strerror(-r));
+    }
+    chan = p[1];
+    if (own >= 0) {
+        close(p[1]);
+        chan = own;
+        x.backend_fd[GABI_VHOST_STATE_LOAD] = true;
+    }
+    r = set_nonblock(chan);
+    if (r >= 0)
+        r = relay(in_fd, chan, timeout_ms, &x, &side);
+    close(chan); /* the reader's EOF */
+    if (r < 0 && r != -EPIPE)
+        gabi_error_set(reterr, r, "load", "%s the state failed after %" PRIu64 " bytes: %s", side,
+                       x.bytes, strerror(-r));
+    /* EPIPE: the back-end stopped reading, and CHECK says why */
+    rc = check(c, "load", timeout_ms, &x.check_code[1], reterr, r >= 0 || r == -EPIPE);
+    if (ret_xfer)
+        *ret_xfer = x;
+    return r < 0 && r != -EPIPE ? r : rc < 0 ? rc : r;
+}
+
+int gabi_vhost_client_move_state(struct gabi_vhost_client *src, struct gabi_vhost_client *dst,
+                                 int timeout_ms, struct gabi_vhost_state_xfer *ret_xfer,
+                                 struct gabi_error *reterr)
+{
+    struct gabi_vhost_state_xfer x = {0};
+    const char *side = "";
+    int p[2], dst_own = -1, src_own = -1, target, r = 0, rs, rd;
+
+    if (timeout_ms <= 0)
+        timeout_ms = 10000;
+    if (!has_device_state(src) || !has_device_state(dst))
+        return gabi_error_set(reterr, -EOPNOTSUPP, has_device_state(src) ? "destination" : "source",
+                              "the %s back-end did not negotiate DEVICE_STATE",
+                              has_device_state(src) ? "destination" : "source");
+    r = transfer_pipe(p);
+    if (r < 0)
+        return gabi_error_set(reterr, r, "move", "pipe: %s", strerror(-r));
+
+    /* the destination first: one that refuses costs the source nothing */
+    r = gabi_vhost_client_set_device_state_fd(dst, GABI_VHOST_STATE_LOAD,
+                                              GABI_VHOST_STATE_PHASE_STOPPED, p[0], &dst_own);
+    close(p[0]);
+    if (r < 0) {
+        close(p[1]);
+        return gabi_error_set(reterr, r, "destination", "SET_DEVICE_STATE_FD(LOAD) refused: %s",
+                              strerror(-r));
+    }
+    target = p[1];
+    if (dst_own >= 0) {
+        close(p[1]);
+        target = dst_own;
+        x.backend_fd[GABI_VHOST_STATE_LOAD] = true;
+    }
+
+    /* the source writes into whatever the destination reads, unless it has its own channel */
+    r = gabi_vhost_client_set_device_state_fd(src, GABI_VHOST_STATE_SAVE,
+                                              GABI_VHOST_STATE_PHASE_STOPPED, target, &src_own);
+    if (r < 0) {
+        close(target); /* the destination reads EOF and gives up */
+        gabi_error_set(reterr, r, "source", "SET_DEVICE_STATE_FD(SAVE) refused: %s", strerror(-r));
+        check(dst, "destination", timeout_ms, &x.check_code[1], reterr, false);
+        if (ret_xfer)
+            *ret_xfer = x;
+        return r;
+    }
+    if (src_own >= 0) {
+        x.backend_fd[GABI_VHOST_STATE_SAVE] = true;
+        x.relayed = true;
+        r = set_nonblock(src_own);
+        if (r >= 0)
+            r = set_nonblock(target);
+        if (r >= 0)
+            r = relay(src_own, target, timeout_ms, &x, &side);
+        close(src_own);
+        if (r < 0)
+            gabi_error_set(reterr, r, "move", "%s the state failed after %" PRIu64 " bytes: %s",
+                           side, x.bytes, strerror(-r));
+    }
+    close(target); /* now only the back-ends hold the channel */
+
+    rs = check(src, "source", timeout_ms, &x.check_code[0], reterr, r >= 0);
+    rd = check(dst, "destination", timeout_ms, &x.check_code[1], reterr, r >= 0 && rs >= 0);
+    if (ret_xfer)
+        *ret_xfer = x;
+    return r < 0 ? r : rs < 0 ? rs : rd;
+}
