@@ -13,10 +13,11 @@
 # Each back-end polls CPU 1 (guestabi-net under taskset; testpmd's forwarding lcore 1); the
 # front-end's forwarding lcore is CPU 0 (its main lcore, which only waits on its command
 # FIFO, sits on CPU 1). Both back-ends get the same front-end command line, the same number of
-# mbufs, the same warm-up and measuring windows, and the rounds alternate which one goes
-# first. The figure is the front-end's own: testpmd's "Throughput (since last show)" over the
-# measuring window, after the warm-up. -f appends virtio_user devargs (e.g. ",in_order=0").
-# -m picks guestabi-net's mode (default: its newest, upstream.guestabi-net.v2); bench/catalog
+# mbufs, the same warm-up and measuring windows; a round runs them ABBA (then BAAB), and its
+# ratio is the mean of guestabi-net's two runs over the mean of DPDK's. The figure is the
+# front-end's own: testpmd's "Throughput (since last show)" over the measuring window, after
+# the warm-up. -f appends virtio_user devargs (e.g. ",in_order=0").
+# -m picks guestabi-net's mode (default: its newest, upstream.guestabi-net.v3); bench/catalog
 # adds bench.guestabi-net.v2-in-order, v2 plus VIRTIO_F_IN_ORDER as DPDK offers it, so that
 # the front-end takes the same (in-order) paths with both back-ends.
 #
@@ -219,23 +220,31 @@ for dir in "${dir_list[@]}"; do
   for size in "${size_list[@]}"; do
     g_all=() d_all=() r_all=()
     for ((r = 1; r <= rounds; r++)); do
-      order=(gabi dpdk)
-      ((r % 2 == 0)) && order=(dpdk gabi)
+      # ABBA: each back-end runs twice per round, first and last in turn, so that a drift of
+      # the machine's load (or an after-effect of the previous run) weighs on both alike
+      order=(gabi dpdk dpdk gabi)
+      ((r % 2 == 0)) && order=(dpdk gabi gabi dpdk)
+      gs=() ds=()
       for be in "${order[@]}"; do
         id=$((id + 1))
+        sleep 1
         run_one "$be" "$dir" "$size" "$id"
         v=$result
         printf '  %s %5s B round %d  %-12s %s Mpps\n' "$dir" "$size" "$r" "$be" "$v"
-        [[ $be == gabi ]] && g=$v || dp=$v
+        [[ $v == fail ]] && continue
+        if [[ $be == gabi ]]; then gs+=("$v"); else ds+=("$v"); fi
       done
-      [[ $g != fail ]] && g_all+=("$g")
-      [[ $dp != fail ]] && d_all+=("$dp")
-      [[ $g != fail && $dp != fail ]] && r_all+=("$(awk -v a="$g" -v b="$dp" 'BEGIN{printf "%.3f", a/b}')")
+      ((${#gs[@]} == 0 || ${#ds[@]} == 0)) && continue
+      g=$(printf '%s\n' "${gs[@]}" | awk '{s+=$1} END{printf "%.2f", s/NR}')
+      dp=$(printf '%s\n' "${ds[@]}" | awk '{s+=$1} END{printf "%.2f", s/NR}')
+      g_all+=("$g")
+      d_all+=("$dp")
+      r_all+=("$(awk -v a="$g" -v b="$dp" 'BEGIN{printf "%.3f", a/b}')")
     done
     summary+=("$(printf '%-3s %5s B   guestabi-net %7s Mpps   DPDK %7s Mpps   ratio %s   (rounds: %s)' \
       "$dir" "$size" "$(echo "${g_all[*]}" | median)" "$(echo "${d_all[*]}" | median)" \
       "$(echo "${r_all[*]}" | median)" "${r_all[*]}")")
   done
 done
-echo "medians (ratio: median of the per-round guestabi-net/DPDK ratios):"
+echo "medians over the rounds (a round: the mean of each back-end's two runs; ratio: the median of the per-round guestabi-net/DPDK ratios):"
 printf '  %s\n' "${summary[@]}"
