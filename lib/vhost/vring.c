@@ -491,13 +491,17 @@ static int pop_run(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *elems, u
     for (i = 0; i < take; i++, idx++) {
         struct gabi_vhost_elem *e = &elems[i];
         uint16_t head = ring_load(&ring[idx & mask]);
-        /* a later entry's descriptor, so that its cache miss overlaps with this one (an
-         * entry not yet published only costs a useless prefetch) */
-        uint16_t ahead = ring_load(&ring[(uint16_t)(idx + PREFETCH_AHEAD) & mask]);
         struct vring_desc d;
 
-        if (ahead < num)
-            __builtin_prefetch(&desc[ahead]);
+        /* a later entry's descriptor, so that its cache miss overlaps with this one; only one
+         * of this run, all published (the guest may be writing the entries after them:
+         * reading those would take their cache line from its CPU) */
+        if (i + PREFETCH_AHEAD < take) {
+            uint16_t ahead = ring_load(&ring[(uint16_t)(idx + PREFETCH_AHEAD) & mask]);
+
+            if (ahead < num)
+                __builtin_prefetch(&desc[ahead]);
+        }
         if (likely(head < num)) {
             read_desc(desc, head, &d);
             uint64_t off = d.addr - r_gpa;
