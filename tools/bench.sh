@@ -8,3 +8,8 @@ for b in "$build"/bench/bench_*; do
   echo "== $(basename "$b")"
   "$b"
 done
+# The data-path race against DPDK (needs dpdk-testpmd; prints its own figures)
+if command -v dpdk-testpmd >/dev/null; then
+  echo "== race-dpdk"
+  bench/race-dpdk.sh -b "$build" || true
+fi

@@ -23,9 +23,9 @@
 
 #define MAX_PORTS    64
 #define MAX_CATALOGS 16
-#define LOG_BURST    50 /* lines a peer may cause at once, then ... */
-#define LOG_PER_SEC  10 /* ... this many per second */
-#define POLL_EVERY   64 /* busy-poll passes per look at the control sockets */
+#define LOG_BURST    50  /* lines a peer may cause at once, then ... */
+#define LOG_PER_SEC  10  /* ... this many per second */
+#define POLL_EVERY   256 /* busy-poll passes per look at the control sockets */
 
 /* ---- logging, rate-limited ---------------------------------------------------------------- */
 
@@ -168,6 +168,15 @@ static int pick_mode(const struct gabi_catalog *cat, const char *name, struct ga
 
 /* ---- the loop ------------------------------------------------------------------------------- */
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
 static void on_event(struct net *n, struct source *src)
 {
     struct net_port *p = src->port;
@@ -186,6 +195,8 @@ static void on_event(struct net *n, struct source *src)
             net_port_tx(p, src->index);
         else if (p->fwd == FWD_TAP && p->tap_blocked)
             net_port_tap_input(p);
+        else if (p->fwd == FWD_GENERATE)
+            net_port_generate(p);
         break;
     }
     case SRC_TAP:
@@ -204,17 +215,23 @@ static void on_event(struct net *n, struct source *src)
     }
 }
 
-static void poll_all(struct net *n, bool only_pending)
+/* One pass over the ports: the chains and frames it moved. */
+static unsigned poll_all(struct net *n, bool only_pending)
 {
+    unsigned work = 0;
+
     for (unsigned i = 0; i < n->n_ports; i++) {
         struct net_port *p = &n->ports[i];
 
         for (unsigned k = 0; k < p->n_tx_active; k++)
             if (!only_pending || p->tx_pending[p->tx_active[k]])
-                net_port_tx(p, p->tx_active[k]);
+                work += net_port_tx(p, p->tx_active[k]);
         if (!only_pending && p->fwd == FWD_TAP)
             net_port_tap_input(p);
+        if (p->fwd == FWD_GENERATE && (!only_pending || p->gen_pending))
+            work += net_port_generate(p);
     }
+    return work;
 }
 
 static void run(struct net *n)
@@ -237,7 +254,10 @@ static void run(struct net *n)
         for (int i = 0; i < k; i++)
             on_event(n, ev[i].data.ptr);
         if (n->busy_poll) {
-            poll_all(n, false);
+            /* an empty pass: let the guest's CPU have the ring's cache lines a moment
+             * before looking again (a tight loop of loads slows its stores to them) */
+            if (poll_all(n, false) == 0)
+                cpu_relax();
         } else if (n->any_pending) {
             n->any_pending = false;
             poll_all(n, true);
@@ -250,7 +270,8 @@ static void run(struct net *n)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: guestabi-net --socket PATH [--tap NAME | --loopback] [--socket PATH ...]\n"
+            "Usage: guestabi-net --socket PATH [--tap NAME | --loopback | --sink |\n"
+            "                    --generate SIZE] [--socket PATH ...]\n"
             "                    [--mode NAME] [--catalog DIR] [--control PATH] [--busy-poll]\n"
             "                    [--ready-fd FD] [-v]\n"
             "       guestabi-net --list-modes [--catalog DIR]\n"
@@ -261,6 +282,11 @@ static void usage(FILE *f)
             "  --tap NAME     to and from the Linux tap device NAME (created if missing)\n"
             "  --loopback     back to the same guest\n"
             "  (neither)      to the next port given with neither: two ports form a switch\n"
+            "  --sink         nowhere: frames are checked, counted and dropped (benchmarks; as\n"
+            "                 testpmd's rxonly)\n"
+            "  --generate SIZE  nowhere, and the guest's RX buffers are filled with UDP frames\n"
+            "                 of SIZE bytes (60..65535, Ethernet header included) as fast as it\n"
+            "                 posts them (benchmarks; as testpmd's txonly)\n"
             "\n"
             "Options:\n"
             "  --mode NAME    the compat mode (a catalog virtio-net mode); default: the newest\n"
@@ -279,6 +305,8 @@ struct port_arg {
     const char *path;
     const char *tap;
     bool loopback;
+    bool sink;
+    size_t generate; /* frame size, 0: no */
 };
 
 static int setup_ports(struct net *n, struct port_arg *args, unsigned n_args)
@@ -314,7 +342,11 @@ static int setup_ports(struct net *n, struct port_arg *args, unsigned n_args)
         p->q = calloc(p->n_q, sizeof(*p->q));
         if (!p->q)
             return -ENOMEM;
-        p->fwd = args[i].tap ? FWD_TAP : args[i].loopback ? FWD_LOOPBACK : FWD_PEER;
+        p->fwd = args[i].tap        ? FWD_TAP
+                 : args[i].loopback ? FWD_LOOPBACK
+                 : args[i].sink     ? FWD_SINK
+                 : args[i].generate ? FWD_GENERATE
+                                    : FWD_PEER;
         if (p->fwd == FWD_PEER) {
             if (unpaired) {
                 unpaired->peer = p;
@@ -338,6 +370,13 @@ static int setup_ports(struct net *n, struct port_arg *args, unsigned n_args)
             return -ENOMEM;
         for (unsigned v = 0; v < nv; v++)
             p->vring_src[v] = (struct source){SRC_KICK, p, v};
+        if (p->fwd == FWD_GENERATE) {
+            p->gen_len = args[i].generate;
+            p->gen_frame = calloc(1, NET_HDR_MAX + p->gen_len);
+            if (!p->gen_frame)
+                return -ENOMEM;
+            net_frame_template(p->gen_frame + NET_HDR_MAX, p->gen_len, i);
+        }
         if (p->fwd == FWD_TAP) {
             r = net_tap_open(&p->tap, args[i].tap, why, sizeof(why));
             if (r < 0) {
@@ -352,8 +391,8 @@ static int setup_ports(struct net *n, struct port_arg *args, unsigned n_args)
     }
     if (unpaired) {
         fprintf(stderr,
-                "guestabi-net: port %s has no peer: give it --tap or --loopback, or another "
-                "--socket\n",
+                "guestabi-net: port %s has no peer: give it --tap, --loopback, --sink or "
+                "--generate, or another --socket\n",
                 unpaired->path);
         return -EINVAL;
     }
@@ -379,6 +418,7 @@ static void teardown(struct net *n)
             net_unwatch(n, p->tap.fd);
             net_tap_close(&p->tap);
         }
+        free(p->gen_frame);
         free(p->vring_src);
         free(p->tx_pending);
         free(p->tx_active);
@@ -389,6 +429,7 @@ static void teardown(struct net *n)
     net_control_close(n);
     free(n->ports);
     free(n->rx_elems);
+    free(n->tx_elems);
     free(n->frame);
     close_and_clear(&n->epfd);
 }
@@ -397,7 +438,8 @@ int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"socket", required_argument, NULL, 's'},   {"tap", required_argument, NULL, 't'},
-        {"loopback", no_argument, NULL, 'l'},       {"mode", required_argument, NULL, 'm'},
+        {"loopback", no_argument, NULL, 'l'},       {"sink", no_argument, NULL, 'S'},
+        {"generate", required_argument, NULL, 'g'}, {"mode", required_argument, NULL, 'm'},
         {"list-modes", no_argument, NULL, 'L'},     {"catalog", required_argument, NULL, 'c'},
         {"busy-poll", no_argument, NULL, 'b'},      {"control", required_argument, NULL, 'C'},
         {"ready-fd", required_argument, NULL, 'r'}, {"verbose", no_argument, NULL, 'v'},
@@ -429,16 +471,34 @@ int main(int argc, char **argv)
             break;
         case 't':
         case 'l':
-            if (n_ports == 0 || ports[n_ports - 1].tap || ports[n_ports - 1].loopback) {
-                fprintf(stderr, "guestabi-net: --%s follows the --socket it applies to\n",
-                        c == 't' ? "tap" : "loopback");
+        case 'S':
+        case 'g': {
+            struct port_arg *a = n_ports ? &ports[n_ports - 1] : NULL;
+            const char *name = c == 't'   ? "tap"
+                               : c == 'l' ? "loopback"
+                               : c == 'S' ? "sink"
+                                          : "generate";
+
+            if (!a || a->tap || a->loopback || a->sink || a->generate) {
+                fprintf(stderr, "guestabi-net: --%s follows the --socket it applies to\n", name);
+                return 2;
+            }
+            if (c == 'g' &&
+                (gabi_parse_u64(optarg, &v) < 0 || v < NET_GEN_MIN || v > NET_MAX_FRAME)) {
+                fprintf(stderr, "guestabi-net: --generate wants a frame size, %u..%u bytes\n",
+                        NET_GEN_MIN, NET_MAX_FRAME);
                 return 2;
             }
             if (c == 't')
-                ports[n_ports - 1].tap = optarg;
+                a->tap = optarg;
+            else if (c == 'l')
+                a->loopback = true;
+            else if (c == 'S')
+                a->sink = true;
             else
-                ports[n_ports - 1].loopback = true;
+                a->generate = (size_t)v;
             break;
+        }
         case 'm':
             mode_name = optarg;
             break;
@@ -511,8 +571,9 @@ int main(int argc, char **argv)
     sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     n.epfd = epoll_create1(EPOLL_CLOEXEC);
     n.rx_elems = calloc(NET_MAX_RX_BUFS, sizeof(*n.rx_elems));
+    n.tx_elems = calloc(NET_BURST, sizeof(*n.tx_elems));
     n.frame = malloc(NET_HDR_MAX + NET_MAX_FRAME);
-    if (sfd < 0 || n.epfd < 0 || !n.rx_elems || !n.frame ||
+    if (sfd < 0 || n.epfd < 0 || !n.rx_elems || !n.tx_elems || !n.frame ||
         net_watch(&n, sfd, &sig_src, EPOLLIN) < 0) {
         fprintf(stderr, "guestabi-net: set-up failed: %s\n", strerror(errno));
         r = -ENOMEM;

@@ -15,15 +15,18 @@
 #include <guestabi/abi.h>
 #include <guestabi/vhost.h>
 
-/* The virtio-net feature bits guestabi-net implements (the library adds the transport). */
+/* The virtio-net feature bits guestabi-net implements (the library adds the transport).
+ * VIRTIO_F_IN_ORDER is the device's word: every port hands chains back in the order it took
+ * them (TX and RX, dropped frames included; RX chains a frame does not use are given back
+ * unused), so a driver may free its buffers in ring order without reading used ids. */
 #define NET_DEVICE_FEATURES                                                                        \
     ((1ull << GABI_NET_F_CSUM) | (1ull << GABI_NET_F_GUEST_CSUM) | (1ull << GABI_NET_F_MTU) |      \
-     (1ull << GABI_NET_F_MRG_RXBUF))
+     (1ull << GABI_NET_F_MRG_RXBUF) | (1ull << GABI_F_IN_ORDER))
 
 #define NET_MAX_FRAME   65535u /* Ethernet frame, header excluded */
 #define NET_HDR_MAX     12u
 #define NET_BURST       64u /* chains per vring per pass */
-#define NET_MAX_RX_BUFS 64u /* mergeable buffers for one packet */
+#define NET_MAX_RX_BUFS 64u /* mergeable buffers for one packet (and chains per RX burst) */
 
 /* virtio_net_hdr (12 bytes with num_buffers). */
 struct net_hdr {
@@ -44,7 +47,12 @@ enum net_fwd {
     FWD_PEER,     /* to the paired port */
     FWD_TAP,      /* to/from a tap device */
     FWD_LOOPBACK, /* back to the sender */
+    FWD_SINK,     /* dropped (benchmarks: what testpmd's rxonly does) */
+    FWD_GENERATE, /* dropped; the guest's RX buffers are filled with one frame, as fast as it
+                   * posts them (benchmarks: what testpmd's txonly does) */
 };
+
+#define NET_GEN_MIN 60u /* --generate SIZE: Ethernet frame bytes, header excluded */
 
 struct net;
 struct net_port;
@@ -90,6 +98,10 @@ struct net_port {
     enum net_fwd fwd;
     struct net_port *peer;
     struct net_tap tap;
+    uint8_t *gen_frame;   /* FWD_GENERATE: NET_HDR_MAX bytes for the header, then the frame */
+    size_t gen_len;       /* the frame's */
+    unsigned gen_hdr_len; /* the header written before the frame (0: none yet) */
+    bool gen_pending;     /* FWD_GENERATE without busy-poll: a pass stopped at its budget */
     struct gabi_vhost_backend *b;
     struct source sock_src;
     struct source *vring_src; /* one per vring */
@@ -131,14 +143,15 @@ struct net {
     unsigned n_ports;
     struct net_port *ports;
     struct gabi_vhost_elem *rx_elems; /* NET_MAX_RX_BUFS scratch elements */
+    struct gabi_vhost_elem *tx_elems; /* NET_BURST scratch elements */
     uint8_t *frame;                   /* NET_HDR_MAX + NET_MAX_FRAME scratch */
     bool any_pending;
 };
 
 /* port.c */
 extern const struct gabi_vhost_ops net_port_ops;
-/* Process a TX vring (a kick, or a busy-poll pass). */
-void net_port_tx(struct net_port *p, unsigned index);
+/* Process a TX vring (a kick, or a busy-poll pass): the chains taken. */
+unsigned net_port_tx(struct net_port *p, unsigned index);
 /* Deliver one frame (hdr: the sender's header fields, frame: the Ethernet frame) to the
  * guest of p on its RX vring vr (from net_port_rx_vring(); NULL drops the frame). Returns 0,
  * or -errno when dropped. */
@@ -155,6 +168,16 @@ void net_port_tap_input(struct net_port *p);
 void net_port_totals(const struct net_port *p, struct net_qstats *ret);
 /* Set the port's administrative link state. */
 void net_port_set_link(struct net_port *p, bool up);
+/* Fill the guest's RX buffers with p->gen_frame (a burst per RX vring per call; nothing
+ * while the link is down); without busy-poll, ask for an RX kick when they run out. The
+ * frames written. */
+unsigned net_port_generate(struct net_port *p);
+
+/* generate.c */
+/* A frame of len bytes (>= NET_GEN_MIN) as testpmd's txonly makes them: Ethernet from
+ * 02:00:00:00:00:<port> to 02:00:00:00:00:00, IPv4 198.18.0.1 -> 198.18.0.2 (header
+ * checksummed), UDP port 9 -> 9 without checksum, a zero payload. */
+void net_frame_template(uint8_t *frame, size_t len, unsigned port);
 
 /* state.c */
 /* The state version this guestabi-net writes and decodes. */

@@ -23,6 +23,13 @@
 
 /* ---- lib/vhost callbacks ------------------------------------------------------------------ */
 
+/* Whether this port waits for RX buffers (tap input and the generator do; frames from a
+ * peer port are dropped when there are none). */
+static bool rx_waits(const struct net_port *p)
+{
+    return p->fwd == FWD_TAP || p->fwd == FWD_GENERATE;
+}
+
 static int on_watch(struct gabi_vhost_backend *b, int fd, enum gabi_vhost_watch kind,
                     unsigned index, void *userdata)
 {
@@ -33,8 +40,8 @@ static int on_watch(struct gabi_vhost_backend *b, int fd, enum gabi_vhost_watch 
     if (kind == GABI_VHOST_WATCH_STATE_READ || kind == GABI_VHOST_WATCH_STATE_WRITE)
         return net_watch(p->net, fd, &p->state_src,
                          kind == GABI_VHOST_WATCH_STATE_READ ? EPOLLIN : EPOLLOUT);
-    /* polled, or an RX vring nobody waits on (only tap input waits for RX buffers) */
-    if (p->net->busy_poll || (index % 2 == 0 && p->fwd != FWD_TAP))
+    /* polled, or an RX vring nobody waits on */
+    if (p->net->busy_poll || (index % 2 == 0 && !rx_waits(p)))
         return 0;
     return net_watch(p->net, fd, &p->vring_src[index], EPOLLIN);
 }
@@ -83,10 +90,12 @@ static void on_started(struct gabi_vhost_backend *b, unsigned index, void *userd
         p->tx_active[p->n_tx_active++] = index;
 
     /* no kicks where nobody waits for them: the guest saves the exits */
-    if (p->net->busy_poll || (index % 2 == 0 && p->fwd != FWD_TAP))
+    if (p->net->busy_poll || (index % 2 == 0 && !rx_waits(p)))
         gabi_vhost_vring_notify(gabi_vhost_backend_vring(b, index), false);
-    else if (index % 2 == 0)
+    else if (index % 2 == 0 && p->fwd == FWD_TAP)
         net_port_tap_input(p); /* frames may be waiting for these buffers */
+    if (index % 2 == 0 && p->fwd == FWD_GENERATE)
+        net_port_generate(p);
 }
 
 static void on_stopped(struct gabi_vhost_backend *b, unsigned index, void *userdata)
@@ -247,10 +256,64 @@ static bool rx_header(const struct net_port *p, const struct net_hdr *in, struct
     return true;
 }
 
+/* Copy n bytes. A small frame (up to a few cache lines) goes in overlapping 16-byte moves,
+ * inline: a call into memcpy costs as much as the copy itself there. */
+static inline void copy_frame(uint8_t *d, const uint8_t *s, size_t n)
+{
+    if (n > 128 || n < 16) {
+        memcpy(d, s, n);
+        return;
+    }
+    for (size_t i = 0; i + 16 < n; i += 16)
+        memcpy(d + i, s + i, 16);
+    memcpy(d + n - 16, s + n - 16, 16);
+}
+
+/* Write the header out, then the frame, across chains elems[0..n) (which have room for both,
+ * the header in the first); written[k]: the bytes chain k got. */
+static void rx_write(const struct net_port *p, const struct gabi_vhost_elem *elems, unsigned n,
+                     const struct net_hdr *out, const struct iovec *frame, unsigned n_frame,
+                     size_t len, uint32_t *written)
+{
+    const struct iovec *first = &elems[0].iov[elems[0].n_out];
+    struct cursor src = {frame, n_frame, 0, 0};
+
+    /* the usual case: one buffer takes header and frame */
+    if (n == 1 && n_frame == 1 && elems[0].n_in && first->iov_len >= p->hdr_len + len) {
+        uint8_t *d = first->iov_base;
+
+        if (p->hdr_len == sizeof(*out))
+            memcpy(d, out, sizeof(*out));
+        else
+            memcpy(d, out, 10);
+        copy_frame(d + p->hdr_len, frame->iov_base, len);
+        written[0] = (uint32_t)(p->hdr_len + len);
+        return;
+    }
+    for (unsigned k = 0; k < n; k++) {
+        struct cursor dst = {elems[k].iov + elems[k].n_out, elems[k].n_in, 0, 0};
+        size_t done = 0;
+
+        if (k == 0)
+            done = gabi_vhost_elem_write(&elems[0], 0, out, p->hdr_len);
+        if (dst.n && done) {
+            /* skip what the header took */
+            dst.off = done;
+            while (dst.i < dst.n && dst.off >= dst.iov[dst.i].iov_len) {
+                dst.off -= dst.iov[dst.i].iov_len;
+                dst.i++;
+            }
+        }
+        done += cursor_copy(&dst, &src, len);
+        written[k] = (uint32_t)done;
+    }
+}
+
 int net_port_rx(struct net_port *p, struct gabi_vhost_vring *vr, const struct net_hdr *hdr,
                 const struct iovec *frame, unsigned n_frame, size_t len)
 {
     struct gabi_vhost_elem *elems = p->net->rx_elems;
+    uint32_t written[NET_MAX_RX_BUFS];
     struct net_hdr out;
     struct iovec linear;
     struct cursor src;
@@ -295,27 +358,100 @@ int net_port_rx(struct net_port *p, struct gabi_vhost_vring *vr, const struct ne
         }
     }
     out.num_buffers = (uint16_t)n;
-    src = (struct cursor){frame, n_frame, 0, 0};
-    for (unsigned k = 0; k < n; k++) {
-        struct cursor dst = {elems[k].iov + elems[k].n_out, elems[k].n_in, 0, 0};
-        size_t written = 0;
-
-        if (k == 0)
-            written = gabi_vhost_elem_write(&elems[0], 0, &out, p->hdr_len);
-        if (dst.n && written) {
-            /* skip what the header took */
-            dst.off = written;
-            while (dst.i < dst.n && dst.off >= dst.iov[dst.i].iov_len) {
-                dst.off -= dst.iov[dst.i].iov_len;
-                dst.i++;
-            }
-        }
-        written += cursor_copy(&dst, &src, len);
-        gabi_vhost_vring_push(vr, &elems[k], (uint32_t)written);
-    }
+    rx_write(p, elems, n, &out, frame, n_frame, len, written);
+    gabi_vhost_vring_push_burst(vr, elems, written, n);
     qs->rx_packets++;
     qs->rx_bytes += len;
     return 0;
+}
+
+/* One burst of generated frames into vr: how many frames; *ret_full when a whole burst of
+ * chains was popped (there may be more). */
+static unsigned generate_burst(struct net_port *p, struct gabi_vhost_vring *vr, bool *ret_full)
+{
+    struct gabi_vhost_elem *elems = p->net->rx_elems;
+    uint32_t written[NET_BURST];
+    const struct iovec frame = {p->gen_frame + NET_HDR_MAX, p->gen_len};
+    struct net_qstats *qs = &p->q[gabi_vhost_vring_index(vr) / 2];
+    const uint8_t *src;
+    size_t total = p->hdr_len + p->gen_len;
+    unsigned k = 0, frames = 0;
+    int n;
+
+    *ret_full = false;
+    if (p->gen_hdr_len != p->hdr_len) {
+        /* the header every frame gets (num_buffers 1, when it has the field) */
+        struct net_hdr h = {.num_buffers = 1};
+
+        memcpy(p->gen_frame + NET_HDR_MAX - p->hdr_len, &h, p->hdr_len);
+        p->gen_hdr_len = p->hdr_len;
+    }
+    src = p->gen_frame + NET_HDR_MAX - p->hdr_len;
+    n = gabi_vhost_vring_pop_burst(vr, elems, NET_BURST);
+    if (n <= 0)
+        return 0;
+    *ret_full = n == NET_BURST;
+    while (k < (unsigned)n) {
+        const struct gabi_vhost_elem *e = &elems[k];
+        struct net_hdr out = {.num_buffers = 1};
+        size_t room = 0;
+        unsigned m = 0;
+
+        if (likely(e->n_out == 0 && e->n_in && e->iov[0].iov_len >= total)) {
+            copy_frame(e->iov[0].iov_base, src, total);
+            written[k++] = (uint32_t)total;
+            frames++;
+            continue;
+        }
+        /* several buffers (or one in pieces); without MRG_RXBUF the frame takes one chain */
+        if (e->in_len < p->hdr_len)
+            break; /* not even the header fits: the guest's buffers are unusable */
+        while (room < total && k + m < (unsigned)n && (m == 0 || p->mrg_rxbuf))
+            room += elems[k + m++].in_len;
+        if (room < total)
+            break; /* the rest comes with the next chains (or never, for too small a chain) */
+        out.num_buffers = (uint16_t)m;
+        rx_write(p, e, m, &out, &frame, 1, p->gen_len, &written[k]);
+        k += m;
+        frames++;
+    }
+    gabi_vhost_vring_unpop(vr, (unsigned)n - k);
+    gabi_vhost_vring_push_burst(vr, elems, written, k);
+    qs->rx_packets += frames;
+    qs->rx_bytes += frames * p->gen_len;
+    return frames;
+}
+
+unsigned net_port_generate(struct net_port *p)
+{
+    unsigned n_vrings = gabi_vhost_backend_n_vrings(p->b), total = 0;
+
+    p->gen_pending = false;
+    for (unsigned i = 0; i < n_vrings; i += 2) {
+        struct gabi_vhost_vring *vr = gabi_vhost_backend_vring(p->b, i);
+        unsigned frames;
+        bool full;
+
+        /* link down: no frames (none to drop either) */
+        if (!p->link_up || !gabi_vhost_vring_ready(vr) || !gabi_vhost_vring_enabled(vr))
+            continue;
+        frames = generate_burst(p, vr, &full);
+        if (!p->net->busy_poll) {
+            /* out of buffers: ask for the RX kick; buffers that came meanwhile: once more */
+            if (!full && gabi_vhost_vring_notify(vr, true))
+                frames += generate_burst(p, vr, &full);
+            if (full) {
+                /* we come back without a kick */
+                gabi_vhost_vring_notify(vr, false);
+                p->gen_pending = true;
+                p->net->any_pending = true;
+            }
+        }
+        if (frames)
+            gabi_vhost_vring_flush(vr);
+        total += frames;
+    }
+    return total;
 }
 
 void net_port_flush_rx(struct net_port *p)
@@ -330,22 +466,43 @@ void net_port_flush_rx(struct net_port *p)
 
 /* ---- TX: frames from the guest ------------------------------------------------------------- */
 
-/* Split a TX chain into its header fields and the frame behind them. */
-static bool tx_split(struct net_port *p, const struct gabi_vhost_elem *e, struct net_hdr *hdr,
-                     struct iovec *frame, unsigned *n_frame, size_t *len)
+/* Check a TX chain's header and take the fields a receiver may need (flags, csum_start,
+ * csum_offset; the others are zero); *len: the frame's length. */
+static inline bool tx_check(const struct net_port *p, const struct gabi_vhost_elem *e,
+                            struct net_hdr *hdr, size_t *len)
+{
+    uint8_t buf[NET_HDR_MAX];
+    const uint8_t *h = buf;
+    size_t l = (size_t)e->out_len - p->hdr_len;
+
+    if (unlikely(e->out_len < p->hdr_len + 14u || l > NET_MAX_FRAME))
+        return false;
+    /* the header is in the first buffer, as every driver puts it */
+    if (likely(e->iov[0].iov_len >= p->hdr_len))
+        h = e->iov[0].iov_base;
+    else if (gabi_vhost_elem_read(e, 0, buf, p->hdr_len) != p->hdr_len)
+        return false;
+    if (h[1] != NET_HDR_GSO_NONE) /* gso_type: never offered */
+        return false;
+    *hdr = (struct net_hdr){.flags = h[0] & NET_HDR_F_NEEDS_CSUM}; /* DATA_VALID is the device's
+                                                                    * word, not a sender's */
+    if (hdr->flags) {
+        if (!p->host_csum)
+            return false;
+        memcpy(&hdr->csum_start, h + 6, 2);
+        memcpy(&hdr->csum_offset, h + 8, 2);
+    }
+    *len = l;
+    return !p->mtu || l <= p->mtu + 18u; /* Ethernet header and a VLAN tag */
+}
+
+/* The frame behind the header of a checked TX chain, as iovecs. */
+static unsigned tx_frame(const struct net_port *p, const struct gabi_vhost_elem *e,
+                         struct iovec *frame)
 {
     size_t skip = p->hdr_len;
     unsigned k = 0, n = 0;
 
-    memset(hdr, 0, sizeof(*hdr));
-    if (e->out_len < p->hdr_len || e->out_len - p->hdr_len > NET_MAX_FRAME ||
-        gabi_vhost_elem_read(e, 0, hdr, p->hdr_len) != p->hdr_len)
-        return false;
-    if (hdr->gso_type != NET_HDR_GSO_NONE) /* never offered */
-        return false;
-    if ((hdr->flags & NET_HDR_F_NEEDS_CSUM) && !p->host_csum)
-        return false;
-    hdr->flags &= NET_HDR_F_NEEDS_CSUM; /* DATA_VALID is the device's word, not a sender's */
     for (; k < e->n_out && skip >= e->iov[k].iov_len; k++)
         skip -= e->iov[k].iov_len;
     for (; k < e->n_out; k++) {
@@ -354,11 +511,7 @@ static bool tx_split(struct net_port *p, const struct gabi_vhost_elem *e, struct
         skip = 0;
         n++;
     }
-    *n_frame = n;
-    *len = e->out_len - p->hdr_len;
-    if (p->mtu && *len > p->mtu + 18u) /* Ethernet header and a VLAN tag */
-        return false;
-    return *len >= 14;
+    return n;
 }
 
 static int tx_to_tap(struct net_port *p, const struct gabi_vhost_elem *e)
@@ -372,52 +525,66 @@ static int tx_to_tap(struct net_port *p, const struct gabi_vhost_elem *e)
     return n == (ssize_t)e->out_len ? 0 : -EIO;
 }
 
-void net_port_tx(struct net_port *p, unsigned index)
+unsigned net_port_tx(struct net_port *p, unsigned index)
 {
     struct gabi_vhost_vring *vr = gabi_vhost_backend_vring(p->b, index);
     struct net_port *dst = p->fwd == FWD_LOOPBACK ? p : p->fwd == FWD_PEER ? p->peer : NULL;
-    struct gabi_vhost_vring *rx = NULL;
-    struct gabi_vhost_elem e;
+    struct gabi_vhost_elem *elems = p->net->tx_elems;
     struct net_qstats *qs = &p->q[index / 2];
-    unsigned done = 0;
+    struct gabi_vhost_vring *rx;
+    uint64_t bytes = 0;
+    unsigned dropped = 0;
     bool delivered = false;
+    int n;
 
     /* a disabled vring keeps its chains until it is enabled: a resume loses nothing */
     if (!vr || !gabi_vhost_vring_ready(vr) || !gabi_vhost_vring_enabled(vr))
-        return;
+        return 0;
     p->tx_pending[index] = false;
-    for (;;) {
-        struct iovec frame[GABI_VHOST_ELEM_MAX_SEGS];
-        struct net_hdr hdr;
-        unsigned n_frame;
-        size_t len;
-        int r;
-
-        if (done == NET_BURST) {
-            p->tx_pending[index] = true;
-            p->net->any_pending = true;
-            break;
-        }
-        r = gabi_vhost_vring_pop(vr, &e);
-        if (r <= 0)
-            break;
-        /* the same queue pair on the receiving side, or its first one */
-        if (done++ == 0)
-            rx = dst ? net_port_rx_vring(dst, index / 2) : NULL;
-        qs->tx_packets++;
-        qs->tx_bytes += e.out_len > p->hdr_len ? e.out_len - p->hdr_len : 0;
-        if (!p->link_up || !tx_split(p, &e, &hdr, frame, &n_frame, &len)) {
-            qs->tx_dropped++;
-        } else if (dst) {
-            delivered |= net_port_rx(dst, rx, &hdr, frame, n_frame, len) == 0;
-        } else if (tx_to_tap(p, &e) < 0) {
-            qs->tx_dropped++;
-        }
-        gabi_vhost_vring_push(vr, &e, 0);
+    n = gabi_vhost_vring_pop_burst(vr, elems, NET_BURST);
+    if (n <= 0)
+        return 0;
+    if (n == NET_BURST) {
+        p->tx_pending[index] = true;
+        p->net->any_pending = true;
     }
+    for (int i = 0; i < n; i++)
+        bytes += elems[i].out_len > p->hdr_len ? elems[i].out_len - p->hdr_len : 0;
+    if (!p->link_up) {
+        dropped = (unsigned)n;
+    } else if (!dst && p->fwd != FWD_TAP) {
+        /* a sink: taken, checked, dropped */
+        for (int i = 0; i < n; i++) {
+            struct net_hdr hdr;
+            size_t len;
+
+            dropped += !tx_check(p, &elems[i], &hdr, &len);
+        }
+    } else {
+        /* the same queue pair on the receiving side, or its first one */
+        rx = dst ? net_port_rx_vring(dst, index / 2) : NULL;
+        for (int i = 0; i < n; i++) {
+            struct iovec frame[GABI_VHOST_ELEM_MAX_SEGS];
+            struct net_hdr hdr;
+            size_t len;
+
+            if (!tx_check(p, &elems[i], &hdr, &len))
+                dropped++;
+            else if (dst)
+                delivered |=
+                    net_port_rx(dst, rx, &hdr, frame, tx_frame(p, &elems[i], frame), len) == 0;
+            else if (tx_to_tap(p, &elems[i]) < 0)
+                dropped++;
+        }
+    }
+    qs->tx_packets += (unsigned)n;
+    qs->tx_bytes += bytes;
+    qs->tx_dropped += dropped;
+    gabi_vhost_vring_push_burst(vr, elems, NULL, (unsigned)n);
     gabi_vhost_vring_flush(vr);
     if (delivered)
         net_port_flush_rx(dst);
+    return (unsigned)n;
 }
 
 /* ---- tap input ---------------------------------------------------------------------------- */

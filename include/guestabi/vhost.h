@@ -345,6 +345,13 @@ void gabi_vhost_vring_kick_drain(struct gabi_vhost_vring *vr);
 /* Next available chain: 1 and *elem, 0 when none is available, -EIO when the vring is (now)
  * broken, -ENOTCONN when it is not started. */
 int gabi_vhost_vring_pop(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *elem);
+/* Up to n chains at once into elems[0..): how many (0 when none is available), or -EIO /
+ * -ENOTCONN as pop when none could be popped. The avail index is read once per burst; a
+ * burst that drains the ring asks for a kick as an empty pop does (EVENT_IDX), and takes what
+ * came meanwhile. Each chain's first buffer is prefetched. A chain that breaks the vring ends
+ * the burst: the chains before it are the caller's (their pushes are then ignored). */
+int gabi_vhost_vring_pop_burst(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *elems,
+                               unsigned n);
 /* Chains available and not yet popped (0 when not ready). */
 unsigned gabi_vhost_vring_avail_count(struct gabi_vhost_vring *vr);
 /* Give back the last n popped and not pushed chains (they are popped again next time). */
@@ -353,6 +360,10 @@ void gabi_vhost_vring_unpop(struct gabi_vhost_vring *vr, unsigned n);
  * when dirty logging is on). Becomes visible to the guest at the next flush. */
 void gabi_vhost_vring_push(struct gabi_vhost_vring *vr, const struct gabi_vhost_elem *elem,
                            uint32_t written);
+/* As push for elems[0..n), with written[i] bytes each (written NULL: none written, as a
+ * transmit queue hands chains back). */
+void gabi_vhost_vring_push_burst(struct gabi_vhost_vring *vr, const struct gabi_vhost_elem *elems,
+                                 const uint32_t *written, unsigned n);
 /* As push, for a chain the device wrote through `written` bytes but kept only the head. */
 void gabi_vhost_vring_push_head(struct gabi_vhost_vring *vr, uint16_t head, uint32_t len);
 /* Publish pushed chains (one used-index update) and interrupt the guest if it asked for it

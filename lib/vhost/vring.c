@@ -388,10 +388,61 @@ static bool refresh_avail(struct gabi_vhost_vring *vr)
     return true;
 }
 
+/*
+ * The chain at avail entry idx into elem. The common chain, one direct descriptor inside the
+ * region of the last translation, takes the fast path: one descriptor read, one bounds check.
+ * Anything else (several descriptors, indirect tables, a buffer in another region or across
+ * two) walks the chain with every check.
+ */
+static inline int read_chain(struct gabi_vhost_vring *vr, uint16_t idx,
+                             struct gabi_vhost_elem *elem)
+{
+    const struct vhost_mem *m = &vr->b->mem;
+    uint16_t head = ring_load(&vr->avail->ring[idx & vr->mask]);
+    struct vring_desc d;
+
+    if (unlikely(head >= vr->num)) {
+        vhost_vring_break(vr, "avail entry %u names descriptor %u, the ring has %u", idx, head,
+                          vr->num);
+        return -EIO;
+    }
+    read_desc(vr->desc, head, &d);
+    if (likely(!(d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) && d.len &&
+               vr->hint < m->n)) {
+        const struct vhost_region *r = &m->r[vr->hint];
+        uint64_t off = d.addr - r->gpa;
+
+        if (likely(off < r->size && d.len <= r->size - off)) {
+            bool w = d.flags & VRING_DESC_F_WRITE;
+
+            elem->head = head;
+            elem->n_out = !w;
+            elem->n_in = w;
+            elem->out_len = w ? 0 : d.len;
+            elem->in_len = w ? d.len : 0;
+            elem->iov[0].iov_base = r->host + off;
+            elem->iov[0].iov_len = d.len;
+            elem->gpa[0] = d.addr;
+            return 0;
+        }
+    }
+    return walk_chain(vr, head, elem);
+}
+
+/* Ask for the descriptor of a later avail entry, so that its cache miss (the guest's CPU just
+ * wrote it) overlaps with the work on this one. */
+static inline void prefetch_ahead(const struct gabi_vhost_vring *vr, uint16_t idx)
+{
+    if ((uint16_t)(vr->shadow_avail - idx) > PREFETCH_AHEAD) {
+        uint16_t ahead = ring_load(&vr->avail->ring[(idx + PREFETCH_AHEAD) & vr->mask]);
+
+        if (ahead < vr->num)
+            __builtin_prefetch(&vr->desc[ahead]);
+    }
+}
+
 int gabi_vhost_vring_pop(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *elem)
 {
-    uint16_t head;
-
     if (unlikely(!vr->started))
         return -ENOTCONN;
     if (unlikely(vr->broken))
@@ -413,24 +464,128 @@ int gabi_vhost_vring_pop(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *el
                 return 0;
         }
     }
-    head = ring_load(&vr->avail->ring[vr->last_avail & vr->mask]);
-    /* The descriptors were just written by the guest's CPU: ask for a later one now, so
-     * that its cache miss overlaps with the work on this one. */
-    if ((uint16_t)(vr->shadow_avail - vr->last_avail) > PREFETCH_AHEAD) {
-        uint16_t ahead = ring_load(&vr->avail->ring[(vr->last_avail + PREFETCH_AHEAD) & vr->mask]);
-
-        if (ahead < vr->num)
-            __builtin_prefetch(&vr->desc[ahead]);
-    }
-    if (unlikely(head >= vr->num)) {
-        vhost_vring_break(vr, "avail entry %u names descriptor %u, the ring has %u", vr->last_avail,
-                          head, vr->num);
-        return -EIO;
-    }
-    if (walk_chain(vr, head, elem) < 0)
+    prefetch_ahead(vr, vr->last_avail);
+    if (read_chain(vr, vr->last_avail, elem) < 0)
         return -EIO;
     vr->last_avail++;
     return 1;
+}
+
+/*
+ * take chains, all available, into elems[0..take); *got grows by each one popped. The fast
+ * path of read_chain() with the ring, the table and the region in registers; anything else
+ * goes through read_chain() itself. -EIO when a chain broke the vring.
+ */
+static int pop_run(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *elems, unsigned take,
+                   unsigned *got)
+{
+    const struct vhost_mem *m = &vr->b->mem;
+    const struct vring_desc *desc = vr->desc;
+    const uint16_t *ring = vr->avail->ring;
+    uint16_t mask = vr->mask, num = (uint16_t)vr->num, idx = vr->last_avail;
+    /* the region of the last translation (none: an empty one), in registers */
+    uint64_t r_gpa = 0, r_size = 0;
+    uint8_t *r_host = NULL;
+    unsigned i;
+
+    if (vr->hint < m->n) {
+        r_gpa = m->r[vr->hint].gpa;
+        r_size = m->r[vr->hint].size;
+        r_host = m->r[vr->hint].host;
+    }
+
+    for (i = 0; i < take; i++, idx++) {
+        struct gabi_vhost_elem *e = &elems[i];
+        uint16_t head = ring_load(&ring[idx & mask]);
+        struct vring_desc d;
+
+        /* a later entry's descriptor, so that its cache miss overlaps with this one; only one
+         * of this run, all published (the guest may be writing the entries after them:
+         * reading those would take their cache line from its CPU) */
+        if (i + PREFETCH_AHEAD < take) {
+            uint16_t ahead = ring_load(&ring[(uint16_t)(idx + PREFETCH_AHEAD) & mask]);
+
+            if (ahead < num)
+                __builtin_prefetch(&desc[ahead]);
+        }
+        if (likely(head < num)) {
+            read_desc(desc, head, &d);
+            uint64_t off = d.addr - r_gpa;
+
+            if (likely(!(d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) && d.len &&
+                       off < r_size && d.len <= r_size - off)) {
+                bool w = d.flags & VRING_DESC_F_WRITE;
+                uint8_t *host = r_host + off;
+
+                e->head = head;
+                e->n_out = !w;
+                e->n_in = w;
+                e->out_len = w ? 0 : d.len;
+                e->in_len = w ? d.len : 0;
+                e->iov[0].iov_base = host;
+                e->iov[0].iov_len = d.len;
+                e->gpa[0] = d.addr;
+                /* the device reads (or writes) the buffer next: start bringing it in */
+                __builtin_prefetch(host);
+                continue;
+            }
+        }
+        vr->last_avail = idx;
+        if (read_chain(vr, idx, e) < 0) {
+            *got += i;
+            return -EIO;
+        }
+        if (vr->hint < m->n) {
+            r_gpa = m->r[vr->hint].gpa;
+            r_size = m->r[vr->hint].size;
+            r_host = m->r[vr->hint].host;
+        }
+        if (e->n_out + e->n_in)
+            __builtin_prefetch(e->iov[0].iov_base);
+    }
+    vr->last_avail = idx;
+    *got += i;
+    return 0;
+}
+
+int gabi_vhost_vring_pop_burst(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *elems,
+                               unsigned n)
+{
+    unsigned got = 0;
+
+    if (unlikely(!vr->started))
+        return -ENOTCONN;
+    if (unlikely(vr->broken))
+        return -EIO;
+    while (got < n) {
+        unsigned have = (uint16_t)(vr->shadow_avail - vr->last_avail), take;
+
+        if (have < n - got) {
+            if (!refresh_avail(vr))
+                break;
+            have = (uint16_t)(vr->shadow_avail - vr->last_avail);
+        }
+        if (have == 0) {
+            /* Drained. As pop: with EVENT_IDX, ask for a kick at the next chain (unless the
+             * device polls), then look once more: the guest may have added one meanwhile. */
+            if (!vr->event_idx || !vr->notify_on)
+                break;
+            ring_store(vring_avail_event(vr->used, vr->num), vr->last_avail);
+            log_used(vr, 4 + 8ull * vr->num, 2);
+            ring_fence();
+            if (!refresh_avail(vr))
+                break;
+            have = (uint16_t)(vr->shadow_avail - vr->last_avail);
+            if (have == 0)
+                break;
+        }
+        take = MIN(have, n - got);
+        if (pop_run(vr, elems + got, take, &got) < 0)
+            break;
+    }
+    /* chains popped before a broken one are the device's to finish (their pushes are
+     * ignored); with none, say the vring broke */
+    return got == 0 && vr->broken ? -EIO : (int)got;
 }
 
 unsigned gabi_vhost_vring_avail_count(struct gabi_vhost_vring *vr)
@@ -479,6 +634,32 @@ void gabi_vhost_vring_push(struct gabi_vhost_vring *vr, const struct gabi_vhost_
         }
     }
     stage_used(vr, elem->head, written);
+}
+
+void gabi_vhost_vring_push_burst(struct gabi_vhost_vring *vr, const struct gabi_vhost_elem *elems,
+                                 const uint32_t *written, unsigned n)
+{
+    struct vring_used_elem *u;
+
+    if (unlikely(vr->b->logging) || unlikely(!vr->shadow || vr->broken) ||
+        unlikely(vr->n_shadow + n > vr->num)) {
+        for (unsigned i = 0; i < n; i++)
+            gabi_vhost_vring_push(vr, &elems[i], written ? written[i] : 0);
+        return;
+    }
+    u = vr->shadow + vr->n_shadow;
+    if (written) {
+        for (unsigned i = 0; i < n; i++) {
+            u[i].id = elems[i].head;
+            u[i].len = MIN(written[i], elems[i].in_len);
+        }
+    } else {
+        for (unsigned i = 0; i < n; i++) {
+            u[i].id = elems[i].head;
+            u[i].len = 0;
+        }
+    }
+    vr->n_shadow = (uint16_t)(vr->n_shadow + n);
 }
 
 static void log_used(struct gabi_vhost_vring *vr, uint64_t offset, uint64_t len)

@@ -7,8 +7,8 @@
  *   flags bit 1: send each message in two pieces (partial headers and payloads)
  * The mem bytes are repeated over a 1 MiB memfd, so rings and descriptors the stream points
  * at are fuzzer-controlled too. After every message each started vring is processed as a
- * device would (pop, write, push, flush). Nothing may crash, leak, or touch memory outside
- * what was mapped; the back-end must end every connection cleanly.
+ * device would (pop, write, push, flush; in bursts on odd vrings). Nothing may crash, leak, or
+ * touch memory outside what was mapped; the back-end must end every connection cleanly.
  */
 
 #include <errno.h>
@@ -110,21 +110,44 @@ static const struct gabi_vhost_state_ops state_ops = {
 
 static void process_vrings(struct gabi_vhost_backend *b)
 {
-    static struct gabi_vhost_elem e;
+    static struct gabi_vhost_elem e, burst[8];
     static const uint8_t pattern[256] = {1, 2, 3};
 
     for (unsigned i = 0; i < gabi_vhost_backend_n_vrings(b); i++) {
         struct gabi_vhost_vring *vr = gabi_vhost_backend_vring(b, i);
 
         gabi_vhost_vring_avail_count(vr);
-        for (unsigned k = 0; k < 300 && gabi_vhost_vring_pop(vr, &e) == 1; k++) {
-            uint8_t buf[64];
-            size_t n = gabi_vhost_elem_read(&e, 0, buf, sizeof(buf));
+        if (i % 2) {
+            /* odd vrings the way a data path takes them: in bursts */
+            for (unsigned k = 0; k < 40; k++) {
+                uint32_t written[8];
+                int n = gabi_vhost_vring_pop_burst(vr, burst, 8);
 
-            n += gabi_vhost_elem_write(&e, 0, pattern, sizeof(pattern));
-            gabi_vhost_vring_push(vr, &e, (uint32_t)(k % 3 == 0 ? e.in_len : n));
-            if (k % 7 == 6)
-                gabi_vhost_vring_unpop(vr, 0);
+                if (n <= 0)
+                    break;
+                for (int j = 0; j < n; j++) {
+                    uint8_t buf[64];
+                    size_t r = gabi_vhost_elem_read(&burst[j], 0, buf, sizeof(buf));
+
+                    written[j] = (uint32_t)(r + gabi_vhost_elem_write(&burst[j], 0, pattern,
+                                                                      sizeof(pattern)));
+                }
+                if (k % 5 == 4 && n > 1) {
+                    gabi_vhost_vring_unpop(vr, 1);
+                    n--;
+                }
+                gabi_vhost_vring_push_burst(vr, burst, k % 2 ? written : NULL, (unsigned)n);
+            }
+        } else {
+            for (unsigned k = 0; k < 300 && gabi_vhost_vring_pop(vr, &e) == 1; k++) {
+                uint8_t buf[64];
+                size_t n = gabi_vhost_elem_read(&e, 0, buf, sizeof(buf));
+
+                n += gabi_vhost_elem_write(&e, 0, pattern, sizeof(pattern));
+                gabi_vhost_vring_push(vr, &e, (uint32_t)(k % 3 == 0 ? e.in_len : n));
+                if (k % 7 == 6)
+                    gabi_vhost_vring_unpop(vr, 0);
+            }
         }
         gabi_vhost_vring_flush(vr);
         gabi_vhost_vring_notify(vr, true);
