@@ -19,6 +19,7 @@ def main():
     if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
         print("demo: the VM part needs root and /dev/net/tun; skipped")
         return 0
+    netlib.enter_own_netns()
     gn = vmlib.build_bin("devices/net/guestabi-net")
     with vmlib.Scenario("demo") as sc:
         sc.add(netlib.Bridge("gabibr9", "10.79.0.1/24", ["gabitap90", "gabitap91",

@@ -148,6 +148,8 @@ void vhost_vring_stop(struct gabi_vhost_vring *vr)
         b->ops->vring_stopped(b, vr->index, b->userdata);
     if (!vr->broken && vr->used)
         gabi_vhost_vring_flush(vr);
+    vhost_backend_logf(b, GABI_LOG_DEBUG, "vring %u stopped: next avail %u, used %u%s", vr->index,
+                       vr->last_avail, vr->used_idx, b->logging ? " (logging)" : "");
     vr->started = false;
     vr->broken = false;
     vr->broken_reason[0] = '\0';

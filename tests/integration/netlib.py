@@ -3,6 +3,7 @@ the test's own network namespace so nothing touches the machine's real network."
 
 import os
 import subprocess
+import sys
 
 import vmlib
 
@@ -21,6 +22,23 @@ def need_root_net():
         vmlib.skip("/dev/net/tun does not exist")
     if subprocess.run(["ip", "-V"], capture_output=True).returncode != 0:
         vmlib.skip("iproute2 is not installed")
+    enter_own_netns()
+
+
+def enter_own_netns():
+    """Run the rest of the test in a network namespace of its own (re-executing it under
+    unshare once): its bridges, taps and addresses cannot collide with the machine's, with
+    another test running at the same time or with what a killed run left behind."""
+    if os.environ.get("GUESTABI_TEST_NETNS") == str(os.getpid()):
+        return
+    if subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode != 0:
+        vmlib.skip("cannot create a network namespace (unshare --net)")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = ["unshare", "--net", "--", "sh", "-c",
+            'ip link set lo up && GUESTABI_TEST_NETNS=$$ exec "$@"', "sh",
+            sys.executable] + sys.argv
+    os.execvp(argv[0], argv)
 
 
 class Bridge:
@@ -28,7 +46,8 @@ class Bridge:
     0) so that a guest that moves between taps stays reachable before it announces itself."""
 
     def __init__(self, name, cidr, taps):
-        need_root_net()
+        assert os.environ.get("GUESTABI_TEST_NETNS") == str(os.getpid()), \
+            "call need_root_net() first: bridges live in the test's own network namespace"
         self.name = name
         self.taps = list(taps)
         sh("ip", "link", "add", name, "type", "bridge", "ageing_time", "0", "stp_state", "0")
