@@ -149,8 +149,7 @@ class Guest:
         # A migration-safe CPU model: QEMU reports "max" as not migration-safe, and with it
         # about one TCG migration in fifteen left the destination guest corrupted (a kernel
         # panic, or virtio-net's "id 0 is not a head!") with every vring index handed over
-        # right; qemu64 ran
-        # forty clean in a row. GUESTABI_TEST_CPU overrides it for experiments.
+        # right; qemu64 ran forty clean in a row. GUESTABI_TEST_CPU overrides it.
         argv = [QEMU, "-accel", "tcg", "-machine", "q35",
                 "-cpu", os.environ.get("GUESTABI_TEST_CPU", "qemu64"), "-m", str(mem_mb),
                 "-smp", "1", "-display", "none", "-no-reboot", "-nodefaults",
