@@ -146,6 +146,8 @@ int gabi_catalog_require_platform(const struct gabi_catalog *cat, const char *na
 /* Whether the set accepts `version` (list membership, or minimum <= version <= version for
  * the range form, compared as version strings: "5.10" > "5.9"). */
 bool gabi_versions_accepts(const struct gabi_versions *vs, const char *version);
+/* Whether two sets are the same (same form, same versions in the same order). */
+bool gabi_versions_equal(const struct gabi_versions *a, const struct gabi_versions *b);
 /* Version-string order: <0, 0, >0. */
 int gabi_version_compare(const char *a, const char *b);
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "abi/internal.h"
+#include "abi/versions.h"
 
 static void entry_list_release(struct entry_list *l)
 {
@@ -737,4 +738,41 @@ bool gabi_versions_accepts(const struct gabi_versions *vs, const char *version)
         if (strcmp(vs->list[i], version) == 0)
             return true;
     return false;
+}
+
+bool gabi_versions_equal(const struct gabi_versions *a, const struct gabi_versions *b)
+{
+    if (!a->version != !b->version || a->n != b->n)
+        return false;
+    if (a->version)
+        return strcmp(a->version, b->version) == 0 && strcmp(a->minimum, b->minimum) == 0;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->list[i], b->list[i]) != 0)
+            return false;
+    return true;
+}
+
+int gabi_versions_copy(struct gabi_arena *a, struct gabi_versions *dst,
+                       const struct gabi_versions *src)
+{
+    memset(dst, 0, sizeof(*dst));
+    if (src->version) {
+        dst->version = gabi_arena_strdup(a, src->version);
+        dst->minimum = gabi_arena_strdup(a, src->minimum);
+        return dst->version && dst->minimum ? 0 : -ENOMEM;
+    }
+    if (src->n > GABI_MAX_VERSIONS)
+        return -E2BIG;
+    if (src->n) {
+        const char **list = gabi_arena_alloc_array(a, src->n, sizeof(*list));
+
+        if (!list)
+            return -ENOMEM;
+        for (size_t i = 0; i < src->n; i++)
+            if (!(list[i] = gabi_arena_strdup(a, src->list[i])))
+                return -ENOMEM;
+        dst->list = list;
+        dst->n = src->n;
+    }
+    return 0;
 }

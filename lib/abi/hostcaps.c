@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "abi/internal.h"
+#include "abi/versions.h"
 
 static const char *const cap_state_names[GABI_CAP_STATE_COUNT] = {
     [GABI_CAP_UNKNOWN] = "unknown",
@@ -111,30 +112,6 @@ static const char *dup_or_null(struct gabi_arena *a, const char *s)
     return s ? gabi_arena_strdup(a, s) : NULL;
 }
 
-static int versions_copy(struct gabi_arena *a, struct gabi_versions *dst,
-                         const struct gabi_versions *src)
-{
-    memset(dst, 0, sizeof(*dst));
-    if (src->version) {
-        dst->version = gabi_arena_strdup(a, src->version);
-        dst->minimum = gabi_arena_strdup(a, src->minimum);
-        return dst->version && dst->minimum ? 0 : -ENOMEM;
-    }
-    if (src->n > GABI_MAX_VERSIONS)
-        return -E2BIG;
-    if (src->n) {
-        const char **list = gabi_arena_alloc_array(a, src->n, sizeof(*list));
-        if (!list)
-            return -ENOMEM;
-        for (size_t i = 0; i < src->n; i++)
-            if (!(list[i] = gabi_arena_strdup(a, src->list[i])))
-                return -ENOMEM;
-        dst->list = list;
-        dst->n = src->n;
-    }
-    return 0;
-}
-
 int gabi_hostcaps_add_backend(struct gabi_hostcaps *h, const struct gabi_hostcaps_backend *b)
 {
     struct host_backend *nb, *e;
@@ -183,8 +160,8 @@ int gabi_hostcaps_add_device_type(struct gabi_hostcaps *h,
     e->pub.available_instances = t->available_instances;
     if (!e->pub.name)
         return -ENOMEM;
-    if ((r = versions_copy(&h->arena, &e->pub.loads, &t->loads)) < 0 ||
-        (r = versions_copy(&h->arena, &e->pub.writes, &t->writes)) < 0)
+    if ((r = gabi_versions_copy(&h->arena, &e->pub.loads, &t->loads)) < 0 ||
+        (r = gabi_versions_copy(&h->arena, &e->pub.writes, &t->writes)) < 0)
         return r;
     e->hash = gabi_hash_str(e->pub.name);
     h->n_types++;

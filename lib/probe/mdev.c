@@ -5,42 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "abi/versions.h"
 #include "probe/internal.h"
-
-static int versions_dup(struct gabi_arena *a, struct gabi_versions *dst,
-                        const struct gabi_versions *src)
-{
-    memset(dst, 0, sizeof(*dst));
-    if (src->version) {
-        dst->version = gabi_arena_strdup(a, src->version);
-        dst->minimum = gabi_arena_strdup(a, src->minimum);
-        return dst->version && dst->minimum ? 0 : -ENOMEM;
-    }
-    if (src->n) {
-        const char **list = gabi_arena_alloc_array(a, src->n, sizeof(*list));
-
-        if (!list)
-            return -ENOMEM;
-        for (size_t i = 0; i < src->n; i++)
-            if (!(list[i] = gabi_arena_strdup(a, src->list[i])))
-                return -ENOMEM;
-        dst->list = list;
-        dst->n = src->n;
-    }
-    return 0;
-}
-
-static bool versions_equal(const struct gabi_versions *a, const struct gabi_versions *b)
-{
-    if (!a->version != !b->version || a->n != b->n)
-        return false;
-    if (a->version)
-        return strcmp(a->version, b->version) == 0 && strcmp(a->minimum, b->minimum) == 0;
-    for (size_t i = 0; i < a->n; i++)
-        if (strcmp(a->list[i], b->list[i]) != 0)
-            return false;
-    return true;
-}
 
 /* Free text for people: newlines folded to "; ", other control and non-ASCII bytes to '?'. */
 static const char *fold_text(struct gabi_probe *p, const char *s)
@@ -88,8 +54,8 @@ static int type_versions(struct gabi_probe *p, const struct sdir *t, struct gabi
             e->why = "its migration_versions attribute is malformed";
             return 0;
         }
-        if ((r = versions_dup(&p->arena, &e->loads, &pv->loads)) < 0 ||
-            (r = versions_dup(&p->arena, &e->writes, &pv->writes)) < 0)
+        if ((r = gabi_versions_copy(&p->arena, &e->loads, &pv->loads)) < 0 ||
+            (r = gabi_versions_copy(&p->arena, &e->writes, &pv->writes)) < 0)
             return r;
         e->source = GABI_PROBE_VERSIONS_ATTRIBUTE;
         return 0;
@@ -199,7 +165,8 @@ static int add_to_hostcaps(struct gabi_probe *p)
 
             if (o->source == GABI_PROBE_VERSIONS_NONE || strcmp(o->id, e->id) != 0)
                 continue;
-            if (!versions_equal(&o->loads, &e->loads) || !versions_equal(&o->writes, &e->writes)) {
+            if (!gabi_versions_equal(&o->loads, &e->loads) ||
+                !gabi_versions_equal(&o->writes, &e->writes)) {
                 probe_problem(p, o->path, -EINVAL,
                               "type %s has other state versions under parent %s than under "
                               "parent %s: left out of hostcaps",
