@@ -20,93 +20,11 @@
 
 #include "blk.h"
 #include "common/util.h"
+#include "devmain.h"
 
 #define MAX_CATALOGS 16
-#define LOG_BURST    50 /* lines a peer may cause at once, then ... */
-#define LOG_PER_SEC  10 /* ... this many per second */
-
-/* ---- logging, rate-limited ---------------------------------------------------------------- */
-
-static struct {
-    double tokens;
-    struct timespec last;
-    unsigned suppressed;
-} rate = {.tokens = LOG_BURST};
-
-static void log_handler(enum gabi_log_level level, const char *module, const char *msg,
-                        void *userdata)
-{
-    struct timespec now;
-    double dt;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    dt = (double)(now.tv_sec - rate.last.tv_sec) + (now.tv_nsec - rate.last.tv_nsec) / 1e9;
-    rate.last = now;
-    rate.tokens = MIN((double)LOG_BURST, rate.tokens + dt * LOG_PER_SEC);
-    if (level > GABI_LOG_ERR && rate.tokens < 1) {
-        rate.suppressed++;
-        return;
-    }
-    rate.tokens -= 1;
-    if (rate.suppressed) {
-        fprintf(stderr, "guestabi-blk: %u log lines suppressed\n", rate.suppressed);
-        rate.suppressed = 0;
-    }
-    gabi_log_stderr(level, module, msg, userdata);
-}
 
 /* ---- modes -------------------------------------------------------------------------------- */
-
-/* Whether guestabi-blk (this library and this device) implements everything the mode offers,
- * for a disk that is read-only or not. */
-static bool mode_runnable(const struct gabi_mode *m, bool readonly,
-                          const struct gabi_device_type *state_rule, char *why, size_t size)
-{
-    uint64_t dev = BLK_DEVICE_FEATURES | (1ull << GABI_BLK_F_RO);
-    uint64_t extra = m->features & ~(GABI_VHOST_TRANSPORT_FEATURES | dev);
-    uint64_t pextra = m->protocol_features & ~GABI_VHOST_PROTOCOL_FEATURES;
-
-    if (m->cls != GABI_CLASS_BLK) {
-        snprintf(why, size, "is a %s mode", gabi_class_name(m->cls));
-        return false;
-    }
-    if (extra) {
-        const char *f = gabi_feature_name(GABI_CLASS_BLK, (unsigned)__builtin_ctzll(extra));
-
-        snprintf(why, size, "needs %s, which guestabi-blk does not implement", f ? f : "?");
-        return false;
-    }
-    if (pextra) {
-        const char *f = gabi_protocol_feature_name((unsigned)__builtin_ctzll(pextra));
-
-        snprintf(why, size, "needs %s, which guestabi-blk does not implement yet", f ? f : "?");
-        return false;
-    }
-    if (!(m->protocol_features & (1ull << GABI_PF_CONFIG))) {
-        snprintf(why, size, "has no VHOST_USER_PROTOCOL_F_CONFIG (vhost-user-blk needs it)");
-        return false;
-    }
-    if ((m->protocol_features & (1ull << GABI_PF_DEVICE_STATE)) && !state_rule) {
-        snprintf(why, size,
-                 "needs VHOST_USER_PROTOCOL_F_DEVICE_STATE, and the catalog has no device-type "
-                 "rule %s (which state versions it writes and loads)",
-                 GABI_BLK_STATE_TYPE);
-        return false;
-    }
-    if ((m->features & (1ull << GABI_BLK_F_RO)) && !readonly) {
-        snprintf(why, size, "is a read-only device ABI (VIRTIO_BLK_F_RO): give --readonly");
-        return false;
-    }
-    if (m->max_queue_pairs == 0 || m->max_queue_pairs > GABI_VHOST_MAX_QUEUE_PAIRS ||
-        m->max_queue_size == 0 || m->max_queue_size > GABI_VHOST_MAX_QUEUE_SIZE ||
-        (m->max_queue_size & (m->max_queue_size - 1))) {
-        snprintf(why, size, "has %" PRIu32 " queues of %" PRIu32 " (at most %u of %u)",
-                 m->max_queue_pairs, m->max_queue_size, GABI_VHOST_MAX_QUEUE_PAIRS,
-                 GABI_VHOST_MAX_QUEUE_SIZE);
-        return false;
-    }
-    return true;
-}
 
 /* The catalog's device-type rule for the disk's state: NULL when it has none, or one that
  * writes nothing. */
@@ -119,53 +37,29 @@ static const struct gabi_device_type *state_rule(const struct gabi_catalog *cat)
     return t;
 }
 
-static void list_modes(const struct gabi_catalog *cat, bool readonly)
+/* guestabi-blk's own conditions on a mode, for a disk that is read-only or not (userdata:
+ * the bool --readonly). */
+static bool blk_mode_runnable(const struct gabi_catalog *cat, const struct gabi_mode *m, char *why,
+                              size_t size, void *userdata)
 {
-    for (size_t i = 0; i < gabi_catalog_n_modes(cat); i++) {
-        const struct gabi_mode *m = gabi_catalog_mode(cat, i);
-        char why[256];
+    const bool *readonly = userdata;
 
-        if (mode_runnable(m, readonly, state_rule(cat), why, sizeof(why)))
-            printf("%s\t%" PRIu32 " queues of %" PRIu32 "\t%s\n", m->name, m->max_queue_pairs,
-                   m->max_queue_size, m->description ? m->description : "");
+    if (!(m->protocol_features & (1ull << GABI_PF_CONFIG))) {
+        snprintf(why, size, "has no VHOST_USER_PROTOCOL_F_CONFIG (vhost-user-blk needs it)");
+        return false;
     }
-}
-
-static int pick_mode(const struct gabi_catalog *cat, const char *name, bool readonly,
-                     struct gabi_vhost_mode *ret)
-{
-    const struct gabi_mode *m = NULL;
-    struct gabi_error err = {0};
-    char why[256];
-
-    if (name) {
-        if (gabi_catalog_require_mode(cat, name, &m, &err) < 0) {
-            fprintf(stderr, "guestabi-blk: %s\n", err.message);
-            return -ENOENT;
-        }
-        if (!mode_runnable(m, readonly, state_rule(cat), why, sizeof(why))) {
-            fprintf(stderr, "guestabi-blk: mode %s %s\n", m->name, why);
-            return -EOPNOTSUPP;
-        }
-    } else {
-        /* newest first within the class */
-        for (size_t i = 0; i < gabi_catalog_n_modes(cat) && !m; i++)
-            if (mode_runnable(gabi_catalog_mode(cat, i), readonly, state_rule(cat), why,
-                              sizeof(why)))
-                m = gabi_catalog_mode(cat, i);
-        if (!m) {
-            fprintf(stderr, "guestabi-blk: the catalog has no virtio-blk mode it can run\n");
-            return -ENOENT;
-        }
+    if ((m->protocol_features & (1ull << GABI_PF_DEVICE_STATE)) && !state_rule(cat)) {
+        snprintf(why, size,
+                 "needs VHOST_USER_PROTOCOL_F_DEVICE_STATE, and the catalog has no device-type "
+                 "rule %s (which state versions it writes and loads)",
+                 GABI_BLK_STATE_TYPE);
+        return false;
     }
-    *ret = (struct gabi_vhost_mode){
-        .name = m->name,
-        .features = m->features,
-        .protocol_features = m->protocol_features,
-        .max_queue_pairs = m->max_queue_pairs,
-        .max_queue_size = m->max_queue_size,
-    };
-    return 0;
+    if ((m->features & (1ull << GABI_BLK_F_RO)) && !*readonly) {
+        snprintf(why, size, "is a read-only device ABI (VIRTIO_BLK_F_RO): give --readonly");
+        return false;
+    }
+    return true;
 }
 
 /* ---- device state: the catalog's rule ------------------------------------------------------- */
@@ -372,6 +266,7 @@ int main(int argc, char **argv)
     struct gabi_catalog *cat = NULL;
     struct gabi_error err = {0};
     struct gabi_vhost_mode mode;
+    struct devmain dm;
     struct blk_disk disk;
     struct blk k = {.epfd = -1, .wake_fd = -1};
     struct blk_source sig_src = {BLK_SRC_SIGNAL, 0};
@@ -380,22 +275,28 @@ int main(int argc, char **argv)
     sigset_t mask;
     int r, sfd = -1;
 
-    gabi_log_set_handler(log_handler, NULL);
+    gabi_log_set_handler(devmain_log_ratelimited, (void *)"guestabi-blk");
     gabi_log_set_max_level(GABI_LOG_INFO);
     r = parse_args(argc, argv, &a);
     if (r)
         return r < 0 ? 0 : r;
+    dm = (struct devmain){.prog = "guestabi-blk",
+                          .cls = GABI_CLASS_BLK,
+                          .features = BLK_DEVICE_FEATURES | (1ull << GABI_BLK_F_RO),
+                          .queues_word = "queues",
+                          .runnable = blk_mode_runnable,
+                          .userdata = &a.readonly};
     if (gabi_catalog_load_default(a.catalogs, a.n_catalogs, &cat, &err) < 0) {
         fprintf(stderr, "guestabi-blk: catalog: %s%s%s\n", err.where, err.where[0] ? ": " : "",
                 err.message);
         return 1;
     }
     if (a.list) {
-        list_modes(cat, a.readonly);
+        devmain_list_modes(&dm, cat);
         gabi_catalog_free(cat);
         return 0;
     }
-    if (pick_mode(cat, a.mode, a.readonly, &mode) < 0) {
+    if (devmain_pick_mode(&dm, cat, a.mode, &mode) < 0) {
         gabi_catalog_free(cat);
         return 1;
     }

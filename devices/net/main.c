@@ -19,43 +19,12 @@
 #include <guestabi/abi.h>
 
 #include "common/util.h"
+#include "devmain.h"
 #include "net.h"
 
 #define MAX_PORTS    64
 #define MAX_CATALOGS 16
-#define LOG_BURST    50  /* lines a peer may cause at once, then ... */
-#define LOG_PER_SEC  10  /* ... this many per second */
 #define POLL_EVERY   256 /* busy-poll passes per look at the control sockets */
-
-/* ---- logging, rate-limited ---------------------------------------------------------------- */
-
-static struct {
-    double tokens;
-    struct timespec last;
-    unsigned suppressed;
-} rate = {.tokens = LOG_BURST};
-
-static void log_handler(enum gabi_log_level level, const char *module, const char *msg,
-                        void *userdata)
-{
-    struct timespec now;
-    double dt;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    dt = (double)(now.tv_sec - rate.last.tv_sec) + (now.tv_nsec - rate.last.tv_nsec) / 1e9;
-    rate.last = now;
-    rate.tokens = MIN((double)LOG_BURST, rate.tokens + dt * LOG_PER_SEC);
-    if (level > GABI_LOG_ERR && rate.tokens < 1) {
-        rate.suppressed++;
-        return;
-    }
-    rate.tokens -= 1;
-    if (rate.suppressed) {
-        fprintf(stderr, "guestabi-net: %u log lines suppressed\n", rate.suppressed);
-        rate.suppressed = 0;
-    }
-    gabi_log_stderr(level, module, msg, userdata);
-}
 
 /* ---- epoll helpers --------------------------------------------------------------------------- */
 
@@ -74,38 +43,12 @@ void net_unwatch(struct net *n, int fd)
 /* ---- modes ------------------------------------------------------------------------------------
  */
 
-/* Whether guestabi-net (this library and this device) implements everything the mode offers;
- * DEVICE_STATE needs the catalog's rule for guestabi-net's state versions. */
-static bool mode_runnable(const struct gabi_catalog *cat, const struct gabi_mode *m, char *why,
-                          size_t size)
+/* guestabi-net's own condition on a mode: DEVICE_STATE needs the catalog's rule for its state
+ * versions, one this build can write. */
+static bool net_mode_runnable(const struct gabi_catalog *cat, const struct gabi_mode *m, char *why,
+                              size_t size, void *userdata)
 {
-    uint64_t extra = m->features & ~(GABI_VHOST_TRANSPORT_FEATURES | NET_DEVICE_FEATURES);
-    uint64_t pextra = m->protocol_features & ~GABI_VHOST_PROTOCOL_FEATURES;
-
-    if (m->cls != GABI_CLASS_NET) {
-        snprintf(why, size, "is a %s mode", gabi_class_name(m->cls));
-        return false;
-    }
-    if (extra) {
-        const char *f = gabi_feature_name(GABI_CLASS_NET, (unsigned)__builtin_ctzll(extra));
-
-        snprintf(why, size, "needs %s, which guestabi-net does not implement", f ? f : "?");
-        return false;
-    }
-    if (pextra) {
-        const char *f = gabi_protocol_feature_name((unsigned)__builtin_ctzll(pextra));
-
-        snprintf(why, size, "needs %s, which guestabi-net does not implement", f ? f : "?");
-        return false;
-    }
-    if (m->max_queue_pairs == 0 || m->max_queue_pairs > GABI_VHOST_MAX_QUEUE_PAIRS ||
-        m->max_queue_size == 0 || m->max_queue_size > GABI_VHOST_MAX_QUEUE_SIZE ||
-        (m->max_queue_size & (m->max_queue_size - 1))) {
-        snprintf(why, size, "has %" PRIu32 " queue pairs of %" PRIu32 " (at most %u of %u)",
-                 m->max_queue_pairs, m->max_queue_size, GABI_VHOST_MAX_QUEUE_PAIRS,
-                 GABI_VHOST_MAX_QUEUE_SIZE);
-        return false;
-    }
+    (void)userdata;
     if (m->protocol_features & (1ull << GABI_PF_DEVICE_STATE)) {
         struct net probe = {0};
         char because[192];
@@ -119,52 +62,13 @@ static bool mode_runnable(const struct gabi_catalog *cat, const struct gabi_mode
     return true;
 }
 
-static void list_modes(const struct gabi_catalog *cat)
-{
-    for (size_t i = 0; i < gabi_catalog_n_modes(cat); i++) {
-        const struct gabi_mode *m = gabi_catalog_mode(cat, i);
-        char why[256];
-
-        if (mode_runnable(cat, m, why, sizeof(why)))
-            printf("%s\t%" PRIu32 " queue pairs of %" PRIu32 "\t%s\n", m->name, m->max_queue_pairs,
-                   m->max_queue_size, m->description ? m->description : "");
-    }
-}
-
-static int pick_mode(const struct gabi_catalog *cat, const char *name, struct gabi_vhost_mode *ret)
-{
-    const struct gabi_mode *m = NULL;
-    struct gabi_error err = {0};
-    char why[256];
-
-    if (name) {
-        if (gabi_catalog_require_mode(cat, name, &m, &err) < 0) {
-            fprintf(stderr, "guestabi-net: %s\n", err.message);
-            return -ENOENT;
-        }
-        if (!mode_runnable(cat, m, why, sizeof(why))) {
-            fprintf(stderr, "guestabi-net: mode %s %s\n", m->name, why);
-            return -EOPNOTSUPP;
-        }
-    } else {
-        /* newest first within the class */
-        for (size_t i = 0; i < gabi_catalog_n_modes(cat) && !m; i++)
-            if (mode_runnable(cat, gabi_catalog_mode(cat, i), why, sizeof(why)))
-                m = gabi_catalog_mode(cat, i);
-        if (!m) {
-            fprintf(stderr, "guestabi-net: the catalog has no virtio-net mode it can run\n");
-            return -ENOENT;
-        }
-    }
-    *ret = (struct gabi_vhost_mode){
-        .name = m->name,
-        .features = m->features,
-        .protocol_features = m->protocol_features,
-        .max_queue_pairs = m->max_queue_pairs,
-        .max_queue_size = m->max_queue_size,
-    };
-    return 0;
-}
+static const struct devmain net_devmain = {
+    .prog = "guestabi-net",
+    .cls = GABI_CLASS_NET,
+    .features = NET_DEVICE_FEATURES,
+    .queues_word = "queue pairs",
+    .runnable = net_mode_runnable,
+};
 
 /* ---- the loop ------------------------------------------------------------------------------- */
 
@@ -458,7 +362,7 @@ int main(int argc, char **argv)
     sigset_t mask;
     uint64_t v;
 
-    gabi_log_set_handler(log_handler, NULL);
+    gabi_log_set_handler(devmain_log_ratelimited, (void *)"guestabi-net");
     gabi_log_set_max_level(GABI_LOG_INFO);
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {
@@ -546,11 +450,11 @@ int main(int argc, char **argv)
         return 1;
     }
     if (list) {
-        list_modes(cat);
+        devmain_list_modes(&net_devmain, cat);
         gabi_catalog_free(cat);
         return 0;
     }
-    r = pick_mode(cat, mode_name, &mode);
+    r = devmain_pick_mode(&net_devmain, cat, mode_name, &mode);
     if (r < 0) {
         gabi_catalog_free(cat);
         return 1;
