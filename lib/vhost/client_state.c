@@ -267,39 +267,61 @@ static int check(struct gabi_vhost_client *c, const char *who, int timeout_ms, u
     return r;
 }
 
+/* Opens the transfer channel of one side: a pipe, one end handed over with
+ * SET_DEVICE_STATE_FD, or the back-end's own fd when it returns one. *ret_chan is the end we
+ * read (save) or write (load). */
+static int open_channel(struct gabi_vhost_client *c, enum gabi_vhost_state_direction dir,
+                        int *ret_chan, struct gabi_vhost_state_xfer *x, struct gabi_error *reterr)
+{
+    const char *what = dir == GABI_VHOST_STATE_SAVE ? "save" : "load";
+    int p[2], give, keep, own = -1, r;
+
+    if (!has_device_state(c))
+        return gabi_error_set(reterr, -EOPNOTSUPP, what,
+                              dir == GABI_VHOST_STATE_SAVE
+                                  ? "the back-end did not negotiate DEVICE_STATE: it cannot "
+                                    "migrate its state"
+                                  : "the back-end did not negotiate DEVICE_STATE: it cannot take "
+                                    "a migrated state");
+    r = transfer_pipe(p);
+    if (r < 0)
+        return gabi_error_set(reterr, r, what, "pipe: %s", strerror(-r));
+    give = dir == GABI_VHOST_STATE_SAVE ? p[1] : p[0];
+    keep = dir == GABI_VHOST_STATE_SAVE ? p[0] : p[1];
+    r = gabi_vhost_client_set_device_state_fd(c, dir, GABI_VHOST_STATE_PHASE_STOPPED, give, &own);
+    close(give); /* the back-end's copy is the only one now: its close is the reader's EOF */
+    if (r < 0) {
+        close(keep);
+        return gabi_error_set(reterr, r, what, "SET_DEVICE_STATE_FD(%s) refused: %s",
+                              dir == GABI_VHOST_STATE_SAVE ? "SAVE" : "LOAD", strerror(-r));
+    }
+    if (own >= 0) {
+        close(keep);
+        keep = own;
+        x->backend_fd[dir] = true;
+    }
+    r = set_nonblock(keep);
+    if (r < 0) {
+        close(keep);
+        return gabi_error_set(reterr, r, what, "fcntl: %s", strerror(-r));
+    }
+    *ret_chan = keep;
+    return 0;
+}
+
 int gabi_vhost_client_save_state(struct gabi_vhost_client *c, int out_fd, int timeout_ms,
                                  struct gabi_vhost_state_xfer *ret_xfer, struct gabi_error *reterr)
 {
     struct gabi_vhost_state_xfer x = {0};
     const char *side = "";
-    int p[2], chan, own = -1, r, rc;
+    int chan, r, rc;
 
     if (timeout_ms <= 0)
         timeout_ms = 10000;
-    if (!has_device_state(c))
-        return gabi_error_set(reterr, -EOPNOTSUPP, "save",
-                              "the back-end did not negotiate DEVICE_STATE: it cannot migrate "
-                              "its state");
-    r = transfer_pipe(p);
+    r = open_channel(c, GABI_VHOST_STATE_SAVE, &chan, &x, reterr);
     if (r < 0)
-        return gabi_error_set(reterr, r, "save", "pipe: %s", strerror(-r));
-    r = gabi_vhost_client_set_device_state_fd(c, GABI_VHOST_STATE_SAVE,
-                                              GABI_VHOST_STATE_PHASE_STOPPED, p[1], &own);
-    close(p[1]); /* the back-end's copy is the only writer now: its close is our EOF */
-    if (r < 0) {
-        close(p[0]);
-        return gabi_error_set(reterr, r, "save", "SET_DEVICE_STATE_FD(SAVE) refused: %s",
-                              strerror(-r));
-    }
-    chan = p[0];
-    if (own >= 0) {
-        close(p[0]);
-        chan = own;
-        x.backend_fd[GABI_VHOST_STATE_SAVE] = true;
-    }
-    r = set_nonblock(chan);
-    if (r >= 0)
-        r = relay(chan, out_fd, timeout_ms, &x, &side);
+        return r;
+    r = relay(chan, out_fd, timeout_ms, &x, &side);
     close(chan);
     if (r < 0)
         gabi_error_set(reterr, r, "save", "%s the state failed after %" PRIu64 " bytes: %s", side,
@@ -316,34 +338,14 @@ int gabi_vhost_client_load_state(struct gabi_vhost_client *c, int in_fd, int tim
 {
     struct gabi_vhost_state_xfer x = {0};
     const char *side = "";
-    int p[2], chan, own = -1, r, rc;
+    int chan, r, rc;
 
     if (timeout_ms <= 0)
         timeout_ms = 10000;
-    if (!has_device_state(c))
-        return gabi_error_set(reterr, -EOPNOTSUPP, "load",
-                              "the back-end did not negotiate DEVICE_STATE: it cannot take a "
-                              "migrated state");
-    r = transfer_pipe(p);
+    r = open_channel(c, GABI_VHOST_STATE_LOAD, &chan, &x, reterr);
     if (r < 0)
-        return gabi_error_set(reterr, r, "load", "pipe: %s", strerror(-r));
-    r = gabi_vhost_client_set_device_state_fd(c, GABI_VHOST_STATE_LOAD,
-                                              GABI_VHOST_STATE_PHASE_STOPPED, p[0], &own);
-    close(p[0]);
-    if (r < 0) {
-        close(p[1]);
-        return gabi_error_set(reterr, r, "load", "SET_DEVICE_STATE_FD(LOAD) refused: %s",
-                              strerror(-r));
-    }
-    chan = p[1];
-    if (own >= 0) {
-        close(p[1]);
-        chan = own;
-        x.backend_fd[GABI_VHOST_STATE_LOAD] = true;
-    }
-    r = set_nonblock(chan);
-    if (r >= 0)
-        r = relay(in_fd, chan, timeout_ms, &x, &side);
+        return r;
+    r = relay(in_fd, chan, timeout_ms, &x, &side);
     close(chan); /* the reader's EOF */
     if (r < 0 && r != -EPIPE)
         gabi_error_set(reterr, r, "load", "%s the state failed after %" PRIu64 " bytes: %s", side,
