@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "blk_test.h"
+#include "child.h"
 #include "common/util.h"
 
 #define TRANSPORT_V1                                                                               \
@@ -270,11 +271,7 @@ uint64_t tb_dev_file_blocks(struct tb_dev *d)
 
 const char *tb_blk_binary(void)
 {
-    static char path[4096];
-    const char *root = getenv("GUESTABI_BUILD_ROOT");
-
-    snprintf(path, sizeof(path), "%s/devices/blk/guestabi-blk", root ? root : ".");
-    return path;
+    return child_binary("devices/blk/guestabi-blk");
 }
 
 int tb_proc_init(struct tb_proc *p)
@@ -288,28 +285,16 @@ int tb_proc_init(struct tb_proc *p)
     return 0;
 }
 
-static char **build_argv(struct tb_proc *p, const char *const *args, int ready_fd)
+/* "@S" and "@D": p's socket and disk */
+static const char *subst(const char *arg, void *userdata)
 {
-    static char *argv[64];
-    static char fdbuf[16];
-    unsigned n = 0;
+    struct tb_proc *p = userdata;
 
-    argv[n++] = (char *)tb_blk_binary();
-    for (; *args && n < 60; args++) {
-        if (p && strcmp(*args, "@S") == 0)
-            argv[n++] = p->sock;
-        else if (p && strcmp(*args, "@D") == 0)
-            argv[n++] = p->disk;
-        else
-            argv[n++] = (char *)*args;
-    }
-    if (ready_fd >= 0) {
-        snprintf(fdbuf, sizeof(fdbuf), "%d", ready_fd);
-        argv[n++] = (char *)"--ready-fd";
-        argv[n++] = fdbuf;
-    }
-    argv[n] = NULL;
-    return argv;
+    if (p && strcmp(arg, "@S") == 0)
+        return p->sock;
+    if (p && strcmp(arg, "@D") == 0)
+        return p->disk;
+    return arg;
 }
 
 void tb_proc_log(struct tb_proc *p, char *out, size_t size)
@@ -332,58 +317,18 @@ void tb_proc_log(struct tb_proc *p, char *out, size_t size)
 
 int tb_proc_start(struct tb_proc *p, const char *const *args, char *out, size_t size)
 {
-    char buf[16] = {0}, logpath[160];
-    struct pollfd pf;
-    int pp[2], status;
-    char **argv;
+    char logpath[160];
+    int r;
 
     snprintf(logpath, sizeof(logpath), "%s/log", p->dir);
-    if (pipe2(pp, O_CLOEXEC) < 0)
-        return -errno;
-    argv = build_argv(p, args, 100);
-    fflush(stdout);
-    p->pid = fork();
-    if (p->pid == 0) {
-        int lf = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a test that stops early does not leave it behind */
-        dup2(pp[1], 100);                 /* without CLOEXEC */
-        if (lf >= 0) {
-            dup2(lf, 1);
-            dup2(lf, 2);
-        }
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(pp[1]);
-    pf = (struct pollfd){.fd = pp[0], .events = POLLIN};
-    if (p->pid < 0 || poll(&pf, 1, 20000) != 1 || read(pp[0], buf, sizeof(buf) - 1) < 5 ||
-        strcmp(buf, "READY\n") != 0) {
-        close(pp[0]);
-        if (p->pid > 0) {
-            kill(p->pid, SIGKILL);
-            waitpid(p->pid, &status, 0);
-        }
-        p->pid = 0;
-        tb_proc_log(p, out, size);
-        return -EIO;
-    }
-    close(pp[0]);
+    r = child_start(child_argv(tb_blk_binary(), args, subst, p, CHILD_READY_FD), logpath, &p->pid);
     tb_proc_log(p, out, size);
-    return 0;
+    return r < 0 ? -EIO : 0;
 }
 
 int tb_proc_stop(struct tb_proc *p)
 {
-    int status;
-
-    if (p->pid <= 0)
-        return -ECHILD;
-    kill(p->pid, SIGTERM);
-    if (waitpid(p->pid, &status, 0) < 0)
-        return -errno;
-    p->pid = 0;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return child_stop(&p->pid, SIGTERM);
 }
 
 void tb_proc_cleanup(struct tb_proc *p)
@@ -399,34 +344,7 @@ void tb_proc_cleanup(struct tb_proc *p)
 
 int tb_proc_run(struct tb_proc *p, const char *const *args, char *out, size_t size)
 {
-    char **argv = build_argv(p, args, -1);
-    size_t got = 0;
-    int pp[2], status;
-    pid_t pid;
-
-    if (pipe2(pp, O_CLOEXEC) < 0)
-        return -errno;
-    fflush(stdout);
-    pid = fork();
-    if (pid == 0) {
-        dup2(pp[1], 1);
-        dup2(pp[1], 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(pp[1]);
-    for (;;) {
-        ssize_t n = read(pp[0], out + got, size - 1 - got);
-
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    out[got] = '\0';
-    close(pp[0]);
-    if (pid < 0 || waitpid(pid, &status, 0) < 0)
-        return -ECHILD;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return child_run(child_argv(tb_blk_binary(), args, subst, p, -1), out, size);
 }
 
 /* ---- the guest driver --------------------------------------------------------------------- */

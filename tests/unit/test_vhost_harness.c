@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "test_vhost_harness.h"
 
 #define NET_ALL_FEATURES                                                                           \
@@ -731,44 +732,33 @@ void harness_spawn_kill(pid_t pid, const char *path)
 
 const char *harness_net_binary(void)
 {
-    static char path[4096];
-    const char *root = getenv("GUESTABI_BUILD_ROOT");
-
-    snprintf(path, sizeof(path), "%s/devices/net/guestabi-net", root ? root : ".");
-    return path;
+    return child_binary("devices/net/guestabi-net");
 }
 
-static char **build_argv(struct netproc *np, const char *const *args, int ready_fd)
+/* "@0".."@3": np's sockets; "@c": its control socket */
+static const char *subst(const char *arg, void *userdata)
 {
-    static char *argv[64];
-    static char fdbuf[16];
-    unsigned n = 0;
+    struct netproc *np = userdata;
 
-    argv[n++] = (char *)harness_net_binary();
-    for (; *args && n < 60; args++) {
-        if ((*args)[0] == '@' && (*args)[1] == 'c' && np)
-            argv[n++] = np->ctl;
-        else if ((*args)[0] == '@' && np)
-            argv[n++] = np->sock[(*args)[1] - '0'];
-        else
-            argv[n++] = (char *)*args;
-    }
-    if (ready_fd >= 0) {
-        snprintf(fdbuf, sizeof(fdbuf), "%d", ready_fd);
-        argv[n++] = (char *)"--ready-fd";
-        argv[n++] = fdbuf;
-    }
-    argv[n] = NULL;
-    return argv;
+    if (!np || arg[0] != '@')
+        return arg;
+    if (arg[1] == 'c')
+        return np->ctl;
+    if (arg[1] >= '0' && arg[1] <= '3' && arg[2] == '\0')
+        return np->sock[arg[1] - '0'];
+    return arg;
+}
+
+static void netproc_clean(struct netproc *np)
+{
+    for (unsigned i = 0; i < 4; i++)
+        unlink(np->sock[i]);
+    unlink(np->ctl);
+    rmdir(np->dir);
 }
 
 int netproc_start(struct netproc *np, const char *const *args)
 {
-    int p[2], status;
-    char buf[16] = {0};
-    struct pollfd pf;
-    char **argv;
-
     memset(np, 0, sizeof(*np));
     snprintf(np->dir, sizeof(np->dir), "/tmp/gabi-net-XXXXXX");
     if (!mkdtemp(np->dir))
@@ -776,63 +766,23 @@ int netproc_start(struct netproc *np, const char *const *args)
     for (unsigned i = 0; i < 4; i++)
         snprintf(np->sock[i], sizeof(np->sock[i]), "%s/%u", np->dir, i);
     snprintf(np->ctl, sizeof(np->ctl), "%s/ctl", np->dir);
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return -errno;
-    argv = build_argv(np, args, 100);
-    fflush(stdout);
-    np->pid = fork();
-    if (np->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a test that stops early does not leave it behind */
-        dup2(p[1], 100);                  /* without CLOEXEC */
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(p[1]);
-    pf = (struct pollfd){.fd = p[0], .events = POLLIN};
-    if (np->pid < 0 || poll(&pf, 1, 20000) != 1 || read(p[0], buf, sizeof(buf) - 1) < 5 ||
-        strcmp(buf, "READY\n") != 0) {
-        close(p[0]);
-        if (np->pid > 0) {
-            kill(np->pid, SIGKILL);
-            waitpid(np->pid, &status, 0);
-        }
-        np->pid = 0;
-        return -EIO;
-    }
-    close(p[0]);
-    return 0;
+    return child_start(child_argv(harness_net_binary(), args, subst, np, CHILD_READY_FD), NULL,
+                       &np->pid);
 }
 
 int netproc_stop(struct netproc *np)
 {
-    int status;
+    int r = child_stop(&np->pid, SIGTERM);
 
-    if (np->pid <= 0)
-        return -ECHILD;
-    kill(np->pid, SIGTERM);
-    if (waitpid(np->pid, &status, 0) < 0)
-        return -errno;
-    np->pid = 0;
-    for (unsigned i = 0; i < 4; i++)
-        unlink(np->sock[i]);
-    unlink(np->ctl);
-    rmdir(np->dir);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (r != -ECHILD)
+        netproc_clean(np);
+    return r;
 }
 
 void netproc_kill(struct netproc *np)
 {
-    int status;
-
-    if (np->pid <= 0)
-        return;
-    kill(np->pid, SIGKILL);
-    waitpid(np->pid, &status, 0);
-    np->pid = 0;
-    for (unsigned i = 0; i < 4; i++)
-        unlink(np->sock[i]);
-    unlink(np->ctl);
-    rmdir(np->dir);
+    if (child_stop(&np->pid, SIGKILL) != -ECHILD)
+        netproc_clean(np);
 }
 
 int netproc_control(struct netproc *np, const char *request, char *buf, size_t size)
@@ -883,34 +833,7 @@ out:
 
 int netproc_run(const char *const *args, char *out, size_t size)
 {
-    int p[2], status;
-    size_t got = 0;
-    char **argv = build_argv(NULL, args, -1);
-    pid_t pid;
-
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return -errno;
-    fflush(stdout);
-    pid = fork();
-    if (pid == 0) {
-        dup2(p[1], 1);
-        dup2(p[1], 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(p[1]);
-    for (;;) {
-        ssize_t n = read(p[0], out + got, size - 1 - got);
-
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    out[got] = '\0';
-    close(p[0]);
-    if (pid < 0 || waitpid(pid, &status, 0) < 0)
-        return -ECHILD;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return child_run(child_argv(harness_net_binary(), args, NULL, NULL, -1), out, size);
 }
 
 /* ---- a guest for guestabi-net ------------------------------------------------------------- */
