@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include <guestabi/vhost.h>
+#include "benchutil.h"
 
 #ifndef GUESTABI_BLK_PATH
 #define GUESTABI_BLK_PATH "guestabi-blk"
@@ -57,23 +58,6 @@ struct guest {
     uint64_t data; /* MAX_BS per head */
 };
 
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void pin(int cpu)
-{
-    cpu_set_t set;
-
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    sched_setaffinity(0, sizeof(set), &set);
-}
-
 /* Run argv as a child on cpu 1; wait until path exists (a socket). */
 static pid_t spawn(char *const argv[], const char *path)
 {
@@ -82,7 +66,7 @@ static pid_t spawn(char *const argv[], const char *path)
     if (pid == 0) {
         int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 
-        pin(1);
+        bench_pin(1);
         if (null >= 0)
             dup2(null, 2);
         execvp(argv[0], argv);
@@ -189,7 +173,7 @@ static double workload(struct guest *g, uint32_t type, uint32_t bs, unsigned qd,
             return -1;
     }
     gabi_vhost_guestq_kick(g->q);
-    t0 = now();
+    t0 = bench_now();
     t1 = t0;
     while (t1 - t0 < seconds && done < max_done) {
         uint32_t id, len;
@@ -210,16 +194,16 @@ static double workload(struct guest *g, uint32_t type, uint32_t bs, unsigned qd,
             gabi_vhost_guestq_kick(g->q);
         }
         if ((done & 255) == 0)
-            t1 = now();
+            t1 = bench_now();
     }
-    t1 = now();
+    t1 = bench_now();
     /* drain */
     for (unsigned left = qd; left > 0;) {
         uint32_t id, len;
 
         if (gabi_vhost_guestq_get_used(g->q, &id, &len) == 1)
             left--;
-        else if (now() - t1 > 10)
+        else if (bench_now() - t1 > 10)
             return -1;
     }
     return (double)done / (t1 - t0);
@@ -303,14 +287,14 @@ int main(int argc, char **argv)
     disk_size = (uint64_t)size_mib * MiB;
     n_targets = qsd ? 3 : 2;
     signal(SIGPIPE, SIG_IGN);
-    pin(0);
+    bench_pin(0);
     snprintf(tmp, sizeof(tmp), "%s/bench-blk-XXXXXX", dir);
     if (!mkdtemp(tmp)) {
         perror(tmp);
         return 1;
     }
     snprintf(sizearg, sizeof(sizearg), "%uM", size_mib);
-    for (unsigned i = 0; i < n_targets; i++) {
+    for (unsigned i = 0; i < 3; i++) {
         snprintf(t[i].sock, sizeof(t[i].sock), "%s/sock%u", tmp, i);
         snprintf(t[i].file, sizeof(t[i].file), "%s/disk%u.img", tmp, i);
     }
@@ -320,11 +304,14 @@ int main(int argc, char **argv)
                       t[1].file,         "--size",   sizearg,   NULL};
         char blockdev[400], export[400];
         char *a2[] = {"qemu-storage-daemon", "--blockdev", blockdev, "--export", export, NULL};
-        int fd = open(t[2].file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        int fd = qsd ? open(t[2].file, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
 
-        if (fd < 0 || ftruncate(fd, (off_t)disk_size) < 0)
+        if (qsd && (fd < 0 || ftruncate(fd, (off_t)disk_size) < 0)) {
+            perror(t[2].file);
             return 1;
-        close(fd);
+        }
+        if (fd >= 0)
+            close(fd);
         snprintf(blockdev, sizeof(blockdev),
                  "driver=file,filename=%s,node-name=n0,cache.direct=off,aio=threads", t[2].file);
         snprintf(export, sizeof(export),

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <guestabi/vhost.h>
+#include "benchutil.h"
 
 #ifndef GUESTABI_BLK_PATH
 #define GUESTABI_BLK_PATH "guestabi-blk"
@@ -35,14 +36,6 @@
 #define MAX_ROUND 16
 #define RING      256u
 #define CHUNK     (128u * 1024u)
-
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* CPU seconds (user + system) pid has used. */
 static double cpu_of(pid_t pid)
@@ -67,46 +60,12 @@ static double cpu_of(pid_t pid)
 
 static pid_t spawn(const char *sock, const char *disk, const char *size)
 {
-    char fd[16];
-    int p[2];
-    pid_t pid;
-    char buf[8] = {0};
-    struct pollfd pf;
+    const char *file[] = {GUESTABI_BLK_PATH, "--socket", sock,         "--disk",           disk,
+                          "--size",          size,       "--ready-fd", BENCH_READY_FD_STR, NULL};
+    const char *ram[] = {GUESTABI_BLK_PATH, "--socket",         sock, "--ram", size,
+                         "--ready-fd",      BENCH_READY_FD_STR, NULL};
 
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return -1;
-    snprintf(fd, sizeof(fd), "%d", 100);
-    pid = fork();
-    if (pid == 0) {
-        const char *argv[] = {GUESTABI_BLK_PATH,
-                              "--socket",
-                              sock,
-                              disk ? "--disk" : "--ram",
-                              disk ? disk : size,
-                              disk ? "--size" : "--ready-fd",
-                              disk ? size : fd,
-                              disk ? "--ready-fd" : NULL,
-                              fd,
-                              NULL};
-        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-
-        if (null >= 0)
-            dup2(null, 2);
-        dup2(p[1], 100);
-        execv(argv[0], (char **)argv);
-        _exit(127);
-    }
-    close(p[1]);
-    pf = (struct pollfd){.fd = p[0], .events = POLLIN};
-    if (pid < 0 || poll(&pf, 1, 20000) != 1 || read(p[0], buf, sizeof(buf) - 1) != 6) {
-        fprintf(stderr, "bench_blk_state: %s did not start\n", GUESTABI_BLK_PATH);
-        if (pid > 0)
-            kill(pid, SIGKILL);
-        close(p[0]);
-        return -1;
-    }
-    close(p[0]);
-    return pid;
+    return bench_spawn_ready(disk ? file : ram, -1, true, 20000, "bench_blk_state");
 }
 
 static void stop(pid_t pid)
@@ -211,13 +170,13 @@ static void run(const char *label, const char *dir, unsigned size_mib, unsigned 
         struct gabi_vhost_state_xfer x = {0};
         struct gabi_error err = {0};
         int from = r % 2;
-        double c0 = cpu_of(pid[0]) + cpu_of(pid[1]), t0 = now(), t;
+        double c0 = cpu_of(pid[0]) + cpu_of(pid[1]), t0 = bench_now(), t;
 
         if (gabi_vhost_client_move_state(c[from], c[!from], 60000, &x, &err) < 0) {
             printf("%-24s move failed: %s\n", label, err.message);
             goto out;
         }
-        t = now() - t0;
+        t = bench_now() - t0;
         cpu += cpu_of(pid[0]) + cpu_of(pid[1]) - c0;
         gbps[ok++] = (double)bytes / t / 1e9;
     }

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <guestabi/vhost.h>
+#include "benchutil.h"
 
 #ifndef GUESTABI_NET_PATH
 #define GUESTABI_NET_PATH "guestabi-net"
@@ -42,70 +43,27 @@ struct guest {
     unsigned hdr_len;
 };
 
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void pin(int cpu)
-{
-    cpu_set_t set;
-
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    sched_setaffinity(0, sizeof(set), &set);
-}
-
 static const char *backend_path = GUESTABI_NET_PATH;
 
 static pid_t start_backend(const char *dir, const char *mode, bool loopback, int cpu)
 {
-    char a[128], b[128], fd[16];
-    int p[2];
-    pid_t pid;
-    char buf[8] = {0};
-    struct pollfd pf;
+    char a[128], b[128];
 
     snprintf(a, sizeof(a), "%s/a", dir);
     snprintf(b, sizeof(b), "%s/b", dir);
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return -1;
-    snprintf(fd, sizeof(fd), "%d", 100);
-    pid = fork();
-    if (pid == 0) {
-        const char *argv[] = {backend_path,
-                              "--busy-poll",
-                              "--mode",
-                              mode,
-                              "--ready-fd",
-                              fd,
-                              "--socket",
-                              a,
-                              loopback ? "--loopback" : "--socket",
-                              loopback ? NULL : b,
-                              NULL};
+    const char *argv[] = {backend_path,
+                          "--busy-poll",
+                          "--mode",
+                          mode,
+                          "--ready-fd",
+                          BENCH_READY_FD_STR,
+                          "--socket",
+                          a,
+                          loopback ? "--loopback" : "--socket",
+                          loopback ? NULL : b,
+                          NULL};
 
-        if (cpu >= 0)
-            pin(cpu);
-        dup2(p[1], 100);
-        execv(argv[0], (char **)argv);
-        perror(backend_path);
-        _exit(127);
-    }
-    close(p[1]);
-    pf = (struct pollfd){.fd = p[0], .events = POLLIN};
-    if (pid < 0 || poll(&pf, 1, 10000) != 1 || read(p[0], buf, sizeof(buf) - 1) != 6) {
-        fprintf(stderr, "bench_net: %s did not start\n", backend_path);
-        if (pid > 0)
-            kill(pid, SIGKILL);
-        close(p[0]);
-        return -1;
-    }
-    close(p[0]);
-    return pid;
+    return bench_spawn_ready(argv, cpu, false, 10000, "bench_net");
 }
 
 static int guest_connect(struct guest *g, const char *path, uint16_t ring, unsigned qflags)
@@ -178,7 +136,7 @@ struct result {
 static struct result run(struct guest *src, struct guest *dst, size_t len, double secs)
 {
     struct result res = {0};
-    double start = now(), end = start + secs, t;
+    double start = bench_now(), end = start + secs, t;
     unsigned iter = 0;
 
     for (;;) {
@@ -204,7 +162,7 @@ static struct result run(struct guest *src, struct guest *dst, size_t len, doubl
             res.rx++;
         while (gabi_vhost_guestq_get_used(src->tx, &id, &l) == 1)
             res.tx++;
-        if (++iter % 256 == 0 && (t = now()) >= end) {
+        if (++iter % 256 == 0 && (t = bench_now()) >= end) {
             res.secs = t - start;
             return res;
         }
@@ -280,7 +238,7 @@ int main(int argc, char **argv)
             return 1;
     }
     if (cpus > 1)
-        pin(0);
+        bench_pin(0);
     snprintf(a, sizeof(a), "%s/a", dir);
     snprintf(b, sizeof(b), "%s/b", dir);
     if (guest_connect(&ga, a, (uint16_t)ring, qflags) < 0 ||

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include <guestabi/vhost.h>
+#include "benchutil.h"
 
 #ifndef GUESTABI_NET_PATH
 #define GUESTABI_NET_PATH "guestabi-net"
@@ -36,14 +37,6 @@
 #define SLOT    2048u
 #define MAX_ARG 32
 
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* guestabi-net (behind the words of wrap, if any) on dir/s: 0 and *ret_pid, or -1. */
 static int start_backend(const char *backend, char *wrap, const char *mode, const char *catalog,
                          bool tx, unsigned size, const char *sock, pid_t *ret_pid)
@@ -51,9 +44,6 @@ static int start_backend(const char *backend, char *wrap, const char *mode, cons
     char size_s[16];
     const char *argv[MAX_ARG + 16];
     unsigned n = 0;
-    int p[2];
-    char buf[8] = {0};
-    struct pollfd pf;
     pid_t pid;
 
     for (char *w = strtok(wrap, " "); w && n < MAX_ARG; w = strtok(NULL, " "))
@@ -67,32 +57,16 @@ static int start_backend(const char *backend, char *wrap, const char *mode, cons
         argv[n++] = catalog;
     }
     argv[n++] = "--ready-fd";
-    argv[n++] = "100";
+    argv[n++] = BENCH_READY_FD_STR;
     argv[n++] = "--socket";
     argv[n++] = sock;
     argv[n++] = tx ? "--sink" : "--generate";
     if (!tx)
         argv[n++] = size_s;
     argv[n] = NULL;
-    if (pipe2(p, O_CLOEXEC) < 0)
+    pid = bench_spawn_ready(argv, -1, false, 60000, "bench_netpath");
+    if (pid < 0)
         return -1;
-    pid = fork();
-    if (pid == 0) {
-        dup2(p[1], 100);
-        execvp(argv[0], (char **)argv);
-        perror(argv[0]);
-        _exit(127);
-    }
-    close(p[1]);
-    pf = (struct pollfd){.fd = p[0], .events = POLLIN};
-    if (pid < 0 || poll(&pf, 1, 60000) != 1 || read(p[0], buf, sizeof(buf) - 1) != 6) {
-        fprintf(stderr, "bench_netpath: %s did not start\n", backend);
-        if (pid > 0)
-            kill(pid, SIGKILL);
-        close(p[0]);
-        return -1;
-    }
-    close(p[0]);
     *ret_pid = pid;
     return 0;
 }
@@ -102,7 +76,7 @@ static int start_backend(const char *backend, char *wrap, const char *mode, cons
 static int wait_used(struct gabi_vhost_guestq *q, uint16_t n)
 {
     struct timespec pause = {0, 20000};
-    double deadline = now() + 60;
+    double deadline = bench_now() + 60;
     uint32_t id, len;
     unsigned got = 0;
 
@@ -111,7 +85,7 @@ static int wait_used(struct gabi_vhost_guestq *q, uint16_t n)
             got++;
             continue;
         }
-        if (now() > deadline)
+        if (bench_now() > deadline)
             return -ETIMEDOUT;
         nanosleep(&pause, NULL);
     }
@@ -224,7 +198,7 @@ int main(int argc, char **argv)
         memcpy(p + 18, "\x52\x54\x00\x00\x00\x01\x08\x00", 8);
     }
     q = tx ? txq : rxq;
-    t0 = now();
+    t0 = bench_now();
     for (unsigned round = 0; round < rounds; round++) {
         for (unsigned i = 0; i < ring; i++) {
             int head = gabi_vhost_guestq_next_head(q);
@@ -245,7 +219,7 @@ int main(int argc, char **argv)
     }
 out:
     printf("%s %u B: %llu packets in %.2f s (lock-step rings of %u)\n", tx ? "tx" : "rx", size,
-           (unsigned long long)packets, now() - t0, ring);
+           (unsigned long long)packets, bench_now() - t0, ring);
     gabi_vhost_client_free(c);
     gabi_vhost_guestq_free(rxq);
     gabi_vhost_guestq_free(txq);

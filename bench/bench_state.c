@@ -37,6 +37,7 @@
 #include <guestabi/vhost_state.h>
 
 #include "vhost/state_internal.h"
+#include "benchutil.h"
 
 #define MiB       (1024ul * 1024ul)
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -60,14 +61,6 @@ struct job {
     double cpu; /* this side's thread CPU seconds */
     struct gabi_vhost_state_stats stats;
 };
-
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static double thread_cpu(void)
 {
@@ -319,12 +312,12 @@ static double run_once(struct job *tmpl, struct gabi_vhost_state_stats *ret_ws,
     fcntl(p[1], F_SETPIPE_SZ, (int)MiB); /* the size guestabi grows its pipes to */
     s.fd = p[1];
     r.fd = p[0];
-    start = now();
+    start = bench_now();
     if (pthread_create(&t, NULL, sender, &s) != 0)
         return -1;
     receiver(&r);
     pthread_join(t, NULL);
-    end = now();
+    end = bench_now();
     if (s.failed || r.failed)
         return -1;
     ret_cpu[0] = s.cpu;
@@ -343,7 +336,7 @@ static double small_ours(struct job *j)
     struct gabi_vhost_state_writer *w = NULL;
     struct gabi_vhost_state_reader *r = NULL;
     int p[2], wr = GABI_VHOST_STATE_MORE, rr = GABI_VHOST_STATE_MORE;
-    double start = now();
+    double start = bench_now();
 
     if (pipe2(p, O_CLOEXEC) < 0 ||
         gabi_vhost_state_writer_new(p[1], "guestabi-blk", "1", j->size, &src_ops, j, &w, NULL) <
@@ -357,14 +350,14 @@ static double small_ours(struct job *j)
     }
     gabi_vhost_state_writer_free(w);
     gabi_vhost_state_reader_free(r);
-    return wr == GABI_VHOST_STATE_DONE && rr == GABI_VHOST_STATE_DONE ? now() - start : -1;
+    return wr == GABI_VHOST_STATE_DONE && rr == GABI_VHOST_STATE_DONE ? bench_now() - start : -1;
 }
 
 static double small_raw(struct job *j)
 {
     size_t sent = 0, got = 0;
     int p[2];
-    double start = now();
+    double start = bench_now();
 
     if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
         return -1;
@@ -384,7 +377,7 @@ static double small_raw(struct job *j)
             got += (size_t)k;
     }
     close(p[0]);
-    return now() - start;
+    return bench_now() - start;
 }
 
 /* ---- how parallel is this machine ------------------------------------------------------- */
@@ -400,11 +393,11 @@ static void *crc_loop(void *arg)
 {
     struct crc_job *j = arg;
     uint32_t crc = 0;
-    double t0 = now();
+    double t0 = bench_now();
 
     for (int i = 0; i < j->reps; i++)
         crc = gabi_vhost_state_crc32c(crc, j->buf, j->size);
-    j->gbps = (double)j->reps * (double)j->size / (now() - t0) / 1e9;
+    j->gbps = (double)j->reps * (double)j->size / (bench_now() - t0) / 1e9;
     return crc == 1 ? arg : NULL;
 }
 
@@ -623,13 +616,13 @@ int main(int argc, char **argv)
         double t0, cold, warm;
         int reps = (int)(4 * size / hot);
 
-        t0 = now();
+        t0 = bench_now();
         crc ^= gabi_vhost_state_crc32c(0, ram, size);
-        cold = (double)size / (now() - t0) / 1e9;
-        t0 = now();
+        cold = (double)size / (bench_now() - t0) / 1e9;
+        t0 = bench_now();
         for (int i = 0; i < reps; i++)
             crc ^= gabi_vhost_state_crc32c(crc, dst_mem + (size_t)(i % 4) * hot, hot);
-        warm = (double)reps * (double)hot / (now() - t0) / 1e9;
+        warm = (double)reps * (double)hot / (bench_now() - t0) / 1e9;
         printf("\nCRC32C: %.1f GB/s over %zu MiB from memory, %.1f GB/s over 256 KiB in cache "
                "(%08x)\n",
                cold, size_mib, warm, crc);

@@ -6,7 +6,12 @@ export GUESTABI_SYSTEM_CATALOG=
 for b in "$build"/bench/bench_*; do
   [[ -x $b && -f $b ]] || continue
   echo "== $(basename "$b")"
-  "$b"
+  args=()
+  # guestabi-blk against QEMU's own vhost-user-blk export, in the same run, when it is here
+  if [[ $(basename "$b") == bench_blk ]] && command -v qemu-storage-daemon >/dev/null; then
+    args+=(--qsd)
+  fi
+  "$b" "${args[@]}"
 done
 # The data-path race against DPDK (needs dpdk-testpmd; prints its own figures)
 if command -v dpdk-testpmd >/dev/null; then
