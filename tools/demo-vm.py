@@ -16,8 +16,9 @@ import vmlib  # noqa: E402
 
 
 def main():
-    if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
-        print("demo: the VM part needs root and /dev/net/tun; skipped")
+    if os.geteuid() != 0 or not os.path.exists("/dev/net/tun") or not netlib.own_netns_possible():
+        print("demo: the VM part needs root, /dev/net/tun and a network namespace of its own; "
+              "skipped")
         return 0
     netlib.enter_own_netns()
     gn = vmlib.build_bin("devices/net/guestabi-net")

@@ -25,13 +25,17 @@ def need_root_net():
     enter_own_netns()
 
 
+def own_netns_possible():
+    return subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode == 0
+
+
 def enter_own_netns():
     """Run the rest of the test in a network namespace of its own (re-executing it under
     unshare once): its bridges, taps and addresses cannot collide with the machine's, with
     another test running at the same time or with what a killed run left behind."""
     if os.environ.get("GUESTABI_TEST_NETNS") == str(os.getpid()):
         return
-    if subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode != 0:
+    if not own_netns_possible():
         vmlib.skip("cannot create a network namespace (unshare --net)")
     sys.stdout.flush()
     sys.stderr.flush()
