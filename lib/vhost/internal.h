@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <guestabi/vhost.h>
 
@@ -255,3 +256,11 @@ int vhost_send(int fd, const struct vhost_user_hdr *hdr, const void *payload, co
  * beyond max are closed and reported as -EMSGSIZE. Returns bytes read (0 at EOF) or -errno. */
 ssize_t vhost_recv(int fd, void *buf, size_t size, int *fds, unsigned *n_fds, unsigned max);
 void vhost_close_fds(int *fds, unsigned *n_fds);
+/* Room for one SCM_RIGHTS control message of up to GABI_VHOST_MAX_FDS fds. */
+union vhost_cmsg_buf {
+    char buf[CMSG_SPACE(sizeof(int) * GABI_VHOST_MAX_FDS)];
+    struct cmsghdr align;
+};
+/* Attaches fds (1 to GABI_VHOST_MAX_FDS) to mh as SCM_RIGHTS, in buf. */
+void vhost_msg_put_fds(struct msghdr *mh, union vhost_cmsg_buf *buf, const int *fds,
+                       unsigned n_fds);

@@ -18,13 +18,24 @@ void vhost_close_fds(int *fds, unsigned *n_fds)
     *n_fds = 0;
 }
 
+void vhost_msg_put_fds(struct msghdr *mh, union vhost_cmsg_buf *buf, const int *fds, unsigned n_fds)
+{
+    struct cmsghdr *cm;
+
+    memset(buf, 0, sizeof(*buf));
+    mh->msg_control = buf->buf;
+    mh->msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+    cm = CMSG_FIRSTHDR(mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+    memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
+}
+
 int vhost_send(int fd, const struct vhost_user_hdr *hdr, const void *payload, const int *fds,
                unsigned n_fds, int timeout_ms)
 {
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * GABI_VHOST_MAX_FDS)];
-        struct cmsghdr align;
-    } control;
+    union vhost_cmsg_buf control;
     struct iovec iov[2] = {
         {.iov_base = (void *)hdr, .iov_len = sizeof(*hdr)},
         {.iov_base = (void *)payload, .iov_len = payload ? hdr->size : 0},
@@ -34,18 +45,8 @@ int vhost_send(int fd, const struct vhost_user_hdr *hdr, const void *payload, co
 
     if (n_fds > GABI_VHOST_MAX_FDS)
         return -EINVAL;
-    if (n_fds) {
-        struct cmsghdr *cm;
-
-        memset(&control, 0, sizeof(control));
-        mh.msg_control = control.buf;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
-        cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
-        memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
-    }
+    if (n_fds)
+        vhost_msg_put_fds(&mh, &control, fds, n_fds);
     while (left > 0) {
         ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 

@@ -25,7 +25,7 @@
 #include <guestabi/log.h>
 #include <guestabi/vhost.h>
 
-#include "vhost/protocol.h"
+#include "vhost/internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -229,25 +229,12 @@ static unsigned fds_for(const struct vhost_user_hdr *hdr, const uint8_t *payload
 
 static void send_piece(int fd, const uint8_t *p, size_t n, const int *fds, unsigned n_fds)
 {
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * GABI_VHOST_MAX_FDS)];
-        struct cmsghdr align;
-    } ctl;
+    union vhost_cmsg_buf ctl;
     struct iovec iov = {(void *)p, n};
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 
-    if (n_fds) {
-        struct cmsghdr *cm;
-
-        memset(&ctl, 0, sizeof(ctl));
-        mh.msg_control = ctl.buf;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
-        cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
-        memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
-    }
+    if (n_fds)
+        vhost_msg_put_fds(&mh, &ctl, fds, n_fds);
     if (sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
         /* the back-end closed the connection: the next dispatch notices */
     }
