@@ -309,52 +309,47 @@ static int open_channel(struct gabi_vhost_client *c, enum gabi_vhost_state_direc
     return 0;
 }
 
-int gabi_vhost_client_save_state(struct gabi_vhost_client *c, int out_fd, int timeout_ms,
-                                 struct gabi_vhost_state_xfer *ret_xfer, struct gabi_error *reterr)
+/* One side's transfer: the state out of the back-end into fd (save), or from fd into it (load),
+ * then CHECK_DEVICE_STATE either way: it tells the back-end's side of the story. */
+static int transfer(struct gabi_vhost_client *c, enum gabi_vhost_state_direction dir, int fd,
+                    int timeout_ms, struct gabi_vhost_state_xfer *ret_xfer,
+                    struct gabi_error *reterr)
 {
+    const char *what = dir == GABI_VHOST_STATE_SAVE ? "save" : "load";
     struct gabi_vhost_state_xfer x = {0};
     const char *side = "";
-    int chan, r, rc;
+    bool stopped;
+    int chan = -1, r, rc;
 
     if (timeout_ms <= 0)
         timeout_ms = 10000;
-    r = open_channel(c, GABI_VHOST_STATE_SAVE, &chan, &x, reterr);
+    r = open_channel(c, dir, &chan, &x, reterr);
     if (r < 0)
         return r;
-    r = relay(chan, out_fd, timeout_ms, &x, &side);
-    close(chan);
-    if (r < 0)
-        gabi_error_set(reterr, r, "save", "%s the state failed after %" PRIu64 " bytes: %s", side,
+    r = dir == GABI_VHOST_STATE_SAVE ? relay(chan, fd, timeout_ms, &x, &side)
+                                     : relay(fd, chan, timeout_ms, &x, &side);
+    close(chan); /* loading: the back-end's EOF */
+    /* EPIPE while loading: the back-end stopped reading, and CHECK says why */
+    stopped = dir == GABI_VHOST_STATE_LOAD && r == -EPIPE;
+    if (r < 0 && !stopped)
+        gabi_error_set(reterr, r, what, "%s the state failed after %" PRIu64 " bytes: %s", side,
                        x.bytes, strerror(-r));
-    /* CHECK either way: it tells the back-end's side of the story */
-    rc = check(c, "save", timeout_ms, &x.check_code[0], reterr, r >= 0);
+    rc = check(c, what, timeout_ms, &x.check_code[dir], reterr, r >= 0 || stopped);
     if (ret_xfer)
         *ret_xfer = x;
-    return r < 0 ? r : rc;
+    return r < 0 && !stopped ? r : rc < 0 ? rc : r;
+}
+
+int gabi_vhost_client_save_state(struct gabi_vhost_client *c, int out_fd, int timeout_ms,
+                                 struct gabi_vhost_state_xfer *ret_xfer, struct gabi_error *reterr)
+{
+    return transfer(c, GABI_VHOST_STATE_SAVE, out_fd, timeout_ms, ret_xfer, reterr);
 }
 
 int gabi_vhost_client_load_state(struct gabi_vhost_client *c, int in_fd, int timeout_ms,
                                  struct gabi_vhost_state_xfer *ret_xfer, struct gabi_error *reterr)
 {
-    struct gabi_vhost_state_xfer x = {0};
-    const char *side = "";
-    int chan, r, rc;
-
-    if (timeout_ms <= 0)
-        timeout_ms = 10000;
-    r = open_channel(c, GABI_VHOST_STATE_LOAD, &chan, &x, reterr);
-    if (r < 0)
-        return r;
-    r = relay(in_fd, chan, timeout_ms, &x, &side);
-    close(chan); /* the reader's EOF */
-    if (r < 0 && r != -EPIPE)
-        gabi_error_set(reterr, r, "load", "%s the state failed after %" PRIu64 " bytes: %s", side,
-                       x.bytes, strerror(-r));
-    /* EPIPE: the back-end stopped reading, and CHECK says why */
-    rc = check(c, "load", timeout_ms, &x.check_code[1], reterr, r >= 0 || r == -EPIPE);
-    if (ret_xfer)
-        *ret_xfer = x;
-    return r < 0 && r != -EPIPE ? r : rc < 0 ? rc : r;
+    return transfer(c, GABI_VHOST_STATE_LOAD, in_fd, timeout_ms, ret_xfer, reterr);
 }
 
 int gabi_vhost_client_move_state(struct gabi_vhost_client *src, struct gabi_vhost_client *dst,
