@@ -366,7 +366,7 @@ int net_port_rx(struct net_port *p, struct gabi_vhost_vring *vr, const struct ne
 }
 
 /* One burst of generated frames into vr: how many frames; *ret_full when a whole burst of
- * chains was popped (there may be more). */
+ * chains was popped and used (there may be more). */
 static unsigned generate_burst(struct net_port *p, struct gabi_vhost_vring *vr, bool *ret_full)
 {
     struct gabi_vhost_elem *elems = p->net->rx_elems;
@@ -390,7 +390,6 @@ static unsigned generate_burst(struct net_port *p, struct gabi_vhost_vring *vr, 
     n = gabi_vhost_vring_pop_burst(vr, elems, NET_BURST);
     if (n <= 0)
         return 0;
-    *ret_full = n == NET_BURST;
     while (k < (unsigned)n) {
         const struct gabi_vhost_elem *e = &elems[k];
         struct net_hdr out = {.num_buffers = 1};
@@ -415,6 +414,9 @@ static unsigned generate_burst(struct net_port *p, struct gabi_vhost_vring *vr, 
         k += m;
         frames++;
     }
+    /* a whole burst used: there may be more. One that stopped at a chain it cannot use now
+     * waits for the guest's next kick, never comes straight back to the same chains. */
+    *ret_full = n == NET_BURST && k == (unsigned)n;
     gabi_vhost_vring_unpop(vr, (unsigned)n - k);
     gabi_vhost_vring_push_burst(vr, elems, written, k);
     qs->rx_packets += frames;
@@ -514,15 +516,21 @@ static unsigned tx_frame(const struct net_port *p, const struct gabi_vhost_elem 
     return n;
 }
 
-static int tx_to_tap(struct net_port *p, const struct gabi_vhost_elem *e)
+/* The tap's vnet header size is the guest's; the header it gets is the one tx_check() took,
+ * never the guest's buffer again (the guest could rewrite it after the check). */
+static int tx_to_tap(struct net_port *p, const struct gabi_vhost_elem *e, const struct net_hdr *hdr,
+                     size_t len)
 {
+    struct iovec v[1 + GABI_VHOST_ELEM_MAX_SEGS];
+    unsigned n_frame;
     ssize_t n;
 
-    /* the tap's vnet header size is the guest's: the header goes through unchanged */
+    v[0] = (struct iovec){(void *)hdr, p->hdr_len};
+    n_frame = tx_frame(p, e, v + 1);
     do {
-        n = writev(p->tap.fd, e->iov, e->n_out);
+        n = writev(p->tap.fd, v, (int)(1 + n_frame));
     } while (n < 0 && errno == EINTR);
-    return n == (ssize_t)e->out_len ? 0 : -EIO;
+    return n == (ssize_t)(p->hdr_len + len) ? 0 : -EIO;
 }
 
 unsigned net_port_tx(struct net_port *p, unsigned index)
@@ -573,7 +581,7 @@ unsigned net_port_tx(struct net_port *p, unsigned index)
             else if (dst)
                 delivered |=
                     net_port_rx(dst, rx, &hdr, frame, tx_frame(p, &elems[i], frame), len) == 0;
-            else if (tx_to_tap(p, &elems[i]) < 0)
+            else if (tx_to_tap(p, &elems[i], &hdr, len) < 0)
                 dropped++;
         }
     }
