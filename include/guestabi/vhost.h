@@ -364,8 +364,6 @@ void gabi_vhost_vring_push(struct gabi_vhost_vring *vr, const struct gabi_vhost_
  * transmit queue hands chains back). */
 void gabi_vhost_vring_push_burst(struct gabi_vhost_vring *vr, const struct gabi_vhost_elem *elems,
                                  const uint32_t *written, unsigned n);
-/* As push, for a chain the device wrote through `written` bytes but kept only the head. */
-void gabi_vhost_vring_push_head(struct gabi_vhost_vring *vr, uint16_t head, uint32_t len);
 /* Publish pushed chains (one used-index update) and interrupt the guest if it asked for it
  * (EVENT_IDX or NO_INTERRUPT). Returns 1 when the call fd was signalled, else 0. */
 int gabi_vhost_vring_flush(struct gabi_vhost_vring *vr);

@@ -93,7 +93,6 @@ struct gabi_vhost_vring {
     uint16_t used_idx;     /* used index as last published */
     uint16_t n_shadow;     /* pushed, not yet published */
     uint16_t signalled_used;
-    bool signalled_valid;
     uint16_t used_flags; /* as last written to used->flags */
     bool notify_on;      /* the device wants kicks */
     bool event_idx;
@@ -229,13 +228,6 @@ void vhost_state_cancel(struct gabi_vhost_backend *b, const char *reason);
 void vhost_state_reset(struct gabi_vhost_backend *b, const char *reason);
 /* Check a device's state ops when the back-end is created: 0 or -EINVAL with reterr. */
 int vhost_state_ops_check(const struct gabi_vhost_state_ops *ops, struct gabi_error *reterr);
-
-/* Dirty log: mark [gpa, gpa+len) written. */
-static inline void vhost_log_write(struct gabi_vhost_backend *b, uint64_t gpa, uint64_t len)
-{
-    if (unlikely(b->logging) && len)
-        gabi_vhost_backend_log_write(b, gpa, len);
-}
 
 /* ---- front-end (client.c) -------------------------------------------------------------- */
 

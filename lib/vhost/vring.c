@@ -121,7 +121,6 @@ void vhost_vring_start(struct gabi_vhost_vring *vr)
     vr->used_flags = ring_load(&vr->used->flags);
     vr->n_shadow = 0;
     vr->signalled_used = vr->used_idx;
-    vr->signalled_valid = true;
     vr->notify_on = true;
     vr->event_idx = b->features & (1ull << GABI_F_EVENT_IDX);
     vr->indirect = b->features & (1ull << GABI_F_INDIRECT_DESC);
@@ -133,8 +132,16 @@ void vhost_vring_start(struct gabi_vhost_vring *vr)
 
 void vhost_vring_remap(struct gabi_vhost_vring *vr)
 {
-    if (vr->started && !vr->broken)
+    if (!vr->started)
+        return;
+    if (!vr->broken) {
         map_rings(vr);
+    } else {
+        /* the old mapping may be gone: nothing may keep pointing into it */
+        vr->desc = NULL;
+        vr->avail = NULL;
+        vr->used = NULL;
+    }
 }
 
 void vhost_vring_stop(struct gabi_vhost_vring *vr)
@@ -615,11 +622,6 @@ static inline void stage_used(struct gabi_vhost_vring *vr, uint16_t head, uint32
     vr->n_shadow++;
 }
 
-void gabi_vhost_vring_push_head(struct gabi_vhost_vring *vr, uint16_t head, uint32_t len)
-{
-    stage_used(vr, head, len);
-}
-
 void gabi_vhost_vring_push(struct gabi_vhost_vring *vr, const struct gabi_vhost_elem *elem,
                            uint32_t written)
 {
@@ -678,11 +680,8 @@ static int signal_guest(struct gabi_vhost_vring *vr)
     ring_fence();
     if (vr->event_idx) {
         uint16_t old = vr->signalled_used, event = ring_load(vring_used_event(vr->avail, vr->num));
-        bool valid = vr->signalled_valid;
-
         vr->signalled_used = vr->used_idx;
-        vr->signalled_valid = true;
-        need = !valid || vring_need_event(event, vr->used_idx, old);
+        need = vring_need_event(event, vr->used_idx, old);
     } else {
         need = !(ring_load(&vr->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
     }
