@@ -193,10 +193,12 @@ static int run_negotiate(struct cli *cli, int argc, char **argv)
         o.queue_pairs = m->max_queue_pairs;
         o.ring_size = m->max_queue_size;
     } else {
-        want_f = (1ull << GABI_F_VERSION_1) | (1ull << GABI_F_PROTOCOL_FEATURES);
-        if (o.features && parse_names(cli, "--features", o.features, o.cls, false, &want_f) < 0)
+        uint64_t named = 0;
+
+        if (o.features && parse_names(cli, "--features", o.features, o.cls, false, &named) < 0)
             return EXIT_BAD_INPUT;
-        want_f |= 1ull << GABI_F_PROTOCOL_FEATURES;
+        /* what --help promises: VERSION_1 and PROTOCOL_FEATURES always asked for */
+        want_f = named | (1ull << GABI_F_VERSION_1) | (1ull << GABI_F_PROTOCOL_FEATURES);
         if (o.protocol_features &&
             parse_names(cli, "--protocol-features", o.protocol_features, o.cls, true, &want_pf) < 0)
             return EXIT_BAD_INPUT;

@@ -53,6 +53,9 @@ def main():
         st, out = negotiate("--socket", socks[V1], "--features", "MRG_RXBUF", "--ring-size",
                             "256", "--protocol-features", "REPLY_ACK,LOG_SHMFD")
         assert st == 0 and "accepted" in out, out
+        # VERSION_1 is asked for even when --features does not name it (as --help says)
+        asked = out.split("Asked for:")[1].split("\n")[1]
+        assert "VERSION_1" in asked and "PROTOCOL_FEATURES" in asked, out
         st, out = negotiate("--socket", socks[V1], "--features", "NO_SUCH_THING")
         assert st == 2 and "unknown virtio-net feature" in out, out
         vmlib.log("ok: negotiate shows offers, differences and refusals")
