@@ -24,6 +24,8 @@ struct gabi_vhost_guestq {
     struct vring_used *used;
     struct vring_desc *indirect; /* num tables of INDIRECT_MAX */
     uint16_t *chain_len;         /* per head: descriptors held (0: free) */
+    uint16_t *next;              /* per descriptor: free list and chain links, kept here: the
+                                  * device can write the shared table, we never follow it */
     uint16_t free_head;
     uint16_t n_free;
     uint16_t avail_idx; /* next to publish */
@@ -62,7 +64,8 @@ int gabi_vhost_guestq_new(struct gabi_vhost_guestmem *gm, uint16_t size, unsigne
         return -ENOMEM;
     q->kick_fd = q->call_fd = -1;
     q->chain_len = calloc(size, sizeof(*q->chain_len));
-    if (!q->chain_len ||
+    q->next = calloc(size, sizeof(*q->next));
+    if (!q->chain_len || !q->next ||
         gabi_vhost_guestmem_alloc(gm, vring_desc_size(size), 4096, &q->desc_gpa) < 0 ||
         gabi_vhost_guestmem_alloc(gm, vring_avail_size(size), 64, &q->avail_gpa) < 0 ||
         gabi_vhost_guestmem_alloc(gm, vring_used_size(size), 4096, &q->used_gpa) < 0 ||
@@ -85,7 +88,7 @@ int gabi_vhost_guestq_new(struct gabi_vhost_guestmem *gm, uint16_t size, unsigne
     memset(q->avail, 0, vring_avail_size(size));
     memset(q->used, 0, vring_used_size(size));
     for (uint16_t i = 0; i < size; i++)
-        q->desc[i].next = (uint16_t)(i + 1);
+        q->desc[i].next = q->next[i] = (uint16_t)(i + 1);
     q->n_free = size;
     q->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     q->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -106,6 +109,7 @@ struct gabi_vhost_guestq *gabi_vhost_guestq_free(struct gabi_vhost_guestq *q)
     close_and_clear(&q->kick_fd);
     close_and_clear(&q->call_fd);
     free(q->chain_len);
+    free(q->next);
     free(q);
     return NULL;
 }
@@ -171,7 +175,7 @@ int gabi_vhost_guestq_add(struct gabi_vhost_guestq *q, const struct gabi_vhost_g
                                         (k + 1 < n ? VRING_DESC_F_NEXT : 0));
             table[k].next = (uint16_t)(k + 1);
         }
-        q->free_head = q->desc[head].next;
+        q->free_head = q->next[head];
         q->desc[head].addr = q->indirect_gpa + (uint64_t)head * INDIRECT_MAX * 16;
         q->desc[head].len = n * 16;
         q->desc[head].flags = VRING_DESC_F_INDIRECT;
@@ -184,10 +188,13 @@ int gabi_vhost_guestq_add(struct gabi_vhost_guestq *q, const struct gabi_vhost_g
             set_desc(&q->desc[i], bufs[k].gpa, bufs[k].len,
                      (uint16_t)((k >= n_out ? VRING_DESC_F_WRITE : 0) |
                                 (k + 1 < n ? VRING_DESC_F_NEXT : 0)));
-            if (k + 1 < n)
-                i = q->desc[i].next;
+            if (k + 1 < n) {
+                if (q->desc[i].next != q->next[i])
+                    q->desc[i].next = q->next[i];
+                i = q->next[i];
+            }
         }
-        q->free_head = q->desc[i].next;
+        q->free_head = q->next[i];
         q->n_free = (uint16_t)(q->n_free - n);
         q->chain_len[head] = (uint16_t)n;
     }
@@ -238,8 +245,8 @@ int gabi_vhost_guestq_get_used(struct gabi_vhost_guestq *q, uint32_t *ret_id, ui
     q->last_used++;
     last = (uint16_t)e.id;
     for (unsigned k = 1; k < q->chain_len[e.id]; k++)
-        last = q->desc[last].next;
-    q->desc[last].next = q->free_head;
+        last = q->next[last];
+    q->next[last] = q->free_head;
     q->free_head = (uint16_t)e.id;
     q->n_free = (uint16_t)(q->n_free + q->chain_len[e.id]);
     q->chain_len[e.id] = 0;
