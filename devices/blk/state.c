@@ -38,6 +38,11 @@ static int save_begin(struct gabi_vhost_backend *b, uint64_t *ret_size, struct g
 {
     struct blk *k = userdata;
 
+    /* the transfer hands out a file's pages by splice, from regular files only */
+    if (k->disk.is_blockdev)
+        return gabi_error_set(reterr, -EOPNOTSUPP, NULL,
+                              "%s is a block device: its contents are not saved as device state",
+                              k->disk.path);
     *ret_size = k->disk.size;
     LOG_STATE(k, GABI_LOG_INFO, "saving the disk: %" PRIu64 " bytes", k->disk.size);
     return 0;
@@ -219,7 +224,8 @@ static int load_commit(struct gabi_vhost_backend *b, struct gabi_error *reterr, 
         }
         free(k->scratch_path);
         k->scratch_path = NULL;
-        s->path = strdup(k->disk.path);
+        s->path = k->disk.path; /* the path stays the disk's (no allocation that could fail) */
+        k->disk.path = NULL;
     }
     /* the scratch disk becomes the disk */
     s->readonly = k->disk.readonly;
