@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 
 #include "common/util.h"
 #include "net.h"
@@ -190,6 +191,7 @@ static void reply(struct net *n, json_t *j)
     struct net_control *c = n->control;
     char *text = json_dumps(j, JSON_COMPACT);
     size_t len = text ? strlen(text) : 0, done = 0;
+    struct timespec t0;
 
     json_decref(j);
     if (!text) {
@@ -197,13 +199,17 @@ static void reply(struct net *n, json_t *j)
         return;
     }
     text[len] = '\n'; /* json_dumps allocated len + 1 bytes: the NUL becomes the newline */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     while (done < len + 1) {
         ssize_t k = send(c->conn_fd, text + done, len + 1 - done, MSG_NOSIGNAL);
+        struct timespec t;
 
         if (k < 0 && errno == EINTR)
             continue;
-        if (k <= 0) {
-            drop_conn(n); /* gone, or not reading (SO_SNDTIMEO) */
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (k <= 0 || t.tv_sec - t0.tv_sec > 1) {
+            /* gone, or not reading (SO_SNDTIMEO), or reading too slowly for the loop to wait */
+            drop_conn(n);
             break;
         }
         done += (size_t)k;
@@ -230,13 +236,13 @@ void net_control_event(struct net *n, struct source *src)
             drop_conn(n);
         return;
     }
-    for (;;) {
+    /* One read per event (epoll calls again while there is more): a client that keeps
+     * writing gets its turn between the ports', never the loop to itself. */
+    {
         ssize_t k = recv(c->conn_fd, c->line + c->len, sizeof(c->line) - c->len, MSG_DONTWAIT);
         char *nl;
 
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0 && errno == EAGAIN)
+        if (k < 0 && (errno == EINTR || errno == EAGAIN))
             return;
         if (k <= 0) {
             drop_conn(n);
