@@ -29,7 +29,7 @@ static void signal_fd(int fd)
     uint64_t one = 1;
 
     if (fd >= 0 && write(fd, &one, sizeof(one)) < 0) {
-        /* a full eventfd counter is still signalled */
+        /* EAGAIN (the fd is non-blocking, messages.c): a full counter is still signalled */
     }
 }
 

@@ -5,6 +5,7 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -604,6 +605,39 @@ TEST(overlapping_regions_are_refused)
     CHECK_CONTAINS(msg, "overlaps region");
     gabi_vhost_client_free(c);
     gabi_vhost_guestmem_free(gm);
+    harness_stop(&h);
+}
+
+/* A front-end that hands over fds it never reads (here: blocking pipes) must not be able to
+ * block the back-end's loop in a write: the back-end makes them non-blocking when it takes
+ * them (the flag lives in the file description both sides share, so we can see it here). */
+TEST(signal_fds_made_nonblocking)
+{
+    struct harness h;
+    struct gabi_vhost_client *c;
+    int call[2], err[2], logc[2];
+
+    REQUIRE(harness_start(&h, &harness_mode_v2) == 0);
+    c = harness_client(&h, ALL, ALL);
+    REQUIRE(c);
+    REQUIRE(pipe2(call, O_CLOEXEC) == 0 && pipe2(err, O_CLOEXEC) == 0 &&
+            pipe2(logc, O_CLOEXEC) == 0);
+    CHECK(!(fcntl(call[1], F_GETFL) & O_NONBLOCK));
+    CHECK_INT(gabi_vhost_client_set_vring_call(c, 0, call[1]), 0);
+    CHECK_INT(gabi_vhost_client_set_vring_err(c, 1, err[1]), 0);
+    CHECK_INT(gabi_vhost_client_request(c, VHOST_USER_SET_LOG_FD, true, NULL, 0, &logc[1], 1, NULL,
+                                        0, NULL),
+              0);
+    CHECK(fcntl(call[1], F_GETFL) & O_NONBLOCK);
+    CHECK(fcntl(err[1], F_GETFL) & O_NONBLOCK);
+    CHECK(fcntl(logc[1], F_GETFL) & O_NONBLOCK);
+    gabi_vhost_client_free(c);
+    CHECK_INT(harness_wait_disconnects(&h, 1), 0);
+    for (int i = 0; i < 2; i++) {
+        close(call[i]);
+        close(err[i]);
+        close(logc[i]);
+    }
     harness_stop(&h);
 }
 
