@@ -86,10 +86,7 @@ int vhost_send(int fd, const struct vhost_user_hdr *hdr, const void *payload, co
 
 ssize_t vhost_recv(int fd, void *buf, size_t size, int *fds, unsigned *n_fds, unsigned max)
 {
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * GABI_VHOST_MAX_FDS)];
-        struct cmsghdr align;
-    } control;
+    union vhost_cmsg_buf control;
     struct iovec iov = {.iov_base = buf, .iov_len = size};
     struct msghdr mh = {
         .msg_iov = &iov,
