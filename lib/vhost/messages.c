@@ -10,7 +10,6 @@
  */
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -319,19 +318,11 @@ static int on_set_log_base(struct gabi_vhost_backend *b, struct vhost_msg *m,
     return 0;
 }
 
-static void take_signal_fd(int *slot, int fd)
-{
-    int fl;
-
-    close_and_clear(slot);
-    if (fd >= 0 && (fl = fcntl(fd, F_GETFL)) >= 0 && !(fl & O_NONBLOCK))
-        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-    *slot = fd;
-}
-
 static int on_set_log_fd(struct gabi_vhost_backend *b, struct vhost_msg *m, struct vhost_reply *rep)
 {
-    take_signal_fd(&b->log_call_fd, m->n_fds == 1 ? TAKE_FD(m->fds[0]) : -1);
+    close_and_clear(&b->log_call_fd);
+    if (m->n_fds == 1)
+        b->log_call_fd = TAKE_FD(m->fds[0]);
     return 0;
 }
 
@@ -461,9 +452,6 @@ static int on_set_vring_kick(struct gabi_vhost_backend *b, struct vhost_msg *m,
     return 0;
 }
 
-/* An fd the back-end only ever writes a counter to (call, err, log call): made non-blocking, so
- * that a front-end that hands over something it never reads (a pipe, a saturated eventfd)
- * costs it its signals, never the loop. */
 static int on_set_vring_call(struct gabi_vhost_backend *b, struct vhost_msg *m,
                              struct vhost_reply *rep)
 {
@@ -472,7 +460,8 @@ static int on_set_vring_call(struct gabi_vhost_backend *b, struct vhost_msg *m,
 
     if (r < 0)
         return r;
-    take_signal_fd(&vr->call_fd, fd);
+    close_and_clear(&vr->call_fd);
+    vr->call_fd = fd;
     return 0;
 }
 
@@ -484,7 +473,8 @@ static int on_set_vring_err(struct gabi_vhost_backend *b, struct vhost_msg *m,
 
     if (r < 0)
         return r;
-    take_signal_fd(&vr->err_fd, fd);
+    close_and_clear(&vr->err_fd);
+    vr->err_fd = fd;
     return 0;
 }
 

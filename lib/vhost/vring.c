@@ -24,12 +24,17 @@
 /* How many avail entries ahead pop prefetches descriptors. */
 #define PREFETCH_AHEAD 4
 
+/* A call, err or log-call fd: the front-end's file description, its flags (as the kick fd's)
+ * never changed here. Written only when the write cannot block: a front-end that hands over
+ * something it never reads (a pipe, a saturated eventfd) loses its signals, never our loop. */
 static void signal_fd(int fd)
 {
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
     uint64_t one = 1;
 
-    if (fd >= 0 && write(fd, &one, sizeof(one)) < 0) {
-        /* EAGAIN (the fd is non-blocking, messages.c): a full counter is still signalled */
+    if (fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) &&
+        write(fd, &one, sizeof(one)) < 0) {
+        /* a full eventfd counter is still signalled */
     }
 }
 
