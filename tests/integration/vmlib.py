@@ -149,7 +149,8 @@ class Guest:
         # A migration-safe CPU model: QEMU reports "max" as not migration-safe, and with it
         # about one TCG migration in fifteen left the destination guest corrupted (a kernel
         # panic, or virtio-net's "id 0 is not a head!") with every vring index handed over
-        # right; qemu64 ran forty clean in a row. GUESTABI_TEST_CPU overrides it.
+        # right; qemu64 ran forty clean in a row, though the symptom was seen once since
+        # (docs/interop.md: cause not found). GUESTABI_TEST_CPU overrides it.
         argv = [QEMU, "-accel", "tcg", "-machine", "q35",
                 "-cpu", os.environ.get("GUESTABI_TEST_CPU", "qemu64"), "-m", str(mem_mb),
                 "-smp", "1", "-display", "none", "-no-reboot", "-nodefaults",
