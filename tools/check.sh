@@ -14,7 +14,7 @@ tally() {  # tally LOG_JSON LABEL
 import json, sys
 path, label = sys.argv[1], sys.argv[2]
 p = f = s = 0
-failed, skipped = [], []
+failed, skipped, tails = [], [], []
 try:
     with open(path) as fh:
         for line in fh:
@@ -31,6 +31,7 @@ try:
             else:
                 f += 1
                 failed.append("%s (%s)" % (t["name"], r))
+                tails.append((t["name"], (t.get("stdout") or "").splitlines()[-40:]))
 except FileNotFoundError:
     f += 1
     failed.append("no test log: the build failed")
@@ -38,6 +39,12 @@ for n in failed:
     print("  FAILED  %s: %s" % (label, n), file=sys.stderr)
 for n in skipped:
     print("  SKIPPED %s: %s" % (label, n), file=sys.stderr)
+# The end of each failed test's own output (its assertion and the log lines before it):
+# CI shows only what this script prints.
+for name, tail in tails:
+    print("  --- %s: last %d lines of %s" % (label, len(tail), name), file=sys.stderr)
+    for line in tail:
+        print("  | " + line[:300], file=sys.stderr)
 print(p, f, s)
 PY
 }
