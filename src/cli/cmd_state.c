@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -94,6 +95,8 @@ static int run_state(struct cli *cli, int argc, char **argv)
     struct gabi_error err = {0};
     struct timespec t0;
     const char *verb;
+    struct stat st;
+    char *tmp;
     int first, ex, r, fd = -1, ms;
 
     /* guestabi state ACTION [options]: the options follow the action */
@@ -121,14 +124,32 @@ static int run_state(struct cli *cli, int argc, char **argv)
         if (r >= 0)
             r = gabi_vhost_client_move_state(src, dst, ms, &x, &err);
     } else if (strcmp(verb, "save") == 0) {
-        fd = open(o.to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0)
-            return cli_errorf(cli, "%s: %s", o.to, strerror(errno));
+        /* Into a new file beside the target, renamed over it only once the back-end has
+         * answered CHECK with success: a refused save leaves an existing file as it was. */
+        if (stat(o.to, &st) == 0 && !S_ISREG(st.st_mode))
+            return cli_errorf(cli, "%s: not a regular file: a saved state goes into a file",
+                              o.to);
+        tmp = malloc(strlen(o.to) + sizeof(".XXXXXX"));
+        if (!tmp)
+            return cli_errorf(cli, "%s: %s", o.to, strerror(ENOMEM));
+        strcpy(tmp, o.to);
+        strcat(tmp, ".XXXXXX");
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0) {
+            r = errno;
+            free(tmp);
+            return cli_errorf(cli, "%s: cannot create a file beside it: %s", o.to, strerror(r));
+        }
         r = open_backend(o.from, ms, &src, &err);
         if (r >= 0)
             r = gabi_vhost_client_save_state(src, fd, ms, &x, &err);
         if (r >= 0 && fsync(fd) < 0)
             r = gabi_error_set(&err, -errno, o.to, "fsync: %s", strerror(errno));
+        if (r >= 0 && rename(tmp, o.to) < 0)
+            r = gabi_error_set(&err, -errno, o.to, "rename from %s: %s", tmp, strerror(errno));
+        if (r < 0)
+            unlink(tmp);
+        free(tmp);
     } else if (strcmp(verb, "load") == 0) {
         fd = open(o.from, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
@@ -147,7 +168,7 @@ static int run_state(struct cli *cli, int argc, char **argv)
     if (r < 0) {
         cli_error(cli, &err);
         printf("state %s from %s to %s: REFUSED; the source's state is untouched, the "
-               "destination loaded nothing\n",
+               "destination loaded (or, for a file, kept) nothing new\n",
                verb, o.from, o.to);
         return EXIT_INCOMPATIBLE;
     }
@@ -168,7 +189,8 @@ const struct cli_command cli_cmd_state = {
     "(move | save | load) --from SOCK|FILE --to SOCK|FILE [--timeout SECONDS]\n"
     "  move --from SOCK --to SOCK   back-end to back-end (SET_DEVICE_STATE_FD both ways,\n"
     "                               then CHECK_DEVICE_STATE on both)\n"
-    "  save --from SOCK --to FILE   the state stream into a file\n"
+    "  save --from SOCK --to FILE   the state stream into a file (replaced only when the\n"
+    "                               back-end reports success)\n"
     "  load --from FILE --to SOCK   a saved stream into a back-end\n"
     "The destination parses the stream's header (device type, state version) before it loads\n"
     "a byte, and commits only a whole, verified stream. Exit status: 0 done, 1 refused.",

@@ -77,6 +77,16 @@ def main():
         assert st == 0, out
         with open(saved, "rb") as f:
             data = f.read()
+        # A save that fails (nothing listens there) leaves the file it would replace as it was.
+        st, out = guestabi("state", "save", "--from", os.path.join(sc.dir, "nobody.sock"),
+                           "--to", saved)
+        assert st == 1 and "REFUSED" in out, out
+        with open(saved, "rb") as f:
+            assert f.read() == data, "a failed save changed %s" % saved
+        left = [n for n in os.listdir(sc.dir) if n.startswith("b.stream.")]
+        assert not left, "a failed save left %s behind" % left
+        st, out = guestabi("state", "save", "--from", b, "--to", "/dev/null")
+        assert st == 2 and "not a regular file" in out, out
         # The same payload and trailer (its CRC covers the payload only) under a header that
         # says version 2: a whole, valid stream as a newer guestabi-blk would write it.
         payload, trailer = data[128:-16], data[-16:]
