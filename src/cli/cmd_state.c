@@ -127,8 +127,7 @@ static int run_state(struct cli *cli, int argc, char **argv)
         /* Into a new file beside the target, renamed over it only once the back-end has
          * answered CHECK with success: a refused save leaves an existing file as it was. */
         if (stat(o.to, &st) == 0 && !S_ISREG(st.st_mode))
-            return cli_errorf(cli, "%s: not a regular file: a saved state goes into a file",
-                              o.to);
+            return cli_errorf(cli, "%s: not a regular file: a saved state goes into a file", o.to);
         tmp = malloc(strlen(o.to) + sizeof(".XXXXXX"));
         if (!tmp)
             return cli_errorf(cli, "%s: %s", o.to, strerror(ENOMEM));
