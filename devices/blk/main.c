@@ -275,8 +275,7 @@ int main(int argc, char **argv)
     sigset_t mask;
     int r, sfd = -1;
 
-    gabi_log_set_handler(devmain_log_ratelimited, (void *)"guestabi-blk");
-    gabi_log_set_max_level(GABI_LOG_INFO);
+    devmain_init("guestabi-blk");
     r = parse_args(argc, argv, &a);
     if (r)
         return r < 0 ? 0 : r;

@@ -126,3 +126,13 @@ void devmain_log_ratelimited(enum gabi_log_level level, const char *module, cons
     }
     gabi_log_stderr(level, module, msg, NULL);
 }
+
+void devmain_init(const char *prog)
+{
+    struct gabi_error err = {0};
+
+    gabi_log_set_handler(devmain_log_ratelimited, (void *)prog);
+    gabi_log_set_max_level(GABI_LOG_INFO);
+    if (gabi_vhost_guard_sigbus(&err) < 0)
+        fprintf(stderr, "%s: %s: %s (running without it)\n", prog, err.where, err.message);
+}

@@ -43,5 +43,9 @@ int devmain_pick_mode(const struct devmain *d, const struct gabi_catalog *cat, c
  * at up to 10 a second after a burst of 50, then says how many it suppressed. */
 void devmain_log_ratelimited(enum gabi_log_level level, const char *module, const char *msg,
                              void *userdata);
+/* What a back-end program does first: its log through devmain_log_ratelimited at INFO, and the
+ * SIGBUS guard (gabi_vhost_guard_sigbus) so that a front-end shrinking a mapped file breaks
+ * queues instead of killing the process. */
+void devmain_init(const char *prog);
 
 #endif

@@ -362,8 +362,7 @@ int main(int argc, char **argv)
     sigset_t mask;
     uint64_t v;
 
-    gabi_log_set_handler(devmain_log_ratelimited, (void *)"guestabi-net");
-    gabi_log_set_max_level(GABI_LOG_INFO);
+    devmain_init("guestabi-net");
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {
         case 's':

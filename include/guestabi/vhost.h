@@ -243,6 +243,18 @@ struct gabi_vhost_backend_config {
     const struct gabi_vhost_state_ops *state;
 };
 
+/*
+ * Guest memory and the dirty log are mappings of the front-end's files, and a front-end can
+ * shrink an unsealed file (ftruncate) under them: the back-end's next access there would die
+ * of SIGBUS. This installs, once per process, a SIGBUS handler that puts a zero page over a
+ * faulting page of such a mapping and lets the access complete; the back-end then breaks its
+ * started vrings with a reason naming the region (at its next pop or message), and refuses to
+ * start vrings on it. A SIGBUS anywhere else goes to the handler that was there before (or
+ * the default action). Call it early in main(), before threads start; a program that does
+ * not is left as it was.
+ */
+int gabi_vhost_guard_sigbus(struct gabi_error *reterr);
+
 /* Checks that the mode is within what the library and the device implement: a mode asking
  * for more fails with -EOPNOTSUPP and a reterr naming the first missing bit. */
 int gabi_vhost_backend_new(const struct gabi_vhost_backend_config *cfg,

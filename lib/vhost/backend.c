@@ -132,6 +132,7 @@ int gabi_vhost_backend_new(const struct gabi_vhost_backend_config *cfg,
     b->conn_fd = -1;
     b->backend_req_fd = -1;
     b->log_call_fd = -1;
+    b->log_guard = -1;
     b->xfer.fd = -1;
     b->state = cfg->state;
     if (cfg->state) {
@@ -160,11 +161,45 @@ int gabi_vhost_backend_new(const struct gabi_vhost_backend_config *cfg,
 void vhost_backend_unmap_log(struct gabi_vhost_backend *b)
 {
     if (b->log_map)
-        munmap(b->log_map, b->log_map_size);
+        vhost_guard_unmap(b->log_map, b->log_map_size, b->log_guard);
     b->log_map = NULL;
     b->log = NULL;
     b->log_size = 0;
     vhost_backend_update_logging(b);
+}
+
+bool vhost_backend_lost_memory(const struct gabi_vhost_backend *b, char *why, size_t why_size)
+{
+    for (unsigned i = 0; i < b->mem.n; i++) {
+        const struct vhost_region *r = &b->mem.r[i];
+
+        if (vhost_guard_lost(r->guard)) {
+            snprintf(why, why_size,
+                     "the front-end shrank the file behind guest memory gpa 0x%" PRIx64
+                     "+0x%" PRIx64 " after it was mapped: pages of it read as zeros now",
+                     r->gpa, r->size);
+            return true;
+        }
+    }
+    if (b->log_map && vhost_guard_lost(b->log_guard)) {
+        snprintf(why, why_size,
+                 "the front-end shrank the dirty log's file after it was mapped: pages this "
+                 "back-end writes may not be logged");
+        return true;
+    }
+    return false;
+}
+
+void vhost_backend_guard_check(struct gabi_vhost_backend *b)
+{
+    char why[192];
+
+    b->guard_seen = atomic_load(&vhost_guard_hits);
+    if (!vhost_backend_lost_memory(b, why, sizeof(why)))
+        return;
+    for (unsigned i = 0; i < b->n_vrings; i++)
+        if (b->vrings[i].started)
+            vhost_vring_break(&b->vrings[i], "%s", why);
 }
 
 void vhost_backend_update_logging(struct gabi_vhost_backend *b)
@@ -383,6 +418,7 @@ static bool read_step(struct gabi_vhost_backend *b)
 
 int gabi_vhost_backend_dispatch(struct gabi_vhost_backend *b)
 {
+    vhost_backend_guard_poll(b);
     if (b->conn_fd < 0) {
         if (b->listen_fd >= 0)
             accept_connection(b);

@@ -6,6 +6,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -26,6 +27,7 @@ struct vhost_region {
     uint8_t *host; /* host address of gpa */
     void *map;     /* the mapping: size + mmap_offset bytes from file offset 0 */
     size_t map_size;
+    int guard; /* its guard slot (guard.c), -1 for none */
 };
 
 struct vhost_mem {
@@ -64,6 +66,17 @@ found:
 
 /* Front-end virtual address to host, for len bytes all in one region; NULL otherwise. */
 void *vhost_mem_uaddr(const struct vhost_mem *m, uint64_t uaddr, uint64_t len);
+
+/* ---- mappings of a peer's files (guard.c) ---------------------------------------------- */
+
+/* mmap a peer's file shared, read-write, and register it with the SIGBUS guard: the mapping
+ * or MAP_FAILED (errno); its slot in *ret_slot (-1 when every slot is taken: unguarded). */
+void *vhost_guard_map(int fd, size_t len, int *ret_slot);
+void vhost_guard_unmap(void *map, size_t len, int slot);
+/* Whether the guard put zero pages into this mapping (its file shrank under it). */
+bool vhost_guard_lost(int slot);
+/* Pages the guard replaced in this process so far, any mapping. */
+extern atomic_uint vhost_guard_hits;
 
 /* ---- vrings ---------------------------------------------------------------------------- */
 
@@ -168,11 +181,13 @@ struct gabi_vhost_backend {
     uint8_t *log;
     void *log_map;
     size_t log_map_size;
+    int log_guard;
     uint64_t log_size;
     bool logging; /* LOG_ALL acked and log mapped */
 
     unsigned n_vrings;
     struct gabi_vhost_vring *vrings;
+    unsigned guard_seen; /* vhost_guard_hits when this back-end's mappings were last checked */
 
     /* device state */
     const struct gabi_vhost_state_ops *state;
@@ -204,6 +219,16 @@ void vhost_backend_unwatch(struct gabi_vhost_backend *b, int fd);
 /* Refresh b->logging after a features or log change. */
 void vhost_backend_update_logging(struct gabi_vhost_backend *b);
 void vhost_backend_unmap_log(struct gabi_vhost_backend *b);
+/* Why this back-end's guest memory or dirty log can no longer be trusted (the guard replaced
+ * pages of a shrunk file), written into why; false when nothing was lost. */
+bool vhost_backend_lost_memory(const struct gabi_vhost_backend *b, char *why, size_t why_size);
+/* Break every started vring if a mapping lost pages since the last look. */
+void vhost_backend_guard_check(struct gabi_vhost_backend *b);
+static inline void vhost_backend_guard_poll(struct gabi_vhost_backend *b)
+{
+    if (unlikely(atomic_load_explicit(&vhost_guard_hits, memory_order_relaxed) != b->guard_seen))
+        vhost_backend_guard_check(b);
+}
 /* Stop and reset every vring (RESET_DEVICE, RESET_OWNER, disconnect). */
 void vhost_backend_reset_vrings(struct gabi_vhost_backend *b);
 

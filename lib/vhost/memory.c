@@ -27,6 +27,7 @@ int vhost_mem_add(struct vhost_mem *m, unsigned max, const struct vhost_mem_regi
     uint64_t map_size;
     void *map;
     unsigned pos;
+    int guard;
 
     if (m->n >= max || m->n >= GABI_VHOST_MAX_MEM_SLOTS) {
         snprintf(why, why_size, "more than %u memory regions", MIN(max, GABI_VHOST_MAX_MEM_SLOTS));
@@ -63,7 +64,7 @@ int vhost_mem_add(struct vhost_mem *m, unsigned max, const struct vhost_mem_regi
             map_size, S_ISREG(st.st_mode) ? "" : "no regular file, size ", (uint64_t)st.st_size);
         return -EINVAL;
     }
-    map = mmap(NULL, (size_t)map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    map = vhost_guard_map(fd, (size_t)map_size, &guard);
     if (map == MAP_FAILED) {
         int e = errno;
 
@@ -84,6 +85,7 @@ int vhost_mem_add(struct vhost_mem *m, unsigned max, const struct vhost_mem_regi
         .host = (uint8_t *)map + reg->mmap_offset,
         .map = map,
         .map_size = (size_t)map_size,
+        .guard = guard,
     };
     return 0;
 }
@@ -91,7 +93,7 @@ int vhost_mem_add(struct vhost_mem *m, unsigned max, const struct vhost_mem_regi
 static void region_unmap(struct vhost_region *r)
 {
     if (r->map)
-        munmap(r->map, r->map_size);
+        vhost_guard_unmap(r->map, r->map_size, r->guard);
     r->map = NULL;
 }
 

@@ -293,6 +293,7 @@ static int on_set_log_base(struct gabi_vhost_backend *b, struct vhost_msg *m,
     uint64_t size = m->p.log.mmap_size, offset = m->p.log.mmap_offset, total;
     struct stat st;
     void *map;
+    int guard;
 
     if (m->n_fds != 1)
         return fail(b, m, -EINVAL, "no shared-memory fd attached");
@@ -303,11 +304,12 @@ static int on_set_log_base(struct gabi_vhost_backend *b, struct vhost_msg *m,
                     size, offset, GABI_VHOST_MAX_LOG_SIZE);
     if (fstat(m->fds[0], &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < total)
         return fail(b, m, -EINVAL, "the log fd does not hold 0x%" PRIx64 " bytes", total);
-    map = mmap(NULL, (size_t)total, PROT_READ | PROT_WRITE, MAP_SHARED, m->fds[0], 0);
+    map = vhost_guard_map(m->fds[0], (size_t)total, &guard);
     if (map == MAP_FAILED)
         return fail(b, m, -errno, "cannot map the log: %s", strerror(errno));
     vhost_backend_unmap_log(b);
     b->log_map = map;
+    b->log_guard = guard;
     b->log_map_size = (size_t)total;
     b->log = (uint8_t *)map + offset;
     b->log_size = size;

@@ -99,6 +99,7 @@ static bool map_rings(struct gabi_vhost_vring *vr)
 void vhost_vring_start(struct gabi_vhost_vring *vr)
 {
     struct gabi_vhost_backend *b = vr->b;
+    char why_lost[192];
 
     if (vr->started)
         return;
@@ -111,6 +112,10 @@ void vhost_vring_start(struct gabi_vhost_vring *vr)
     vr->started = true;
     vr->broken = false;
     vr->broken_reason[0] = '\0';
+    if (vhost_backend_lost_memory(b, why_lost, sizeof(why_lost))) {
+        vhost_vring_break(vr, "%s", why_lost);
+        return;
+    }
     if (!map_rings(vr))
         return;
     free(vr->shadow);
@@ -457,6 +462,7 @@ static inline void prefetch_ahead(const struct gabi_vhost_vring *vr, uint16_t id
 
 int gabi_vhost_vring_pop(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *elem)
 {
+    vhost_backend_guard_poll(vr->b);
     if (unlikely(!vr->started))
         return -ENOTCONN;
     if (unlikely(vr->broken))
@@ -567,6 +573,7 @@ int gabi_vhost_vring_pop_burst(struct gabi_vhost_vring *vr, struct gabi_vhost_el
 {
     unsigned got = 0;
 
+    vhost_backend_guard_poll(vr->b);
     if (unlikely(!vr->started))
         return -ENOTCONN;
     if (unlikely(vr->broken))

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -494,6 +495,76 @@ TEST(rings_outside_memory_break_the_vring)
         check_survivors(&g);
         teardown(&g);
     }
+}
+
+/* ---- a front-end that shrinks guest memory under the back-end -------------------------- */
+
+TEST(a_shrunk_memory_file_breaks_the_vrings_not_the_process)
+{
+    const uint64_t gpa = 0x40000000, size = 64 << 10;
+    const char *reason = "shrank the file behind guest memory gpa 0x40000000+0x10000";
+    uint8_t data[64] = "in a page the front-end takes back";
+    struct gabi_vhost_gbuf tx[] = {{gpa + 0x2000, sizeof(data)}};
+    struct gabi_vhost_gbuf ok_tx[] = {{0, 64}}, ok_rx[] = {{0, 2048}};
+    struct pollfd p = {.events = POLLIN};
+    struct vhost_mem_single s = {0};
+    uint8_t status = 0, *map;
+    uint16_t base = 0;
+    char buf[512];
+    struct guest g;
+    int fd;
+
+    REQUIRE(gabi_vhost_guard_sigbus(NULL) == 0);
+    REQUIRE(setup(&g, ALL, 0, false) == 0);
+    /* one more region, from a file that is not sealed against shrinking */
+    fd = memfd_create("unsealed", MFD_CLOEXEC);
+    REQUIRE(fd >= 0 && ftruncate(fd, (off_t)size) == 0);
+    map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    REQUIRE(map != MAP_FAILED);
+    memcpy(map + 0x2000, data, sizeof(data));
+    s.region = (struct vhost_mem_region){
+        .gpa = gpa, .size = size, .uaddr = (uint64_t)(uintptr_t)map, .mmap_offset = 0};
+    CHECK_INT(gabi_vhost_client_request(g.c, VHOST_USER_ADD_MEM_REG, false, &s, sizeof(s), &fd, 1,
+                                        NULL, 0, NULL),
+              0);
+    /* the front-end takes the pages back after the back-end mapped them, then sends a packet
+     * from them: the back-end's read of it faults */
+    munmap(map, size);
+    REQUIRE(ftruncate(fd, 0) == 0);
+    REQUIRE(gabi_vhost_guestq_add(g.q[1], tx, 1, 0, false) >= 0);
+    gabi_vhost_guestq_kick(g.q[1]);
+
+    /* both started vrings break, naming the region; the back-end lives on */
+    CHECK_INT(harness_wait_broken(&g.h, 2), 0);
+    harness_copy(&g.h, "broken", buf, sizeof(buf));
+    CHECK_CONTAINS(buf, "vring 1: ");
+    CHECK_CONTAINS(buf, reason);
+    harness_copy(&g.h, "log", buf, sizeof(buf));
+    CHECK_CONTAINS(buf, reason);
+    p.fd = g.err_fd[1];
+    CHECK_INT(poll(&p, 1, 10000), 1);
+    CHECK_INT(gabi_vhost_client_get_status(g.c, &status), 0);
+    CHECK(status & GABI_VIRTIO_STATUS_NEEDS_RESET);
+    CHECK(gabi_vhost_backend_connected(g.h.b));
+
+    /* while the region is in the table no vring starts on it; once it is removed, they do */
+    CHECK_INT(gabi_vhost_client_stop_vring(g.c, 1, &base), 0);
+    CHECK_INT(gabi_vhost_client_start_vring(g.c, 3, g.q[3], 0, false), 0);
+    CHECK_INT(harness_wait_broken(&g.h, 3), 0);
+    harness_copy(&g.h, "broken", buf, sizeof(buf));
+    CHECK_CONTAINS(buf, "vring 3: ");
+    CHECK_CONTAINS(buf, reason);
+    CHECK_INT(gabi_vhost_client_stop_vring(g.c, 3, NULL), 0);
+    CHECK_INT(gabi_vhost_client_request(g.c, VHOST_USER_REM_MEM_REG, false, &s, sizeof(s), NULL, 0,
+                                        NULL, 0, NULL),
+              0);
+    close(fd);
+    ok_tx[0].gpa = g.bufs + 0x20000;
+    ok_rx[0].gpa = g.bufs + 0x21000;
+    CHECK_INT(gabi_vhost_client_start_vring(g.c, 2, g.q[2], 0, false), 0);
+    CHECK_INT(gabi_vhost_client_start_vring(g.c, 3, g.q[3], 0, false), 0);
+    loop_one(&g, 1, ok_tx, 1, false, ok_rx, 1, false, data, sizeof(data));
+    teardown(&g);
 }
 
 TAP_MAIN()
