@@ -167,18 +167,34 @@ void blk_disk_close(struct blk_disk *d)
 
 /* ---- data ----------------------------------------------------------------------------------- */
 
-static int file_rw(struct blk_disk *d, bool write, uint64_t off, const struct iovec *iov,
+/* Exactly len bytes between the disk at off and the iovecs: iovecs beyond len are cut (never
+ * read into or written from); iovecs holding fewer bytes are refused. */
+static int disk_rw(struct blk_disk *d, bool write, uint64_t off, const struct iovec *iov,
                    unsigned n_iov, size_t len)
 {
     struct iovec v[BLK_MAX_IOV];
-    unsigned i = 0;
+    unsigned i = 0, n = 0;
+    size_t total = 0;
 
     if (n_iov > BLK_MAX_IOV)
         return -EINVAL;
-    memcpy(v, iov, n_iov * sizeof(*iov));
+    for (; n < n_iov && total < len; n++) {
+        v[n] = iov[n];
+        v[n].iov_len = MIN(v[n].iov_len, len - total);
+        total += v[n].iov_len;
+    }
+    if (total < len)
+        return -EINVAL;
+    if (d->kind == BLK_DISK_RAM) {
+        uint8_t *at = d->mem + off;
+
+        for (i = 0; i < n; at += v[i].iov_len, i++)
+            memcpy(write ? at : v[i].iov_base, write ? v[i].iov_base : at, v[i].iov_len);
+        return 0;
+    }
     while (len > 0) {
-        ssize_t r = write ? pwritev(d->fd, v + i, (int)(n_iov - i), (off_t)off)
-                          : preadv(d->fd, v + i, (int)(n_iov - i), (off_t)off);
+        ssize_t r = write ? pwritev(d->fd, v + i, (int)(n - i), (off_t)off)
+                          : preadv(d->fd, v + i, (int)(n - i), (off_t)off);
         size_t done;
 
         if (r < 0) {
@@ -191,7 +207,7 @@ static int file_rw(struct blk_disk *d, bool write, uint64_t off, const struct io
         done = (size_t)r;
         len -= MIN(done, len);
         off += done;
-        while (done > 0 && i < n_iov) {
+        while (done > 0 && i < n) {
             size_t k = MIN(done, v[i].iov_len);
 
             v[i].iov_base = (uint8_t *)v[i].iov_base + k;
@@ -207,39 +223,13 @@ static int file_rw(struct blk_disk *d, bool write, uint64_t off, const struct io
 int blk_disk_read(struct blk_disk *d, uint64_t off, const struct iovec *iov, unsigned n_iov,
                   size_t len)
 {
-    if (d->kind == BLK_DISK_RAM) {
-        const uint8_t *src = d->mem + off;
-
-        for (unsigned i = 0; i < n_iov && len; i++) {
-            size_t k = MIN(iov[i].iov_len, len);
-
-            memcpy(iov[i].iov_base, src, k);
-            src += k;
-            len -= k;
-        }
-        return 0;
-    }
-    return file_rw(d, false, off, iov, n_iov, len);
+    return disk_rw(d, false, off, iov, n_iov, len);
 }
 
 int blk_disk_write(struct blk_disk *d, uint64_t off, const struct iovec *iov, unsigned n_iov,
                    size_t len)
 {
-    if (d->readonly)
-        return -EROFS;
-    if (d->kind == BLK_DISK_RAM) {
-        uint8_t *dst = d->mem + off;
-
-        for (unsigned i = 0; i < n_iov && len; i++) {
-            size_t k = MIN(iov[i].iov_len, len);
-
-            memcpy(dst, iov[i].iov_base, k);
-            dst += k;
-            len -= k;
-        }
-        return 0;
-    }
-    return file_rw(d, true, off, iov, n_iov, len);
+    return d->readonly ? -EROFS : disk_rw(d, true, off, iov, n_iov, len);
 }
 
 int blk_disk_flush(struct blk_disk *d)
@@ -260,7 +250,7 @@ static int file_write_zeroes(struct blk_disk *d, uint64_t off, uint64_t len)
 
     while (len > 0) {
         struct iovec v = {(void *)zeroes, (size_t)MIN(len, (uint64_t)sizeof(zeroes))};
-        int r = file_rw(d, true, off, &v, 1, v.iov_len);
+        int r = disk_rw(d, true, off, &v, 1, v.iov_len);
 
         if (r < 0)
             return r;

@@ -11,7 +11,9 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "blk_test.h"
@@ -811,6 +813,59 @@ TEST(reconnect_keeps_the_data)
         tb_disconnect(&g);
         tb_dev_stop(&d);
     }
+}
+
+/* ---- the disk layer moves exactly the bytes asked for ------------------------------------- */
+
+TEST(disk_moves_exactly_len_bytes)
+{
+    static uint8_t a[8192], b[8192];
+    char dir[] = "/tmp/gabi-blk-disk-XXXXXX", path[64], why[256];
+
+    REQUIRE(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof(path), "%s/disk.img", dir);
+    for (int ram = 0; ram < 2; ram++) {
+        const uint64_t size = 1u << 20;
+        struct iovec two[] = {{a, 4096}, {b, 4096}}, short_one[] = {{a, 512}};
+        struct blk_disk disk;
+        struct stat st;
+        uint8_t back[8192];
+        struct iovec rd[] = {{back, sizeof(back)}};
+
+        printf("# %s disk\n", ram ? "RAM" : "file");
+        REQUIRE((ram ? blk_disk_open_ram(&disk, size, why, sizeof(why))
+                     : blk_disk_open_file(&disk, path, size, false, why, sizeof(why))) == 0);
+        memset(a, 0xa5, sizeof(a));
+        memset(b, 0x5b, sizeof(b));
+        /* iovecs holding 8 KiB, a request of 4 KiB at the disk's last 4 KiB: 4 KiB written,
+         * the rest neither written past the end nor anywhere else */
+        CHECK_INT(blk_disk_write(&disk, size - 4096, two, 2, 4096), 0);
+        if (!ram) {
+            CHECK_INT(stat(path, &st), 0);
+            CHECK_INT(st.st_size, size);
+        }
+        memset(back, 0, sizeof(back));
+        CHECK_INT(blk_disk_read(&disk, size - 8192, rd, 1, 8192), 0);
+        CHECK(all_zero(back, 4096));
+        CHECK(memcmp(back + 4096, a, 4096) == 0);
+        /* reading: iovecs beyond len are left alone */
+        memset(b, 0x77, sizeof(b));
+        CHECK_INT(blk_disk_read(&disk, size - 4096, two, 2, 4096), 0);
+        CHECK(memcmp(a, back + 4096, 4096) == 0);
+        for (size_t i = 0; i < sizeof(b); i++)
+            if (b[i] != 0x77) {
+                CHECK(!"read beyond len into the second iovec");
+                break;
+            }
+        /* iovecs holding fewer bytes than the request: refused, nothing moved */
+        CHECK_INT(blk_disk_write(&disk, 0, short_one, 1, 4096), -EINVAL);
+        CHECK_INT(blk_disk_read(&disk, 0, short_one, 1, 4096), -EINVAL);
+        CHECK_INT(blk_disk_read(&disk, 0, rd, 1, 4096), 0);
+        CHECK(all_zero(back, 4096));
+        blk_disk_close(&disk);
+    }
+    unlink(path);
+    rmdir(dir);
 }
 
 TAP_MAIN()
