@@ -65,14 +65,10 @@ static int type_versions(struct gabi_probe *p, const struct sdir *t, struct gabi
         return 0;
     }
     rule = gabi_catalog_find_device_type(p->cat, e->id);
-    if (rule && (!rule->kind || strcmp(rule->kind, "mdev") == 0) &&
-        (rule->loads.n || rule->loads.version)) {
+    /* the catalog requires kind and loads of every rule, and fills writes in */
+    if (rule && strcmp(rule->kind, "mdev") == 0) {
         e->loads = rule->loads;
         e->writes = rule->writes;
-        if (!e->writes.n && !e->writes.version) {
-            e->writes.n = 1;
-            e->writes.list = e->loads.version ? &rule->loads.version : rule->loads.list;
-        }
         e->source = GABI_PROBE_VERSIONS_CATALOG;
         return 0;
     }
