@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -78,4 +79,28 @@ int gabi_parse_u64(const char *s, uint64_t *ret)
         return -EINVAL;
     *ret = v;
     return 0;
+}
+
+int gabi_fd_nonblock_own(int *fd)
+{
+    struct stat st;
+    int fl = fcntl(*fd, F_GETFL);
+
+    if (fl < 0 || fstat(*fd, &st) < 0)
+        return -errno;
+    if (fl & O_NONBLOCK)
+        return 0;
+    if (S_ISFIFO(st.st_mode)) {
+        char path[40];
+        int nfd;
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", *fd);
+        nfd = open(path, (fl & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC);
+        if (nfd >= 0) {
+            close(*fd);
+            *fd = nfd;
+            return 0;
+        }
+    }
+    return fcntl(*fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
 }

@@ -59,6 +59,12 @@ static inline void close_and_clear(int *fd)
     }
 }
 
+/* Make *fd non-blocking without touching a file description a peer may share: a pipe end is
+ * opened again through /proc/self/fd (a description of its own, O_NONBLOCK; *fd is replaced
+ * and the old fd closed); anything else, or when that open fails, gets O_NONBLOCK on its
+ * description. 0 or -errno (*fd unchanged then). */
+int gabi_fd_nonblock_own(int *fd);
+
 /* Read a whole file of at most max_size bytes, NUL-terminated. 0, or -errno (-EFBIG if larger). */
 int gabi_read_file(const char *path, size_t max_size, char **ret_buf, size_t *ret_size);
 

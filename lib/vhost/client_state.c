@@ -85,13 +85,6 @@ int gabi_vhost_client_check_device_state(struct gabi_vhost_client *c, int timeou
 
 /* ---- moving bytes ------------------------------------------------------------------------ */
 
-static int set_nonblock(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-
-    return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
-}
-
 static int wait_fd(int fd, short events, int timeout_ms)
 {
     struct pollfd p = {.fd = fd, .events = events};
@@ -300,7 +293,7 @@ static int open_channel(struct gabi_vhost_client *c, enum gabi_vhost_state_direc
         keep = own;
         x->backend_fd[dir] = true;
     }
-    r = set_nonblock(keep);
+    r = gabi_fd_nonblock_own(&keep);
     if (r < 0) {
         close(keep);
         return gabi_error_set(reterr, r, what, "fcntl: %s", strerror(-r));
@@ -400,9 +393,9 @@ int gabi_vhost_client_move_state(struct gabi_vhost_client *src, struct gabi_vhos
     if (src_own >= 0) {
         x.backend_fd[GABI_VHOST_STATE_SAVE] = true;
         x.relayed = true;
-        r = set_nonblock(src_own);
+        r = gabi_fd_nonblock_own(&src_own);
         if (r >= 0)
-            r = set_nonblock(target);
+            r = gabi_fd_nonblock_own(&target);
         if (r >= 0)
             r = relay(src_own, target, timeout_ms, &x, &side);
         close(src_own);

@@ -77,7 +77,7 @@ static int grow_pipe(int fd)
 static int channel_open(struct channel *ch, int fd, bool writing, struct gabi_error *reterr)
 {
     struct stat st;
-    int fl, mode;
+    int fl, mode, r;
 
     ch->fd = fd;
     if (fd < 0)
@@ -89,11 +89,14 @@ static int channel_open(struct channel *ch, int fd, bool writing, struct gabi_er
     if (writing ? mode == O_RDONLY : mode == O_WRONLY)
         return gabi_error_set(reterr, -EBADF, NULL, "device-state fd %d is not open for %s", fd,
                               writing ? "writing" : "reading");
-    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-        return gabi_error_set(reterr, -errno, NULL, "device-state fd %d: O_NONBLOCK: %m", fd);
+    /* a description of our own where possible: the front-end may hold this one too */
+    r = gabi_fd_nonblock_own(&ch->fd);
+    if (r < 0)
+        return gabi_error_set(reterr, r, NULL, "device-state fd %d: O_NONBLOCK: %s", fd,
+                              strerror(-r));
     ch->is_pipe = S_ISFIFO(st.st_mode);
     ch->is_socket = S_ISSOCK(st.st_mode);
-    ch->pipe_size = ch->is_pipe ? grow_pipe(fd) : 0;
+    ch->pipe_size = ch->is_pipe ? grow_pipe(ch->fd) : 0;
     return 0;
 }
 
@@ -633,13 +636,15 @@ int gabi_vhost_state_reader_new(int fd, const char *device_type, uint64_t max_pa
     if (!r)
         return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
     r->win.fd = -1;
-    k = channel_open(&r->ch, owned, false, reterr);
-    if (k < 0)
-        return k;
     r->scratch = malloc(SCRATCH_SIZE);
     if (!r->scratch)
         return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
-    owned = -1;
+    k = channel_open(&r->ch, owned, false, reterr);
+    if (k < 0) {
+        free(r->scratch);
+        return k;
+    }
+    owned = -1; /* the channel's now (channel_open may have put another fd in its place) */
     if (device_type)
         gabi_strlcpy(r->device_type, device_type, sizeof(r->device_type));
     r->max_payload_size = max_payload_size;

@@ -545,6 +545,37 @@ TEST(check_reply_waits_for_the_transfer_not_the_loop)
     harness_stop(&a);
 }
 
+/* The back-end makes its end of the channel non-blocking on a description of its own: the
+ * front-end's copy of the pipe end it handed over keeps its flags. */
+TEST(the_channel_s_flags_stay_the_front_end_s)
+{
+    struct harness a;
+    struct harness_state_cfg ca = {.size = 1u << 20, .seed = 6};
+    struct tguest g;
+    int p[2], fd = -1, kept, stream;
+
+    REQUIRE(harness_start_ex(&a, mode, GABI_CLASS_NET, ~0ull, &ca) == 0);
+    REQUIRE(guest_idle(&g, a.path, ALL) == 0);
+    REQUIRE(pipe2(p, O_CLOEXEC) == 0);
+    kept = dup(p[1]);
+    REQUIRE(kept >= 0);
+    REQUIRE(gabi_vhost_client_set_device_state_fd(g.c, GABI_VHOST_STATE_SAVE, 0, p[1], &fd) == 0);
+    CHECK_INT(fd, -1);
+    close(p[1]);
+    /* the back-end took the fd and made its end non-blocking; our copy is still blocking */
+    stream = fcntl(kept, F_GETFL);
+    CHECK(stream >= 0 && !(stream & O_NONBLOCK));
+    close(kept);
+    stream = drain_to_memfd(p[0]);
+    REQUIRE(send_check(g.c) == 0);
+    CHECK_INT(read_check_reply(g.c, TIMEOUT), 0);
+    CHECK_INT(fd_size(stream), STREAM + (1u << 20));
+    close(stream);
+    close(p[0]);
+    tguest_free(&g);
+    harness_stop(&a);
+}
+
 TEST(a_request_while_check_waits_closes_the_connection)
 {
     struct harness a;
