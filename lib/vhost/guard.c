@@ -37,6 +37,7 @@ atomic_uint vhost_guard_hits;
 static void on_sigbus(int sig, siginfo_t *si, void *ctx)
 {
     uintptr_t a = (uintptr_t)si->si_addr;
+    int saved_errno = errno; /* the interrupted code's */
 
     for (unsigned i = 0; i < GUARD_SLOTS; i++) {
         uintptr_t s = atomic_load_explicit(&slots[i].start, memory_order_acquire);
@@ -50,6 +51,7 @@ static void on_sigbus(int sig, siginfo_t *si, void *ctx)
             break;
         atomic_store(&slots[i].lost, true);
         atomic_fetch_add(&vhost_guard_hits, 1);
+        errno = saved_errno;
         return;
     }
     /* Not a peer's file: what would have happened without the guard. */
@@ -64,6 +66,7 @@ static void on_sigbus(int sig, siginfo_t *si, void *ctx)
 
         sigaction(SIGBUS, &dfl, NULL);
     }
+    errno = saved_errno;
 }
 
 int gabi_vhost_guard_sigbus(struct gabi_error *reterr)
