@@ -25,13 +25,15 @@ void vhost_backend_logf(struct gabi_vhost_backend *b, enum gabi_log_level level,
     char msg[768], line[1024];
     va_list ap;
 
-    if (!b->ops->log && !gabi_log_enabled(GABI_LOG_DEBUG))
+    bool to_device = b->ops->log && !b->going_away;
+
+    if (!to_device && !gabi_log_enabled(GABI_LOG_DEBUG))
         return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     snprintf(line, sizeof(line), "%s: %s", b->name, msg);
-    if (b->ops->log)
+    if (to_device)
         b->ops->log(b, level, line, b->userdata);
     else
         gabi_log(GABI_LOG_DEBUG, "vhost", "%s", line);
@@ -213,6 +215,10 @@ void vhost_backend_reset_vrings(struct gabi_vhost_backend *b)
         vhost_vring_reset(&b->vrings[i]);
 }
 
+/* The connection's teardown, from every path that ends one: its message in flight, the
+ * device-state transfer, the vrings, guest memory, the dirty log and the fds it brought are
+ * released and everything negotiated is forgotten. Unless the back-end is going away, the
+ * device hears of it and the listening socket is watched again for the next front-end. */
 static void close_connection(struct gabi_vhost_backend *b, bool error, const char *reason)
 {
     if (b->conn_fd < 0)
@@ -222,7 +228,7 @@ static void close_connection(struct gabi_vhost_backend *b, bool error, const cha
     vhost_backend_logf(b, error ? GABI_LOG_ERR : GABI_LOG_INFO, "connection closed: %s", b->error);
     vhost_close_fds(b->rx.msg.fds, &b->rx.msg.n_fds);
     b->rx.got = 0;
-    vhost_state_reset(b, "the connection ended");
+    vhost_state_reset(b, b->going_away ? reason : "the connection ended");
     vhost_backend_reset_vrings(b);
     vhost_mem_clear(&b->mem);
     vhost_backend_unmap_log(b);
@@ -236,6 +242,8 @@ static void close_connection(struct gabi_vhost_backend *b, bool error, const cha
     b->status = 0;
     b->mtu = 0;
     b->logging = false;
+    if (b->going_away)
+        return;
     if (b->ops->disconnected)
         b->ops->disconnected(b, b->error, b->userdata);
     if (b->conn_fd < 0 && b->listen_fd >= 0 && !b->listen_watched) {
@@ -434,31 +442,8 @@ struct gabi_vhost_backend *gabi_vhost_backend_free(struct gabi_vhost_backend *b)
 {
     if (!b)
         return NULL;
-    if (b->conn_fd >= 0) {
-        const struct gabi_vhost_ops *ops = b->ops;
-        static const struct gabi_vhost_ops quiet;
-
-        /* no callbacks into a device that is going away, except unwatch (and the state
-         * transfer's own: a device must be able to release what a transfer holds) */
-        b->ops = &quiet;
-        vhost_close_fds(b->rx.msg.fds, &b->rx.msg.n_fds);
-        if (b->xfer.fd >= 0 && ops->unwatch)
-            ops->unwatch(b, b->xfer.fd, b->userdata);
-        b->xfer.fd = -1;
-        vhost_state_reset(b, "the back-end is going away");
-        for (unsigned i = 0; i < b->n_vrings; i++)
-            if (b->vrings[i].kick_watched && ops->unwatch)
-                ops->unwatch(b, b->vrings[i].kick_fd, b->userdata);
-        vhost_backend_reset_vrings(b);
-        vhost_mem_clear(&b->mem);
-        vhost_backend_unmap_log(b);
-        close_and_clear(&b->backend_req_fd);
-        close_and_clear(&b->log_call_fd);
-        if (ops->unwatch)
-            ops->unwatch(b, b->conn_fd, b->userdata);
-        close_and_clear(&b->conn_fd);
-        b->ops = ops;
-    }
+    b->going_away = true;
+    close_connection(b, false, "the back-end is going away");
     if (b->listen_fd >= 0) {
         if (b->listen_watched)
             vhost_backend_unwatch(b, b->listen_fd);
@@ -466,9 +451,6 @@ struct gabi_vhost_backend *gabi_vhost_backend_free(struct gabi_vhost_backend *b)
         if (b->path)
             unlink(b->path);
     }
-    if (b->vrings)
-        for (unsigned i = 0; i < b->n_vrings; i++)
-            free(b->vrings[i].shadow);
     free(b->vrings);
     free(b->path);
     free(b->name);

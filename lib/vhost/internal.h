@@ -123,7 +123,10 @@ void vhost_vring_stop(struct gabi_vhost_vring *vr);
 void vhost_vring_start(struct gabi_vhost_vring *vr);
 /* Map the rings again after a memory-table change (started vrings). */
 void vhost_vring_remap(struct gabi_vhost_vring *vr);
-/* Forget everything the front-end set (fds closed). */
+/* Unwatch and close the kick fd, if any. */
+void vhost_vring_close_kick(struct gabi_vhost_vring *vr);
+/* The vring's teardown: stop it and forget everything the front-end set (fds closed). Every
+ * path that ends a vring's use (GET_VRING_BASE aside, which keeps the addresses) comes here. */
 void vhost_vring_reset(struct gabi_vhost_vring *vr);
 void vhost_vring_break(struct gabi_vhost_vring *vr, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -194,6 +197,10 @@ struct gabi_vhost_backend {
     char state_type[GABI_VHOST_STATE_TYPE_SIZE];
     char state_version[GABI_VHOST_STATE_VERSION_SIZE];
     struct vhost_xfer xfer;
+
+    /* gabi_vhost_backend_free is tearing it down: the device hears nothing more from it except
+     * unwatch (and its state ops, which must release what a transfer holds) */
+    bool going_away;
 
     char error[512];
 };

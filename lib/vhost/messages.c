@@ -396,12 +396,7 @@ static int on_get_vring_base(struct gabi_vhost_backend *b, struct vhost_msg *m,
     if (!vr)
         return -ERANGE;
     vhost_vring_stop(vr);
-    if (vr->kick_fd >= 0) {
-        if (vr->kick_watched)
-            vhost_backend_unwatch(b, vr->kick_fd);
-        vr->kick_watched = false;
-        close_and_clear(&vr->kick_fd);
-    }
+    vhost_vring_close_kick(vr);
     close_and_clear(&vr->call_fd);
     rep->p.state.index = vr->index;
     rep->p.state.num = vr->base;
@@ -437,12 +432,7 @@ static int on_set_vring_kick(struct gabi_vhost_backend *b, struct vhost_msg *m,
 
     if (r < 0)
         return r;
-    if (vr->kick_fd >= 0) {
-        if (vr->kick_watched)
-            vhost_backend_unwatch(b, vr->kick_fd);
-        vr->kick_watched = false;
-        close_and_clear(&vr->kick_fd);
-    }
+    vhost_vring_close_kick(vr);
     vr->kick_fd = fd;
     if (fd >= 0) {
         r = vhost_backend_watch(b, fd, GABI_VHOST_WATCH_KICK, vr->index);

@@ -54,7 +54,7 @@ void vhost_vring_break(struct gabi_vhost_vring *vr, const char *fmt, ...)
     if (b->protocol_features & (1ull << GABI_PF_STATUS))
         b->status |= GABI_VIRTIO_STATUS_NEEDS_RESET;
     signal_fd(vr->err_fd);
-    if (b->ops->vring_broken)
+    if (!b->going_away && b->ops->vring_broken)
         b->ops->vring_broken(b, vr->index, vr->broken_reason, b->userdata);
 }
 
@@ -161,7 +161,7 @@ void vhost_vring_stop(struct gabi_vhost_vring *vr)
     if (!vr->started)
         return;
     /* the device heard of the start only when the rings were mapped (shadow allocated) */
-    if (vr->shadow && b->ops->vring_stopped)
+    if (vr->shadow && !b->going_away && b->ops->vring_stopped)
         b->ops->vring_stopped(b, vr->index, b->userdata);
     if (!vr->broken && vr->used)
         gabi_vhost_vring_flush(vr);
@@ -179,15 +179,20 @@ void vhost_vring_stop(struct gabi_vhost_vring *vr)
     vr->shadow = NULL;
 }
 
+void vhost_vring_close_kick(struct gabi_vhost_vring *vr)
+{
+    if (vr->kick_fd < 0)
+        return;
+    if (vr->kick_watched)
+        vhost_backend_unwatch(vr->b, vr->kick_fd);
+    vr->kick_watched = false;
+    close_and_clear(&vr->kick_fd);
+}
+
 void vhost_vring_reset(struct gabi_vhost_vring *vr)
 {
     vhost_vring_stop(vr);
-    if (vr->kick_fd >= 0) {
-        if (vr->kick_watched)
-            vhost_backend_unwatch(vr->b, vr->kick_fd);
-        vr->kick_watched = false;
-        close_and_clear(&vr->kick_fd);
-    }
+    vhost_vring_close_kick(vr);
     close_and_clear(&vr->call_fd);
     close_and_clear(&vr->err_fd);
     vr->addr_set = false;
