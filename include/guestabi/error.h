@@ -9,6 +9,7 @@
  * owns and that is filled only on failure (it may be NULL when the caller does not care).
  */
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #define GABI_ERROR_WHERE_MAX   512
@@ -24,6 +25,9 @@ struct gabi_error {
  * `where` may be NULL. code must be negative. */
 int gabi_error_set(struct gabi_error *reterr, int code, const char *where, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The same with a va_list, for functions that take a format of their own. */
+int gabi_error_setv(struct gabi_error *reterr, int code, const char *where, const char *fmt,
+                    va_list ap) __attribute__((format(printf, 4, 0)));
 
 /* Prefix the location with `prefix` ("file.json" + ": " + old where). */
 void gabi_error_prefix_where(struct gabi_error *err, const char *prefix);

@@ -7,17 +7,24 @@
 
 #include "common/util.h"
 
-int gabi_error_set(struct gabi_error *reterr, int code, const char *where, const char *fmt, ...)
+int gabi_error_setv(struct gabi_error *reterr, int code, const char *where, const char *fmt,
+                    va_list ap)
 {
     if (reterr) {
-        va_list ap;
-
         reterr->code = code;
         gabi_strlcpy(reterr->where, where ? where : "", sizeof(reterr->where));
-        va_start(ap, fmt);
         vsnprintf(reterr->message, sizeof(reterr->message), fmt, ap);
-        va_end(ap);
     }
+    return code;
+}
+
+int gabi_error_set(struct gabi_error *reterr, int code, const char *where, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    gabi_error_setv(reterr, code, where, fmt, ap);
+    va_end(ap);
     return code;
 }
 

@@ -170,38 +170,36 @@ void vhost_backend_unmap_log(struct gabi_vhost_backend *b)
     vhost_backend_update_logging(b);
 }
 
-bool vhost_backend_lost_memory(const struct gabi_vhost_backend *b, char *why, size_t why_size)
+int vhost_backend_check_memory(const struct gabi_vhost_backend *b, struct gabi_error *reterr)
 {
     for (unsigned i = 0; i < b->mem.n; i++) {
         const struct vhost_region *r = &b->mem.r[i];
 
-        if (vhost_guard_lost(r->guard)) {
-            snprintf(why, why_size,
-                     "the front-end shrank the file behind guest memory gpa 0x%" PRIx64
-                     "+0x%" PRIx64 " after it was mapped: pages of it read as zeros now",
-                     r->gpa, r->size);
-            return true;
-        }
+        if (vhost_guard_lost(r->guard))
+            return gabi_error_set(reterr, -EFAULT, NULL,
+                                  "the front-end shrank the file behind guest memory gpa 0x%" PRIx64
+                                  "+0x%" PRIx64
+                                  " after it was mapped: pages of it read as zeros now",
+                                  r->gpa, r->size);
     }
-    if (b->log_map && vhost_guard_lost(b->log_guard)) {
-        snprintf(why, why_size,
-                 "the front-end shrank the dirty log's file after it was mapped: pages this "
-                 "back-end writes may not be logged");
-        return true;
-    }
-    return false;
+    if (b->log_map && vhost_guard_lost(b->log_guard))
+        return gabi_error_set(
+            reterr, -EFAULT, NULL,
+            "the front-end shrank the dirty log's file after it was mapped: pages "
+            "this back-end writes may not be logged");
+    return 0;
 }
 
 void vhost_backend_guard_check(struct gabi_vhost_backend *b)
 {
-    char why[192];
+    struct gabi_error e;
 
     b->guard_seen = atomic_load(&vhost_guard_hits);
-    if (!vhost_backend_lost_memory(b, why, sizeof(why)))
+    if (vhost_backend_check_memory(b, &e) >= 0)
         return;
     for (unsigned i = 0; i < b->n_vrings; i++)
         if (b->vrings[i].started)
-            vhost_vring_break(&b->vrings[i], "%s", why);
+            vhost_vring_break(&b->vrings[i], "%s", e.message);
 }
 
 void vhost_backend_update_logging(struct gabi_vhost_backend *b)
@@ -223,9 +221,10 @@ static void close_connection(struct gabi_vhost_backend *b, bool error, const cha
 {
     if (b->conn_fd < 0)
         return;
-    if (reason != b->error)
-        gabi_strlcpy(b->error, reason, sizeof(b->error));
-    vhost_backend_logf(b, error ? GABI_LOG_ERR : GABI_LOG_INFO, "connection closed: %s", b->error);
+    if (reason != b->error.message)
+        gabi_error_set(&b->error, error ? -EPROTO : -ECONNRESET, NULL, "%s", reason);
+    vhost_backend_logf(b, error ? GABI_LOG_ERR : GABI_LOG_INFO, "connection closed: %s",
+                       b->error.message);
     vhost_close_fds(b->rx.msg.fds, &b->rx.msg.n_fds);
     b->rx.got = 0;
     vhost_state_reset(b, b->going_away ? reason : "the connection ended");
@@ -245,7 +244,7 @@ static void close_connection(struct gabi_vhost_backend *b, bool error, const cha
     if (b->going_away)
         return;
     if (b->ops->disconnected)
-        b->ops->disconnected(b, b->error, b->userdata);
+        b->ops->disconnected(b, b->error.message, b->userdata);
     if (b->conn_fd < 0 && b->listen_fd >= 0 && !b->listen_watched) {
         if (vhost_backend_watch(b, b->listen_fd, GABI_VHOST_WATCH_SOCKET, 0) >= 0)
             b->listen_watched = true;
@@ -279,7 +278,7 @@ static int start_connection(struct gabi_vhost_backend *b, int fd)
             b->listen_watched = true;
         return r;
     }
-    b->error[0] = '\0';
+    b->error = (struct gabi_error){0};
     vhost_backend_logf(b, GABI_LOG_INFO, "front-end connected (mode %s)", b->mode.name);
     if (b->ops->connected)
         b->ops->connected(b, b->userdata);
@@ -386,14 +385,14 @@ static bool read_step(struct gabi_vhost_backend *b)
         if (n == -EAGAIN)
             return false;
         if (n == -EMSGSIZE) {
-            snprintf(b->error, sizeof(b->error), "a message carried more than %u fds",
-                     GABI_VHOST_MAX_FDS);
-            close_connection(b, true, b->error);
+            gabi_error_set(&b->error, -EMSGSIZE, NULL, "a message carried more than %u fds",
+                           GABI_VHOST_MAX_FDS);
+            close_connection(b, true, b->error.message);
             return false;
         }
         if (n < 0) {
-            snprintf(b->error, sizeof(b->error), "receive failed: %s", strerror((int)-n));
-            close_connection(b, true, b->error);
+            gabi_error_set(&b->error, (int)n, NULL, "receive failed: %s", strerror((int)-n));
+            close_connection(b, true, b->error.message);
             return false;
         }
         if (n == 0) {
@@ -406,7 +405,7 @@ static bool read_step(struct gabi_vhost_backend *b)
         if (rx->got == hdr_size) {
             r = vhost_check_header(b, &rx->msg.hdr);
             if (r < 0) {
-                close_connection(b, true, b->error);
+                close_connection(b, true, b->error.message);
                 return false;
             }
         }
@@ -418,7 +417,7 @@ static bool read_step(struct gabi_vhost_backend *b)
     vhost_close_fds(rx->msg.fds, &rx->msg.n_fds);
     rx->got = 0;
     if (r < 0) {
-        close_connection(b, true, b->error);
+        close_connection(b, true, b->error.message);
         return false;
     }
     return b->conn_fd >= 0;
@@ -503,7 +502,7 @@ uint64_t gabi_vhost_backend_mtu(const struct gabi_vhost_backend *b)
 
 const char *gabi_vhost_backend_error(const struct gabi_vhost_backend *b)
 {
-    return b->error;
+    return b->error.message;
 }
 
 unsigned gabi_vhost_backend_n_connections(const struct gabi_vhost_backend *b)

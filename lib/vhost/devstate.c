@@ -159,9 +159,9 @@ static void send_check_reply(struct gabi_vhost_backend *b)
     b->xfer.check_pending = false;
     r = vhost_send_reply(b, VHOST_USER_CHECK_DEVICE_STATE, &v, sizeof(v), -1);
     if (r < 0) {
-        snprintf(b->error, sizeof(b->error), "CHECK_DEVICE_STATE: cannot send the reply: %s",
-                 strerror(-r));
-        gabi_vhost_backend_disconnect(b, b->error);
+        gabi_error_set(&b->error, r, NULL, "CHECK_DEVICE_STATE: cannot send the reply: %s",
+                       strerror(-r));
+        gabi_vhost_backend_disconnect(b, b->error.message);
     }
 }
 
@@ -231,10 +231,7 @@ void vhost_state_cancel(struct gabi_vhost_backend *b, const char *reason)
     if (!running(x))
         return;
     x->outcome = GABI_VHOST_STATE_CANCELLED;
-    x->err.code = -ECANCELED;
-    x->err.where[0] = '\0';
-    snprintf(x->err.message, sizeof(x->err.message), "the %s was cancelled: %s", dir_name(x->dir),
-             reason);
+    gabi_error_set(&x->err, -ECANCELED, NULL, "the %s was cancelled: %s", dir_name(x->dir), reason);
     xfer_release(b, -ECANCELED);
     vhost_backend_logf(b, GABI_LOG_WARNING, "device state %s", x->err.message);
     if (x->check_pending)
@@ -366,8 +363,7 @@ int vhost_on_set_device_state_fd(struct gabi_vhost_backend *b, struct vhost_msg 
         if (r >= 0)
             x->fd = fd;
         else
-            snprintf(e.message, sizeof(e.message), "the channel cannot be watched: %s",
-                     strerror(-r));
+            gabi_error_set(&e, r, NULL, "the channel cannot be watched: %s", strerror(-r));
     }
     if (r < 0) {
         xfer_release(b, r);

@@ -2,7 +2,19 @@
 #pragma once
 
 /* lib/vhost internals: the state behind the back-end and vring handles, the memory table and
- * the dirty log, shared by backend.c, messages.c, memory.c and vring.c. */
+ * the dirty log, shared by backend.c, messages.c, memory.c and vring.c.
+ *
+ * Errors, one rule (docs/vhost.md, "Errors"): a fallible function returns >= 0 or -errno and,
+ * where a person needs the reason, fills a `struct gabi_error *reterr` its caller passes down
+ * (filled only on failure). When a failure outlives the call, the object it ends records it,
+ * as a struct gabi_error set through gabi_error_set[v] like any other:
+ *   - b->error: why the connection failed or ended. Message handlers return through fail(),
+ *     which records "REQUEST: reason"; read_step closes the connection with it; the device
+ *     reads it through gabi_vhost_backend_error() and the disconnected callback.
+ *   - vr->broken_reason: why a vring is broken (vhost_vring_break), until it stops.
+ *   - b->xfer.err and a state writer's or reader's err: why a device-state transfer failed.
+ * Nothing else carries an error: no char buffers passed down, no errno left for later.
+ */
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -35,9 +47,9 @@ struct vhost_mem {
     struct vhost_region r[GABI_VHOST_MAX_MEM_SLOTS]; /* sorted by gpa, no overlaps */
 };
 
-/* Map one region from fd (not taken). -errno with a reason in why. */
+/* Map one region from fd (not taken): 0, or -errno with reterr. */
 int vhost_mem_add(struct vhost_mem *m, unsigned max, const struct vhost_mem_region *reg, int fd,
-                  char *why, size_t why_size);
+                  struct gabi_error *reterr);
 /* Remove the region matching gpa, uaddr and size: 0 or -ENOENT. */
 int vhost_mem_remove(struct vhost_mem *m, const struct vhost_mem_region *reg);
 void vhost_mem_clear(struct vhost_mem *m);
@@ -114,7 +126,7 @@ struct gabi_vhost_vring {
     struct vring_used_elem *shadow; /* num entries */
 
     bool broken;
-    char broken_reason[192];
+    struct gabi_error broken_reason; /* set by vhost_vring_break while broken */
 };
 
 /* Stop processing (the device is told first), and forget the running state. */
@@ -202,7 +214,7 @@ struct gabi_vhost_backend {
      * unwatch (and its state ops, which must release what a transfer holds) */
     bool going_away;
 
-    char error[512];
+    struct gabi_error error; /* why the connection failed or ended (gabi_vhost_backend_error) */
 };
 
 /* What a handler answers (messages.c sends it as the table's reply policy says). */
@@ -226,9 +238,9 @@ void vhost_backend_unwatch(struct gabi_vhost_backend *b, int fd);
 /* Refresh b->logging after a features or log change. */
 void vhost_backend_update_logging(struct gabi_vhost_backend *b);
 void vhost_backend_unmap_log(struct gabi_vhost_backend *b);
-/* Why this back-end's guest memory or dirty log can no longer be trusted (the guard replaced
- * pages of a shrunk file), written into why; false when nothing was lost. */
-bool vhost_backend_lost_memory(const struct gabi_vhost_backend *b, char *why, size_t why_size);
+/* 0 while this back-end's guest memory and dirty log can be trusted; -EFAULT with the reason
+ * in reterr once the guard replaced pages of a shrunk file. */
+int vhost_backend_check_memory(const struct gabi_vhost_backend *b, struct gabi_error *reterr);
 /* Break every started vring if a mapping lost pages since the last look. */
 void vhost_backend_guard_check(struct gabi_vhost_backend *b);
 static inline void vhost_backend_guard_poll(struct gabi_vhost_backend *b)
@@ -240,9 +252,9 @@ static inline void vhost_backend_guard_poll(struct gabi_vhost_backend *b)
 void vhost_backend_reset_vrings(struct gabi_vhost_backend *b);
 
 /* Check a header as soon as it has arrived (request known and implemented, negotiated,
- * payload size within bounds): 0, or -errno after setting b->error. */
+ * payload size within bounds): 0, or -errno recorded in b->error. */
 int vhost_check_header(struct gabi_vhost_backend *b, const struct vhost_user_hdr *hdr);
-/* Handle one complete message: 0, or -errno after setting b->error (closes the connection).
+/* Handle one complete message: 0, or -errno recorded in b->error (closes the connection).
  * Replies are sent from here. */
 int vhost_handle_message(struct gabi_vhost_backend *b, struct vhost_msg *msg);
 

@@ -20,7 +20,7 @@ static bool overlaps(uint64_t a, uint64_t a_size, uint64_t b, uint64_t b_size)
 }
 
 int vhost_mem_add(struct vhost_mem *m, unsigned max, const struct vhost_mem_region *reg, int fd,
-                  char *why, size_t why_size)
+                  struct gabi_error *reterr)
 {
     struct vhost_region *r;
     struct stat st;
@@ -30,47 +30,43 @@ int vhost_mem_add(struct vhost_mem *m, unsigned max, const struct vhost_mem_regi
     int guard;
 
     if (m->n >= max || m->n >= GABI_VHOST_MAX_MEM_SLOTS) {
-        snprintf(why, why_size, "more than %u memory regions", MIN(max, GABI_VHOST_MAX_MEM_SLOTS));
-        return -ENOSPC;
+        return gabi_error_set(reterr, -ENOSPC, NULL, "more than %u memory regions",
+                              MIN(max, GABI_VHOST_MAX_MEM_SLOTS));
     }
     if (reg->size == 0 || reg->gpa + reg->size < reg->gpa || reg->uaddr + reg->size < reg->uaddr ||
         __builtin_add_overflow(reg->mmap_offset, reg->size, &map_size) ||
         map_size > (uint64_t)SIZE_MAX / 2) {
-        snprintf(why, why_size,
-                 "memory region gpa 0x%" PRIx64 " size 0x%" PRIx64 " uaddr 0x%" PRIx64
-                 " offset 0x%" PRIx64 " is empty or wraps around",
-                 reg->gpa, reg->size, reg->uaddr, reg->mmap_offset);
-        return -EINVAL;
+        return gabi_error_set(reterr, -EINVAL, NULL,
+                              "memory region gpa 0x%" PRIx64 " size 0x%" PRIx64 " uaddr 0x%" PRIx64
+                              " offset 0x%" PRIx64 " is empty or wraps around",
+                              reg->gpa, reg->size, reg->uaddr, reg->mmap_offset);
     }
     for (unsigned i = 0; i < m->n; i++) {
         if (overlaps(reg->gpa, reg->size, m->r[i].gpa, m->r[i].size) ||
             overlaps(reg->uaddr, reg->size, m->r[i].uaddr, m->r[i].size)) {
-            snprintf(why, why_size,
-                     "memory region gpa 0x%" PRIx64 "+0x%" PRIx64 " overlaps region gpa 0x%" PRIx64
-                     "+0x%" PRIx64,
-                     reg->gpa, reg->size, m->r[i].gpa, m->r[i].size);
-            return -EINVAL;
+            return gabi_error_set(reterr, -EINVAL, NULL,
+                                  "memory region gpa 0x%" PRIx64 "+0x%" PRIx64
+                                  " overlaps region gpa 0x%" PRIx64 "+0x%" PRIx64,
+                                  reg->gpa, reg->size, m->r[i].gpa, m->r[i].size);
         }
     }
     if (fd < 0 || fstat(fd, &st) < 0) {
-        snprintf(why, why_size, "memory region fd is not usable");
-        return -EBADF;
+        return gabi_error_set(reterr, -EBADF, NULL, "memory region fd is not usable");
     }
     /* Mapping past the end of the file would fault (SIGBUS) on the first guest access. */
     if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < map_size) {
-        snprintf(
-            why, why_size,
+        return gabi_error_set(
+            reterr, -EINVAL, NULL,
             "memory region needs 0x%" PRIx64 " bytes of a regular file, its fd has %s0x%" PRIx64,
             map_size, S_ISREG(st.st_mode) ? "" : "no regular file, size ", (uint64_t)st.st_size);
-        return -EINVAL;
     }
     map = vhost_guard_map(fd, (size_t)map_size, &guard);
     if (map == MAP_FAILED) {
         int e = errno;
 
-        snprintf(why, why_size, "cannot map memory region of 0x%" PRIx64 " bytes: %s", map_size,
-                 strerror(e));
-        return -e;
+        return gabi_error_set(reterr, -e, NULL,
+                              "cannot map memory region of 0x%" PRIx64 " bytes: %s", map_size,
+                              strerror(e));
     }
     for (pos = 0; pos < m->n && m->r[pos].gpa < reg->gpa; pos++)
         ;

@@ -24,14 +24,13 @@ static const char *request_name(uint32_t request);
 static int __attribute__((format(printf, 4, 5)))
 fail(struct gabi_vhost_backend *b, const struct vhost_msg *m, int code, const char *fmt, ...)
 {
-    char why[400];
+    char why[GABI_ERROR_MESSAGE_MAX];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
-    snprintf(b->error, sizeof(b->error), "%s: %s", request_name(m->hdr.request), why);
-    return code;
+    return gabi_error_set(&b->error, code, NULL, "%s: %s", request_name(m->hdr.request), why);
 }
 
 static void reply_u64(struct vhost_reply *rep, uint64_t v)
@@ -224,7 +223,7 @@ static int on_set_mem_table(struct gabi_vhost_backend *b, struct vhost_msg *m,
 {
     const struct vhost_mem_table *t = &m->p.mem;
     struct vhost_mem fresh = {0};
-    char why[300];
+    struct gabi_error e;
 
     if (t->nregions > VHOST_MEMORY_BASELINE_NREGIONS)
         return fail(b, m, -E2BIG, "%" PRIu32 " regions, at most %u", t->nregions,
@@ -235,12 +234,11 @@ static int on_set_mem_table(struct gabi_vhost_backend *b, struct vhost_msg *m,
     if (m->n_fds != t->nregions)
         return fail(b, m, -EINVAL, "%" PRIu32 " regions but %u fds", t->nregions, m->n_fds);
     for (unsigned i = 0; i < t->nregions; i++) {
-        int r =
-            vhost_mem_add(&fresh, b->max_mem_slots, &t->regions[i], m->fds[i], why, sizeof(why));
+        int r = vhost_mem_add(&fresh, b->max_mem_slots, &t->regions[i], m->fds[i], &e);
 
         if (r < 0) {
             vhost_mem_clear(&fresh);
-            return fail(b, m, r, "region %u: %s", i, why);
+            return fail(b, m, r, "region %u: %s", i, e.message);
         }
     }
     vhost_mem_clear(&b->mem);
@@ -260,14 +258,14 @@ static int on_get_max_mem_slots(struct gabi_vhost_backend *b, struct vhost_msg *
 static int on_add_mem_reg(struct gabi_vhost_backend *b, struct vhost_msg *m,
                           struct vhost_reply *rep)
 {
-    char why[300];
+    struct gabi_error e;
     int r;
 
     if (m->n_fds != 1)
         return fail(b, m, -EINVAL, "%u fds, one expected", m->n_fds);
-    r = vhost_mem_add(&b->mem, b->max_mem_slots, &m->p.mem_reg.region, m->fds[0], why, sizeof(why));
+    r = vhost_mem_add(&b->mem, b->max_mem_slots, &m->p.mem_reg.region, m->fds[0], &e);
     if (r < 0)
-        return fail(b, m, r, "%s", why);
+        return fail(b, m, r, "%s", e.message);
     remap_vrings(b);
     return 0;
 }

@@ -216,10 +216,8 @@ __attribute__((format(printf, 4, 5))) static int writer_fail(struct gabi_vhost_s
     va_list ap;
 
     w->outcome = outcome;
-    w->err.code = code;
-    w->err.where[0] = '\0';
     va_start(ap, fmt);
-    vsnprintf(w->err.message, sizeof(w->err.message), fmt, ap);
+    gabi_error_setv(&w->err, code, NULL, fmt, ap);
     va_end(ap);
     writer_release(w);
     return code;
@@ -601,10 +599,8 @@ reader_fail(struct gabi_vhost_state_reader *r, enum gabi_vhost_state_outcome out
     va_list ap;
 
     r->outcome = outcome;
-    r->err.code = code < 0 ? code : -EIO;
-    r->err.where[0] = '\0';
     va_start(ap, fmt);
-    vsnprintf(r->err.message, sizeof(r->err.message), fmt, ap);
+    gabi_error_setv(&r->err, code < 0 ? code : -EIO, NULL, fmt, ap);
     va_end(ap);
     if (cause) {
         len = strlen(r->err.message);

@@ -47,15 +47,16 @@ void vhost_vring_break(struct gabi_vhost_vring *vr, const char *fmt, ...)
         return;
     vr->broken = true;
     va_start(ap, fmt);
-    vsnprintf(vr->broken_reason, sizeof(vr->broken_reason), fmt, ap);
+    gabi_error_setv(&vr->broken_reason, -EIO, NULL, fmt, ap);
     va_end(ap);
     vr->n_shadow = 0;
-    vhost_backend_logf(b, GABI_LOG_ERR, "vring %u broken: %s", vr->index, vr->broken_reason);
+    vhost_backend_logf(b, GABI_LOG_ERR, "vring %u broken: %s", vr->index,
+                       vr->broken_reason.message);
     if (b->protocol_features & (1ull << GABI_PF_STATUS))
         b->status |= GABI_VIRTIO_STATUS_NEEDS_RESET;
     signal_fd(vr->err_fd);
     if (!b->going_away && b->ops->vring_broken)
-        b->ops->vring_broken(b, vr->index, vr->broken_reason, b->userdata);
+        b->ops->vring_broken(b, vr->index, vr->broken_reason.message, b->userdata);
 }
 
 /* ---- starting and stopping ------------------------------------------------------------- */
@@ -99,7 +100,7 @@ static bool map_rings(struct gabi_vhost_vring *vr)
 void vhost_vring_start(struct gabi_vhost_vring *vr)
 {
     struct gabi_vhost_backend *b = vr->b;
-    char why_lost[192];
+    struct gabi_error lost;
 
     if (vr->started)
         return;
@@ -111,9 +112,9 @@ void vhost_vring_start(struct gabi_vhost_vring *vr)
     }
     vr->started = true;
     vr->broken = false;
-    vr->broken_reason[0] = '\0';
-    if (vhost_backend_lost_memory(b, why_lost, sizeof(why_lost))) {
-        vhost_vring_break(vr, "%s", why_lost);
+    vr->broken_reason = (struct gabi_error){0};
+    if (vhost_backend_check_memory(b, &lost) < 0) {
+        vhost_vring_break(vr, "%s", lost.message);
         return;
     }
     if (!map_rings(vr))
@@ -169,7 +170,7 @@ void vhost_vring_stop(struct gabi_vhost_vring *vr)
                        vr->last_avail, vr->used_idx, b->logging ? " (logging)" : "");
     vr->started = false;
     vr->broken = false;
-    vr->broken_reason[0] = '\0';
+    vr->broken_reason = (struct gabi_error){0};
     vr->desc = NULL;
     vr->avail = NULL;
     vr->used = NULL;
@@ -228,7 +229,7 @@ bool gabi_vhost_vring_enabled(const struct gabi_vhost_vring *vr)
 
 const char *gabi_vhost_vring_broken(const struct gabi_vhost_vring *vr)
 {
-    return vr->broken ? vr->broken_reason : NULL;
+    return vr->broken ? vr->broken_reason.message : NULL;
 }
 
 void gabi_vhost_vring_set_broken(struct gabi_vhost_vring *vr, const char *reason)
