@@ -260,20 +260,54 @@ static int parse_args(int argc, char **argv, struct args *a)
 
 /* ---- the program -------------------------------------------------------------------------- */
 
+/* Serve an initialised device until SIGTERM or SIGINT: 0, or -errno. */
+static int serve(struct blk *k, const struct args *a, const struct gabi_vhost_mode *mode,
+                 const sigset_t *mask)
+{
+    struct blk_source sig_src = {BLK_SRC_SIGNAL, 0};
+    _cleanup_close_ int sfd = signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    int r = 0;
+
+    if (sfd < 0 || blk_watch(k, sfd, &sig_src, EPOLLIN) < 0) {
+        fprintf(stderr, "guestabi-blk: signalfd: %s\n", strerror(errno));
+        return -errno;
+    }
+    gabi_log(GABI_LOG_INFO, "guestabi-blk",
+             "mode %s, %s %s of %" PRIu64 " bytes%s, %u queue%s of up to %" PRIu32, mode->name,
+             k->disk.kind == BLK_DISK_RAM ? "RAM disk" : "disk",
+             k->disk.kind == BLK_DISK_RAM ? "(memfd)" : k->disk.path, k->disk.size,
+             k->disk.readonly ? " read-only" : "", mode->max_queue_pairs,
+             mode->max_queue_pairs == 1 ? "" : "s", mode->max_queue_size);
+    if (a->ready_fd >= 0) {
+        if (write(a->ready_fd, "READY\n", 6) != 6) {
+            /* the reader went away; nothing to tell */
+        }
+        close(a->ready_fd);
+    }
+    while (!k->stop) {
+        r = blk_run_once(k, -1);
+        if (r < 0) {
+            gabi_log(GABI_LOG_ERR, "guestabi-blk", "epoll_wait: %s", strerror(-r));
+            break;
+        }
+    }
+    gabi_log(GABI_LOG_INFO, "guestabi-blk", "stopping");
+    return r < 0 ? r : 0;
+}
+
 int main(int argc, char **argv)
 {
     struct args a = {0};
-    struct gabi_catalog *cat = NULL;
+    _cleanup_(gabi_catalog_freep) struct gabi_catalog *cat = NULL;
     struct gabi_error err = {0};
     struct gabi_vhost_mode mode;
     struct devmain dm;
     struct blk_disk disk;
-    struct blk k = {.epfd = -1, .wake_fd = -1};
-    struct blk_source sig_src = {BLK_SRC_SIGNAL, 0};
+    struct blk k;
     struct blk_options opts;
     char why[512];
     sigset_t mask;
-    int r, sfd = -1;
+    int r;
 
     devmain_init("guestabi-blk");
     r = parse_args(argc, argv, &a);
@@ -292,18 +326,14 @@ int main(int argc, char **argv)
     }
     if (a.list) {
         devmain_list_modes(&dm, cat);
-        gabi_catalog_free(cat);
         return 0;
     }
-    if (devmain_pick_mode(&dm, cat, a.mode, &mode) < 0) {
-        gabi_catalog_free(cat);
+    if (devmain_pick_mode(&dm, cat, a.mode, &mode) < 0)
         return 1;
-    }
     r = a.disk ? blk_disk_open_file(&disk, a.disk, a.size, a.readonly, why, sizeof(why))
                : blk_disk_open_ram(&disk, a.ram, why, sizeof(why));
     if (r < 0) {
         fprintf(stderr, "guestabi-blk: %s\n", why);
-        gabi_catalog_free(cat);
         return 1;
     }
     disk.readonly = a.readonly;
@@ -319,42 +349,12 @@ int main(int argc, char **argv)
         opts.state_accept = state_accept;
         opts.state_userdata = (void *)state_rule(cat);
     }
+    /* blk_init takes the disk whether it succeeds or not; blk_fini releases both */
     r = blk_init(&k, &disk, &opts, &err);
-    if (r < 0) {
+    if (r < 0)
         fprintf(stderr, "guestabi-blk: %s%s%s\n", err.where, err.where[0] ? ": " : "", err.message);
-        goto out;
-    }
-    sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0 || blk_watch(&k, sfd, &sig_src, EPOLLIN) < 0) {
-        fprintf(stderr, "guestabi-blk: signalfd: %s\n", strerror(errno));
-        r = -errno;
-        goto out;
-    }
-    gabi_log(GABI_LOG_INFO, "guestabi-blk",
-             "mode %s, %s %s of %" PRIu64 " bytes%s, %u queue%s of up to %" PRIu32, mode.name,
-             k.disk.kind == BLK_DISK_RAM ? "RAM disk" : "disk",
-             k.disk.kind == BLK_DISK_RAM ? "(memfd)" : k.disk.path, k.disk.size,
-             k.disk.readonly ? " read-only" : "", mode.max_queue_pairs,
-             mode.max_queue_pairs == 1 ? "" : "s", mode.max_queue_size);
-    if (a.ready_fd >= 0) {
-        if (write(a.ready_fd, "READY\n", 6) != 6) {
-            /* the reader went away; nothing to tell */
-        }
-        close(a.ready_fd);
-    }
-    while (!k.stop) {
-        r = blk_run_once(&k, -1);
-        if (r < 0) {
-            gabi_log(GABI_LOG_ERR, "guestabi-blk", "epoll_wait: %s", strerror(-r));
-            break;
-        }
-    }
-    gabi_log(GABI_LOG_INFO, "guestabi-blk", "stopping");
-    r = r < 0 ? r : 0;
-out:
+    else
+        r = serve(&k, &a, &mode, &mask);
     blk_fini(&k);
-    if (sfd >= 0)
-        close(sfd);
-    gabi_catalog_free(cat);
     return r < 0 ? 1 : 0;
 }

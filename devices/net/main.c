@@ -312,6 +312,7 @@ static int setup_ports(struct net *n, struct port_arg *args, unsigned n_args)
     return 0;
 }
 
+/* The program's teardown, from every way out of main (a fresh struct net included). */
 static void teardown(struct net *n)
 {
     for (unsigned i = 0; i < n->n_ports; i++) {
@@ -353,11 +354,12 @@ int main(int argc, char **argv)
     const char *catalogs[MAX_CATALOGS], *mode_name = NULL, *control = NULL;
     unsigned n_ports = 0, n_catalogs = 0;
     bool list = false;
-    int ready_fd = -1, c, r, sfd;
-    struct gabi_catalog *cat = NULL;
+    int ready_fd = -1, c;
+    _cleanup_(gabi_catalog_freep) struct gabi_catalog *cat = NULL;
+    _cleanup_close_ int sfd = -1;
+    _cleanup_(teardown) struct net n = {.epfd = -1};
     struct gabi_error err = {0};
     struct gabi_vhost_mode mode;
-    struct net n = {.epfd = -1};
     struct source sig_src = {SRC_SIGNAL, NULL, 0};
     sigset_t mask;
     uint64_t v;
@@ -450,14 +452,10 @@ int main(int argc, char **argv)
     }
     if (list) {
         devmain_list_modes(&net_devmain, cat);
-        gabi_catalog_free(cat);
         return 0;
     }
-    r = devmain_pick_mode(&net_devmain, cat, mode_name, &mode);
-    if (r < 0) {
-        gabi_catalog_free(cat);
+    if (devmain_pick_mode(&net_devmain, cat, mode_name, &mode) < 0)
         return 1;
-    }
     n.mode = &mode;
     if (mode.protocol_features & (1ull << GABI_PF_DEVICE_STATE)) {
         char why[256];
@@ -479,19 +477,16 @@ int main(int argc, char **argv)
     if (sfd < 0 || n.epfd < 0 || !n.rx_elems || !n.tx_elems || !n.frame ||
         net_watch(&n, sfd, &sig_src, EPOLLIN) < 0) {
         fprintf(stderr, "guestabi-net: set-up failed: %s\n", strerror(errno));
-        r = -ENOMEM;
-        goto out;
+        return 1;
     }
-    r = setup_ports(&n, ports, n_ports);
-    if (r < 0)
-        goto out;
+    if (setup_ports(&n, ports, n_ports) < 0)
+        return 1;
     if (control) {
         char why[256];
 
-        r = net_control_open(&n, control, why, sizeof(why));
-        if (r < 0) {
+        if (net_control_open(&n, control, why, sizeof(why)) < 0) {
             fprintf(stderr, "guestabi-net: %s\n", why);
-            goto out;
+            return 1;
         }
     }
     gabi_log(GABI_LOG_INFO, "guestabi-net", "mode %s, %u port%s%s%s%s", mode.name, n.n_ports,
@@ -506,10 +501,5 @@ int main(int argc, char **argv)
     }
     run(&n);
     gabi_log(GABI_LOG_INFO, "guestabi-net", "stopping");
-out:
-    teardown(&n);
-    if (sfd >= 0)
-        close(sfd);
-    gabi_catalog_free(cat);
-    return r < 0 ? 1 : 0;
+    return 0;
 }

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <guestabi/cleanup.h>
 #include <guestabi/error.h>
 #include <guestabi/features.h>
 
@@ -93,6 +94,7 @@ struct gabi_device_type {
 
 struct gabi_catalog *gabi_catalog_new(void);
 struct gabi_catalog *gabi_catalog_free(struct gabi_catalog *cat);
+GABI_DEFINE_FREEP(struct gabi_catalog, gabi_catalog_free)
 
 /* Add one catalog document. Documents of a higher layer override entries of lower layers;
  * two documents of one layer defining the same name differently is an error naming both.
@@ -200,6 +202,7 @@ int gabi_hostcaps_parse(const struct gabi_catalog *cat, const char *origin, cons
 int gabi_hostcaps_load_file(const struct gabi_catalog *cat, const char *path,
                             struct gabi_hostcaps **ret, struct gabi_error *reterr);
 struct gabi_hostcaps *gabi_hostcaps_free(struct gabi_hostcaps *h);
+GABI_DEFINE_FREEP(struct gabi_hostcaps, gabi_hostcaps_free)
 
 const char *gabi_hostcaps_host(const struct gabi_hostcaps *h);
 const char *gabi_hostcaps_kernel(const struct gabi_hostcaps *h);
@@ -257,6 +260,7 @@ int gabi_pin_parse(const struct gabi_catalog *cat, const char *origin, const cha
 int gabi_pin_load_file(const struct gabi_catalog *cat, const char *path, struct gabi_pin **ret,
                        struct gabi_error *reterr);
 struct gabi_pin *gabi_pin_free(struct gabi_pin *pin);
+GABI_DEFINE_FREEP(struct gabi_pin, gabi_pin_free)
 
 const char *gabi_pin_vm(const struct gabi_pin *pin);
 const struct gabi_platform *gabi_pin_platform(const struct gabi_pin *pin); /* may be NULL */
@@ -284,6 +288,7 @@ struct gabi_choice {
 };
 
 struct gabi_verdict *gabi_verdict_free(struct gabi_verdict *v);
+GABI_DEFINE_FREEP(struct gabi_verdict, gabi_verdict_free)
 bool gabi_verdict_ok(const struct gabi_verdict *v);
 size_t gabi_verdict_n_reasons(const struct gabi_verdict *v);
 const struct gabi_reason *gabi_verdict_reason(const struct gabi_verdict *v, size_t i);
@@ -332,6 +337,7 @@ struct gabi_fleet;
 int gabi_fleet_new(const struct gabi_catalog *cat, const struct gabi_hostcaps *const *hosts,
                    size_t n_hosts, struct gabi_fleet **ret);
 struct gabi_fleet *gabi_fleet_free(struct gabi_fleet *f);
+GABI_DEFINE_FREEP(struct gabi_fleet, gabi_fleet_free)
 size_t gabi_fleet_n_hosts(const struct gabi_fleet *f);
 /* The indices (into the hosts given to gabi_fleet_new) of the hosts that can take the pin,
  * in order, into ret (room for n_hosts); returns how many. Same answer as gabi_check_ok()

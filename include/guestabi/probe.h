@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <guestabi/cleanup.h>
 #include <guestabi/abi.h>
 #include <guestabi/error.h>
 #include <guestabi/features.h>
@@ -161,6 +162,7 @@ struct gabi_probe;
 int gabi_probe_run(const struct gabi_catalog *cat, const struct gabi_probe_options *opts,
                    struct gabi_probe **ret, struct gabi_error *reterr);
 struct gabi_probe *gabi_probe_free(struct gabi_probe *p);
+GABI_DEFINE_FREEP(struct gabi_probe, gabi_probe_free)
 
 /* The hostcaps document the probe built (owned by the result). */
 const struct gabi_hostcaps *gabi_probe_hostcaps(const struct gabi_probe *p);

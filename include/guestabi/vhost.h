@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include <guestabi/cleanup.h>
 #include <guestabi/error.h>
 #include <guestabi/features.h>
 #include <guestabi/log.h>
@@ -263,6 +264,7 @@ int gabi_vhost_backend_new(const struct gabi_vhost_backend_config *cfg,
 /* Closes the connection (ops->disconnected is not called), the listening socket (the socket
  * file is unlinked) and everything else. NULL-safe; returns NULL. */
 struct gabi_vhost_backend *gabi_vhost_backend_free(struct gabi_vhost_backend *b);
+GABI_DEFINE_FREEP(struct gabi_vhost_backend, gabi_vhost_backend_free)
 
 /* Listen on a unix socket path (a stale socket file there is replaced). One front-end at a
  * time; after it disconnects the next one is accepted. */
@@ -405,6 +407,7 @@ struct gabi_vhost_region {
 int gabi_vhost_guestmem_new(uint64_t size, unsigned n_regions, struct gabi_vhost_guestmem **ret,
                             struct gabi_error *reterr);
 struct gabi_vhost_guestmem *gabi_vhost_guestmem_free(struct gabi_vhost_guestmem *gm);
+GABI_DEFINE_FREEP(struct gabi_vhost_guestmem, gabi_vhost_guestmem_free)
 int gabi_vhost_guestmem_fd(const struct gabi_vhost_guestmem *gm);
 uint64_t gabi_vhost_guestmem_size(const struct gabi_vhost_guestmem *gm);
 unsigned gabi_vhost_guestmem_n_regions(const struct gabi_vhost_guestmem *gm);
@@ -435,6 +438,7 @@ struct gabi_vhost_gbuf {
 int gabi_vhost_guestq_new(struct gabi_vhost_guestmem *gm, uint16_t size, unsigned flags,
                           struct gabi_vhost_guestq **ret);
 struct gabi_vhost_guestq *gabi_vhost_guestq_free(struct gabi_vhost_guestq *q);
+GABI_DEFINE_FREEP(struct gabi_vhost_guestq, gabi_vhost_guestq_free)
 struct gabi_vhost_guestmem *gabi_vhost_guestq_guestmem(const struct gabi_vhost_guestq *q);
 uint16_t gabi_vhost_guestq_size(const struct gabi_vhost_guestq *q);
 void gabi_vhost_guestq_addrs(const struct gabi_vhost_guestq *q, uint64_t *ret_desc,
@@ -476,6 +480,7 @@ int gabi_vhost_client_connect(const char *path, int timeout_ms, struct gabi_vhos
 /* Use a connected socket; takes ownership of fd (even on error). */
 int gabi_vhost_client_new_fd(int fd, int timeout_ms, struct gabi_vhost_client **ret);
 struct gabi_vhost_client *gabi_vhost_client_free(struct gabi_vhost_client *c);
+GABI_DEFINE_FREEP(struct gabi_vhost_client, gabi_vhost_client_free)
 int gabi_vhost_client_fd(const struct gabi_vhost_client *c);
 
 /*

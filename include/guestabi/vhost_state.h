@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <guestabi/cleanup.h>
 #include <guestabi/error.h>
 
 #define GABI_VHOST_STATE_MAGIC          "GABISTAT" /* 8 bytes, no NUL on the wire */
@@ -156,6 +157,7 @@ int gabi_vhost_state_writer_new(int fd, const char *device_type, const char *sta
                                 struct gabi_vhost_state_writer **ret, struct gabi_error *reterr);
 /* Closes fd if still open (a stream not finished ends truncated). NULL-safe; returns NULL. */
 struct gabi_vhost_state_writer *gabi_vhost_state_writer_free(struct gabi_vhost_state_writer *w);
+GABI_DEFINE_FREEP(struct gabi_vhost_state_writer, gabi_vhost_state_writer_free)
 
 /* The fd to poll, -1 once finished; the poll(2)/epoll(7) events to wait for (POLLOUT), 0 once
  * finished. */
@@ -213,6 +215,7 @@ int gabi_vhost_state_reader_new(int fd, const char *device_type, uint64_t max_pa
                                 struct gabi_vhost_state_reader **ret, struct gabi_error *reterr);
 /* Closes fd; aborts the sink if it began and did not finish. NULL-safe; returns NULL. */
 struct gabi_vhost_state_reader *gabi_vhost_state_reader_free(struct gabi_vhost_state_reader *r);
+GABI_DEFINE_FREEP(struct gabi_vhost_state_reader, gabi_vhost_state_reader_free)
 
 int gabi_vhost_state_reader_get_fd(const struct gabi_vhost_state_reader *r);
 /* POLLIN; 0 once finished. */

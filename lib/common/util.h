@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* Small helpers every module uses: cleanup attributes, ownership transfer, sizes. Internal. */
+/* Small helpers every module uses: sizes, branch hints, fds (cleanup attributes and ownership
+ * transfer come from <guestabi/cleanup.h>). Internal. */
 
 #include <errno.h>
 #include <stdbool.h>
@@ -10,45 +11,14 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <guestabi/cleanup.h>
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b)     ((a) < (b) ? (a) : (b))
 #define MAX(a, b)     ((a) > (b) ? (a) : (b))
 
 #define likely(x)     __builtin_expect(!!(x), 1)
 #define unlikely(x)   __builtin_expect(!!(x), 0)
-
-static inline void freep(void *p)
-{
-    free(*(void **)p);
-}
-
-static inline void closep(int *fd)
-{
-    if (*fd >= 0) {
-        int saved = errno;
-        close(*fd);
-        errno = saved;
-    }
-}
-
-#define _cleanup_(f)    __attribute__((cleanup(f)))
-#define _cleanup_free_  _cleanup_(freep)
-#define _cleanup_close_ _cleanup_(closep)
-
-/* Take a pointer out of a cleanup variable so it is not freed at scope exit. */
-#define TAKE_PTR(p)                                                                                \
-    ({                                                                                             \
-        __typeof__(p) _p = (p);                                                                    \
-        (p) = NULL;                                                                                \
-        _p;                                                                                        \
-    })
-
-#define TAKE_FD(fd)                                                                                \
-    ({                                                                                             \
-        int _fd = (fd);                                                                            \
-        (fd) = -1;                                                                                 \
-        _fd;                                                                                       \
-    })
 
 /* Close an fd variable and set it to -1. */
 static inline void close_and_clear(int *fd)

@@ -74,6 +74,8 @@ static int grow_pipe(int fd)
     return size;
 }
 
+/* Open the channel on fd, taken in every case: on failure ch->fd still holds it (or the
+ * description put in its place) for the owner's free to close. */
 static int channel_open(struct channel *ch, int fd, bool writing, struct gabi_error *reterr)
 {
     struct stat st;
@@ -229,7 +231,7 @@ int gabi_vhost_state_writer_new(int fd, const char *device_type, const char *sta
                                 struct gabi_vhost_state_writer **ret, struct gabi_error *reterr)
 {
     _cleanup_close_ int owned = fd;
-    _cleanup_free_ struct gabi_vhost_state_writer *w = NULL;
+    _cleanup_(gabi_vhost_state_writer_freep) struct gabi_vhost_state_writer *w = NULL;
     struct gabi_vhost_state_info info = {0};
     int r;
 
@@ -247,6 +249,7 @@ int gabi_vhost_state_writer_new(int fd, const char *device_type, const char *sta
     w = calloc(1, sizeof(*w));
     if (!w)
         return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
+    w->ch.fd = -1;
     w->win.fd = -1;
     r = gabi_vhost_state_header_encode(&info, w->header, reterr);
     if (r < 0)
@@ -254,12 +257,9 @@ int gabi_vhost_state_writer_new(int fd, const char *device_type, const char *sta
     w->scratch = malloc(SCRATCH_SIZE);
     if (!w->scratch)
         return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
-    r = channel_open(&w->ch, owned, true, reterr);
-    if (r < 0) {
-        free(w->scratch);
+    r = channel_open(&w->ch, TAKE_FD(owned), true, reterr);
+    if (r < 0)
         return r;
-    }
-    owned = -1;
     w->ops = ops;
     w->userdata = userdata;
     w->payload_size = payload_size;
@@ -619,7 +619,7 @@ int gabi_vhost_state_reader_new(int fd, const char *device_type, uint64_t max_pa
                                 struct gabi_vhost_state_reader **ret, struct gabi_error *reterr)
 {
     _cleanup_close_ int owned = fd;
-    _cleanup_free_ struct gabi_vhost_state_reader *r = NULL;
+    _cleanup_(gabi_vhost_state_reader_freep) struct gabi_vhost_state_reader *r = NULL;
     int k;
 
     if (!ops || !ops->accept || !ops->commit || !ops->abort || (!ops->dest && !ops->write))
@@ -631,16 +631,14 @@ int gabi_vhost_state_reader_new(int fd, const char *device_type, uint64_t max_pa
     r = calloc(1, sizeof(*r));
     if (!r)
         return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
+    r->ch.fd = -1;
     r->win.fd = -1;
     r->scratch = malloc(SCRATCH_SIZE);
     if (!r->scratch)
         return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
-    k = channel_open(&r->ch, owned, false, reterr);
-    if (k < 0) {
-        free(r->scratch);
+    k = channel_open(&r->ch, TAKE_FD(owned), false, reterr);
+    if (k < 0)
         return k;
-    }
-    owned = -1; /* the channel's now (channel_open may have put another fd in its place) */
     if (device_type)
         gabi_strlcpy(r->device_type, device_type, sizeof(r->device_type));
     r->max_payload_size = max_payload_size;
@@ -889,114 +887,125 @@ static int reader_finish(struct gabi_vhost_state_reader *r)
         return reader_fail(r, GABI_VHOST_STATE_SINK, k, &e,
                            "the device could not make the received state live");
     }
-    close_and_clear(&r->ch.fd);
-    window_drop(&r->win);
-    free(r->scratch);
-    r->scratch = NULL;
+    reader_release(r); /* nothing to abort: committed */
     r->outcome = GABI_VHOST_STATE_SUCCEEDED;
     return 0;
 }
 
+/* The steps of a stream, one per phase: each takes what the channel has for its phase and
+ * returns 0 after progress, -EAGAIN when the channel is dry, or a failure recorded by
+ * reader_fail (r->outcome no longer PENDING). */
+
+/* The prologue, then the rest of the header it sizes; a complete header is checked and offered
+ * to the device. */
+static int reader_take_header(struct gabi_vhost_state_reader *r)
+{
+    enum gabi_vhost_state_outcome o = GABI_VHOST_STATE_BAD_HEADER;
+    size_t want = r->header_size ? r->header_size : STATE_PROLOGUE_SIZE;
+    struct gabi_error e = {0};
+    ssize_t n;
+    int k;
+
+    n = channel_recv(&r->ch, r->header + r->header_got, want - r->header_got);
+    if (n == -EAGAIN)
+        return -EAGAIN;
+    if (n < 0)
+        return reader_fail(r, GABI_VHOST_STATE_IO, (int)n, NULL,
+                           "reading the device-state header failed: %s", strerror((int)-n));
+    if (n == 0 && r->header_got == 0)
+        return reader_fail(r, GABI_VHOST_STATE_TRUNCATED, -EPIPE, NULL,
+                           "the stream is empty: the writer closed it without a header");
+    if (n == 0)
+        return reader_fail(r, GABI_VHOST_STATE_TRUNCATED, -EPIPE, NULL,
+                           "the stream ended after %zu bytes, inside its %zu-byte header",
+                           r->header_got,
+                           r->header_size ? r->header_size : (size_t)GABI_VHOST_STATE_HEADER_SIZE);
+    r->header_got += (size_t)n;
+    r->stats.bytes += (uint64_t)n;
+    k = state_header_size(r->header, r->header_got, &o, &e);
+    if (k < 0)
+        return reader_fail(r, o, k, NULL, "%s", e.message);
+    r->header_size = (size_t)k;
+    if (r->header_size && r->header_got == r->header_size)
+        return reader_on_header(r);
+    return 0;
+}
+
+static int reader_take_payload_phase(struct gabi_vhost_state_reader *r)
+{
+    int k = reader_take_payload(r);
+
+    if (k < 0)
+        return k;
+    if (r->offset == r->info.payload_size)
+        r->phase = PHASE_TRAILER;
+    return 0;
+}
+
+static int reader_take_trailer(struct gabi_vhost_state_reader *r)
+{
+    ssize_t n =
+        channel_recv(&r->ch, r->trailer + r->trailer_got, sizeof(r->trailer) - r->trailer_got);
+
+    if (n == -EAGAIN)
+        return -EAGAIN;
+    if (n < 0)
+        return reader_fail(r, GABI_VHOST_STATE_IO, (int)n, NULL,
+                           "reading the device-state trailer failed: %s", strerror((int)-n));
+    if (n == 0)
+        return reader_fail(r, GABI_VHOST_STATE_TRUNCATED, -EPIPE, NULL,
+                           "the stream ended after all %" PRIu64
+                           " payload bytes but %zu of the %d trailer bytes",
+                           r->info.payload_size, r->trailer_got, GABI_VHOST_STATE_TRAILER_SIZE);
+    r->trailer_got += (size_t)n;
+    r->stats.bytes += (uint64_t)n;
+    if (r->trailer_got == sizeof(r->trailer))
+        r->phase = PHASE_EOF;
+    return 0;
+}
+
+/* After the trailer the writer must close the channel: EOF finishes the stream. */
+static int reader_take_eof(struct gabi_vhost_state_reader *r)
+{
+    uint8_t extra;
+    ssize_t n = channel_recv(&r->ch, &extra, 1);
+
+    if (n == -EAGAIN)
+        return -EAGAIN;
+    if (n < 0)
+        return reader_fail(r, GABI_VHOST_STATE_IO, (int)n, NULL,
+                           "reading the end of the device state failed: %s", strerror((int)-n));
+    if (n > 0)
+        return reader_fail(r, GABI_VHOST_STATE_OVERSIZE, -E2BIG, NULL,
+                           "the stream goes on after its declared end (%zu header + %" PRIu64
+                           " payload + %d trailer bytes)",
+                           r->header_size, r->info.payload_size, GABI_VHOST_STATE_TRAILER_SIZE);
+    return reader_finish(r);
+}
+
+static int reader_step(struct gabi_vhost_state_reader *r)
+{
+    switch (r->phase) {
+    case PHASE_HEADER:
+        return reader_take_header(r);
+    case PHASE_PAYLOAD:
+        return reader_take_payload_phase(r);
+    case PHASE_TRAILER:
+        return reader_take_trailer(r);
+    case PHASE_EOF:
+    default:
+        return reader_take_eof(r);
+    }
+}
+
 int gabi_vhost_state_reader_process(struct gabi_vhost_state_reader *r, struct gabi_error *reterr)
 {
-    if (r->outcome != GABI_VHOST_STATE_PENDING) {
-        int k = finished(r->outcome, &r->err, reterr);
-        return k < 0 ? k : GABI_VHOST_STATE_DONE;
-    }
-    for (;;) {
-        enum gabi_vhost_state_outcome o = GABI_VHOST_STATE_BAD_HEADER;
-        struct gabi_error e = {0};
-        uint8_t extra;
-        ssize_t n;
-        int k;
+    int k;
 
-        switch (r->phase) {
-        case PHASE_HEADER: {
-            size_t want = r->header_size ? r->header_size : STATE_PROLOGUE_SIZE;
-
-            n = channel_recv(&r->ch, r->header + r->header_got, want - r->header_got);
-            if (n == -EAGAIN)
-                return GABI_VHOST_STATE_MORE;
-            if (n < 0) {
-                reader_fail(r, GABI_VHOST_STATE_IO, (int)n, NULL,
-                            "reading the device-state header failed: %s", strerror((int)-n));
-                return finished(r->outcome, &r->err, reterr);
-            }
-            if (n == 0) {
-                if (r->header_got == 0)
-                    reader_fail(r, GABI_VHOST_STATE_TRUNCATED, -EPIPE, NULL,
-                                "the stream is empty: the writer closed it without a header");
-                else
-                    reader_fail(r, GABI_VHOST_STATE_TRUNCATED, -EPIPE, NULL,
-                                "the stream ended after %zu bytes, inside its %zu-byte header",
-                                r->header_got,
-                                r->header_size ? r->header_size
-                                               : (size_t)GABI_VHOST_STATE_HEADER_SIZE);
-                return finished(r->outcome, &r->err, reterr);
-            }
-            r->header_got += (size_t)n;
-            r->stats.bytes += (uint64_t)n;
-            k = state_header_size(r->header, r->header_got, &o, &e);
-            if (k < 0) {
-                reader_fail(r, o, k, NULL, "%s", e.message);
-                return finished(r->outcome, &r->err, reterr);
-            }
-            r->header_size = (size_t)k;
-            if (r->header_size && r->header_got == r->header_size && reader_on_header(r) < 0)
-                return finished(r->outcome, &r->err, reterr);
-            continue;
-        }
-        case PHASE_PAYLOAD:
-            k = reader_take_payload(r);
-            if (k == -EAGAIN)
-                return GABI_VHOST_STATE_MORE;
-            if (k < 0)
-                return finished(r->outcome, &r->err, reterr);
-            if (r->offset == r->info.payload_size)
-                r->phase = PHASE_TRAILER;
-            continue;
-        case PHASE_TRAILER:
-            n = channel_recv(&r->ch, r->trailer + r->trailer_got,
-                             sizeof(r->trailer) - r->trailer_got);
-            if (n == -EAGAIN)
-                return GABI_VHOST_STATE_MORE;
-            if (n < 0) {
-                reader_fail(r, GABI_VHOST_STATE_IO, (int)n, NULL,
-                            "reading the device-state trailer failed: %s", strerror((int)-n));
-                return finished(r->outcome, &r->err, reterr);
-            }
-            if (n == 0) {
-                reader_fail(r, GABI_VHOST_STATE_TRUNCATED, -EPIPE, NULL,
-                            "the stream ended after all %" PRIu64
-                            " payload bytes but %zu of the %d trailer bytes",
-                            r->info.payload_size, r->trailer_got, GABI_VHOST_STATE_TRAILER_SIZE);
-                return finished(r->outcome, &r->err, reterr);
-            }
-            r->trailer_got += (size_t)n;
-            r->stats.bytes += (uint64_t)n;
-            if (r->trailer_got == sizeof(r->trailer))
-                r->phase = PHASE_EOF;
-            continue;
-        case PHASE_EOF:
-        default:
-            n = channel_recv(&r->ch, &extra, 1);
-            if (n == -EAGAIN)
-                return GABI_VHOST_STATE_MORE;
-            if (n < 0) {
-                reader_fail(r, GABI_VHOST_STATE_IO, (int)n, NULL,
-                            "reading the end of the device state failed: %s", strerror((int)-n));
-                return finished(r->outcome, &r->err, reterr);
-            }
-            if (n > 0) {
-                reader_fail(r, GABI_VHOST_STATE_OVERSIZE, -E2BIG, NULL,
-                            "the stream goes on after its declared end (%zu header + %" PRIu64
-                            " payload + %d trailer bytes)",
-                            r->header_size, r->info.payload_size, GABI_VHOST_STATE_TRAILER_SIZE);
-                return finished(r->outcome, &r->err, reterr);
-            }
-            if (reader_finish(r) < 0)
-                return finished(r->outcome, &r->err, reterr);
-            return GABI_VHOST_STATE_DONE;
-        }
-    }
+    while (r->outcome == GABI_VHOST_STATE_PENDING)
+        if (reader_step(r) == -EAGAIN && r->outcome == GABI_VHOST_STATE_PENDING)
+            return GABI_VHOST_STATE_MORE;
+    /* the one exit of a stream that is over, however it ended */
+    k = finished(r->outcome, &r->err, reterr);
+    return k < 0 ? k : GABI_VHOST_STATE_DONE;
 }

@@ -25,20 +25,36 @@ static int report(struct cli *cli, const struct gabi_verdict *v, const char *hea
     return gabi_verdict_ok(v) ? EXIT_COMPATIBLE : EXIT_INCOMPATIBLE;
 }
 
-static void free_hosts(struct gabi_hostcaps **hosts, size_t n)
+/* The hosts named on the command line, freed as one by hosts_done. */
+struct hosts {
+    struct gabi_hostcaps **v;
+    size_t n;
+};
+
+static void hosts_done(struct hosts *h)
 {
-    for (size_t i = 0; i < n; i++)
-        gabi_hostcaps_free(hosts[i]);
-    free(hosts);
+    if (h->v)
+        for (size_t i = 0; i < h->n; i++)
+            gabi_hostcaps_free(h->v[i]);
+    free(h->v);
+}
+
+/* Load the n documents at paths into h: 0, or an exit code (the error printed). */
+static int hosts_load(struct cli *cli, char **paths, size_t n, struct hosts *h)
+{
+    h->v = calloc(n, sizeof(*h->v));
+    if (!h->v)
+        return cli_errorf(cli, "out of memory");
+    h->n = n;
+    return cli_load_hosts(cli, paths, n, h->v) < 0 ? EXIT_BAD_INPUT : 0;
 }
 
 /* ---- pick --------------------------------------------------------------------------------- */
 
 static int run_pick(struct cli *cli, int argc, char **argv)
 {
-    struct gabi_hostcaps **hosts;
-    struct gabi_verdict *v = NULL;
-    size_t n;
+    _cleanup_(hosts_done) struct hosts hosts = {0};
+    _cleanup_(gabi_verdict_freep) struct gabi_verdict *v = NULL;
     char headline[512];
     int first, ex, r;
 
@@ -47,24 +63,15 @@ static int run_pick(struct cli *cli, int argc, char **argv)
         return ex;
     if (first >= argc)
         return cli_usage_error(cli, &cli_cmd_pick, "name at least one HOSTCAPS document");
-    n = (size_t)(argc - first);
-    hosts = calloc(n, sizeof(*hosts));
-    if (!hosts)
-        return cli_errorf(cli, "out of memory");
-    if (cli_load_hosts(cli, argv + first, n, hosts) < 0) {
-        free(hosts);
-        return EXIT_BAD_INPUT;
-    }
-    r = gabi_pick(cli->cat, (const struct gabi_hostcaps *const *)hosts, n, &v);
-    if (r < 0) {
-        free_hosts(hosts, n);
+    ex = hosts_load(cli, argv + first, (size_t)(argc - first), &hosts);
+    if (ex)
+        return ex;
+    r = gabi_pick(cli->cat, (const struct gabi_hostcaps *const *)hosts.v, hosts.n, &v);
+    if (r < 0)
         return cli_errorf(cli, "pick failed: %s", strerror(-r));
-    }
-    snprintf(headline, sizeof(headline), "Newest ABI common to %zu host%s", n, n == 1 ? "" : "s");
-    ex = report(cli, v, headline);
-    gabi_verdict_free(v);
-    free_hosts(hosts, n);
-    return ex;
+    snprintf(headline, sizeof(headline), "Newest ABI common to %zu host%s", hosts.n,
+             hosts.n == 1 ? "" : "s");
+    return report(cli, v, headline);
 }
 
 /* ---- check and filter ----------------------------------------------------------------------- */
@@ -109,9 +116,9 @@ static int load_pin(struct cli *cli, const char *path, struct gabi_pin **ret)
 static int run_check(struct cli *cli, int argc, char **argv)
 {
     struct check_opts o = {0};
-    struct gabi_pin *pin = NULL;
-    struct gabi_hostcaps *host = NULL;
-    struct gabi_verdict *v = NULL;
+    _cleanup_(gabi_pin_freep) struct gabi_pin *pin = NULL;
+    _cleanup_(gabi_hostcaps_freep) struct gabi_hostcaps *host = NULL;
+    _cleanup_(gabi_verdict_freep) struct gabi_verdict *v = NULL;
     char headline[512];
     char *hostpath;
     int first, ex, r;
@@ -127,30 +134,24 @@ static int run_check(struct cli *cli, int argc, char **argv)
     if (load_pin(cli, o.pin, &pin) < 0)
         return EXIT_BAD_INPUT;
     hostpath = (char *)o.host;
-    if (cli_load_hosts(cli, &hostpath, 1, &host) < 0) {
-        gabi_pin_free(pin);
+    if (cli_load_hosts(cli, &hostpath, 1, &host) < 0)
         return EXIT_BAD_INPUT;
-    }
     r = gabi_check(cli->cat, pin, host, &v);
-    if (r < 0) {
-        ex = cli_errorf(cli, "check failed: %s", strerror(-r));
-    } else {
-        snprintf(headline, sizeof(headline), "VM %s on host %s", gabi_pin_vm(pin),
-                 gabi_hostcaps_host(host));
-        ex = report(cli, v, headline);
-    }
-    gabi_verdict_free(v);
-    gabi_hostcaps_free(host);
-    gabi_pin_free(pin);
-    return ex;
+    if (r < 0)
+        return cli_errorf(cli, "check failed: %s", strerror(-r));
+    snprintf(headline, sizeof(headline), "VM %s on host %s", gabi_pin_vm(pin),
+             gabi_hostcaps_host(host));
+    return report(cli, v, headline);
 }
 
 static int run_filter(struct cli *cli, int argc, char **argv)
 {
     struct check_opts o = {0};
-    struct gabi_pin *pin = NULL;
-    struct gabi_hostcaps **hosts;
-    size_t n, n_ok = 0;
+    _cleanup_(gabi_pin_freep) struct gabi_pin *pin = NULL;
+    _cleanup_(hosts_done) struct hosts hosts = {0};
+    _cleanup_(gabi_fleet_freep) struct gabi_fleet *fleet = NULL;
+    _cleanup_free_ size_t *ok = NULL;
+    size_t n_ok;
     int first, ex;
 
     first =
@@ -165,46 +166,30 @@ static int run_filter(struct cli *cli, int argc, char **argv)
         return cli_usage_error(cli, &cli_cmd_filter, "name at least one HOSTCAPS document");
     if (load_pin(cli, o.pin, &pin) < 0)
         return EXIT_BAD_INPUT;
-    n = (size_t)(argc - first);
-    hosts = calloc(n, sizeof(*hosts));
-    if (!hosts || cli_load_hosts(cli, argv + first, n, hosts) < 0) {
-        free(hosts);
-        gabi_pin_free(pin);
+    /* as before: a host list that cannot be allocated or loaded is bad input */
+    if (hosts_load(cli, argv + first, (size_t)(argc - first), &hosts) != 0)
         return EXIT_BAD_INPUT;
-    }
-    {
-        struct gabi_fleet *fleet = NULL;
-        size_t *ok = calloc(n, sizeof(*ok));
+    ok = calloc(hosts.n, sizeof(*ok));
+    if (!ok ||
+        gabi_fleet_new(cli->cat, (const struct gabi_hostcaps *const *)hosts.v, hosts.n, &fleet) < 0)
+        return cli_errorf(cli, "out of memory");
+    n_ok = gabi_fleet_filter(fleet, pin, ok);
+    if (cli->json) {
+        json_t *arr = json_array(), *root;
 
-        if (!ok ||
-            gabi_fleet_new(cli->cat, (const struct gabi_hostcaps *const *)hosts, n, &fleet) < 0) {
-            free(ok);
-            free_hosts(hosts, n);
-            gabi_pin_free(pin);
-            return cli_errorf(cli, "out of memory");
-        }
-        n_ok = gabi_fleet_filter(fleet, pin, ok);
-        if (cli->json) {
-            json_t *arr = json_array(), *root;
-
-            for (size_t i = 0; i < n_ok; i++)
-                json_array_append_new(arr, json_string(gabi_hostcaps_host(hosts[ok[i]])));
-            root = json_pack("{s:s, s:s, s:o}", "schema", "guestabi.filter/1", "vm",
-                             gabi_pin_vm(pin), "hosts", arr);
-            cli_print_json(json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER));
-            json_decref(root);
-        } else {
-            for (size_t i = 0; i < n_ok; i++)
-                printf("%s\n", gabi_hostcaps_host(hosts[ok[i]]));
-        }
-        gabi_fleet_free(fleet);
-        free(ok);
+        for (size_t i = 0; i < n_ok; i++)
+            json_array_append_new(arr, json_string(gabi_hostcaps_host(hosts.v[ok[i]])));
+        root = json_pack("{s:s, s:s, s:o}", "schema", "guestabi.filter/1", "vm", gabi_pin_vm(pin),
+                         "hosts", arr);
+        cli_print_json(json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER));
+        json_decref(root);
+    } else {
+        for (size_t i = 0; i < n_ok; i++)
+            printf("%s\n", gabi_hostcaps_host(hosts.v[ok[i]]));
     }
     if (!n_ok && !cli->json)
         fprintf(stderr, "no host can take VM %s (guestabi check --pin %s --host HOST says why)\n",
                 gabi_pin_vm(pin), o.pin);
-    free_hosts(hosts, n);
-    gabi_pin_free(pin);
     return n_ok ? EXIT_COMPATIBLE : EXIT_INCOMPATIBLE;
 }
 
@@ -258,10 +243,11 @@ static int run_match(struct cli *cli, int argc, char **argv)
 {
     struct match_opts o = {0};
     struct gabi_versions dest = {0};
-    struct gabi_hostcaps *host = NULL;
-    struct gabi_verdict *v = NULL;
+    _cleanup_(gabi_hostcaps_freep) struct gabi_hostcaps *host = NULL;
+    _cleanup_(gabi_verdict_freep) struct gabi_verdict *v = NULL;
+    _cleanup_free_ char *copy = NULL;
     const char *list[GABI_MAX_VERSIONS];
-    char *copy = NULL, headline[512];
+    char headline[512];
     int first, ex, r, forms;
 
     first =
@@ -285,16 +271,12 @@ static int run_match(struct cli *cli, int argc, char **argv)
         if (!copy)
             return cli_errorf(cli, "out of memory");
         for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-            if (n >= GABI_MAX_VERSIONS) {
-                free(copy);
+            if (n >= GABI_MAX_VERSIONS)
                 return cli_errorf(cli, "--loads lists more than %u versions", GABI_MAX_VERSIONS);
-            }
             list[n++] = tok;
         }
-        if (!n) {
-            free(copy);
+        if (!n)
             return cli_usage_error(cli, &cli_cmd_match, "--loads lists no version");
-        }
         dest.list = list;
         dest.n = n;
     } else if (o.minimum || o.newest) {
@@ -319,25 +301,16 @@ static int run_match(struct cli *cli, int argc, char **argv)
                 found = true;
             }
         }
-        if (!found) {
-            ex = cli_errorf(cli, "%s: host %s has no device type \"%s\"", o.host,
-                            gabi_hostcaps_host(host), o.type);
-            gabi_hostcaps_free(host);
-            return ex;
-        }
+        if (!found)
+            return cli_errorf(cli, "%s: host %s has no device type \"%s\"", o.host,
+                              gabi_hostcaps_host(host), o.type);
     }
     r = gabi_match(o.device ? o.device : o.type, o.version, &dest,
                    host ? gabi_hostcaps_host(host) : NULL, &v);
-    if (r < 0) {
-        ex = cli_errorf(cli, "match failed: %s", strerror(-r));
-    } else {
-        snprintf(headline, sizeof(headline), "Source state version %s", o.version);
-        ex = report(cli, v, headline);
-    }
-    gabi_verdict_free(v);
-    gabi_hostcaps_free(host);
-    free(copy);
-    return ex;
+    if (r < 0)
+        return cli_errorf(cli, "match failed: %s", strerror(-r));
+    snprintf(headline, sizeof(headline), "Source state version %s", o.version);
+    return report(cli, v, headline);
 }
 
 const struct cli_command cli_cmd_pick = {
