@@ -11,6 +11,7 @@
  * the front-end stops a vring, changes the memory table or disconnects.
  */
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -43,14 +44,14 @@ struct blk_outhdr {
     uint32_t ioprio;
     uint64_t sector;
 };
-_Static_assert(sizeof(struct blk_outhdr) == 16, "virtio_blk_outhdr");
+static_assert(sizeof(struct blk_outhdr) == 16, "virtio_blk_outhdr");
 
 struct blk_range {
     uint64_t sector;
     uint32_t num_sectors;
     uint32_t flags;
 };
-_Static_assert(sizeof(struct blk_range) == 16, "virtio_blk_discard_write_zeroes");
+static_assert(sizeof(struct blk_range) == 16, "virtio_blk_discard_write_zeroes");
 
 /* struct virtio_blk_config, up to the secure-erase fields (zoned ones are not offered). */
 struct blk_config {
@@ -79,7 +80,7 @@ struct blk_config {
     uint32_t max_secure_erase_seg;
     uint32_t secure_erase_sector_alignment;
 } __attribute__((packed));
-_Static_assert(sizeof(struct blk_config) == 72, "virtio_blk_config");
+static_assert(sizeof(struct blk_config) == 72, "virtio_blk_config");
 
 /*
  * The config-space values guestabi-blk shows every guest, in every mode (part of the ABI: a

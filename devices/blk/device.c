@@ -122,6 +122,15 @@ static void on_disconnected(struct gabi_vhost_backend *b, const char *reason, vo
     blk_disk_flush(&k->disk);
 }
 
+/* The library logs at debug level only: what an operator must see, the device says. */
+static void on_broken(struct gabi_vhost_backend *b, unsigned index, const char *reason,
+                      void *userdata)
+{
+    struct blk *k = userdata;
+
+    gabi_log(GABI_LOG_ERR, k->socket, "vring %u broken: %s", index, reason);
+}
+
 static const struct gabi_vhost_ops blk_ops = {
     .watch = on_watch,
     .unwatch = on_unwatch,
@@ -130,6 +139,7 @@ static const struct gabi_vhost_ops blk_ops = {
     .vring_started = on_started,
     .vring_stopped = on_stopped,
     .vring_enabled = on_enabled,
+    .vring_broken = on_broken,
     .get_config = on_get_config,
     .log = on_log,
 };

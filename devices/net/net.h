@@ -8,6 +8,7 @@
  * csum.c checksum completion.
  */
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -27,7 +28,7 @@
 #define NET_HDR_MAX     12u
 #define NET_BURST       64u /* chains per vring per pass */
 #define NET_MAX_RX_BUFS 64u /* mergeable buffers for one packet (and chains per RX burst) */
-_Static_assert(NET_BURST <= NET_MAX_RX_BUFS, "a burst of RX chains is popped into rx_elems");
+static_assert(NET_BURST <= NET_MAX_RX_BUFS, "a burst of RX chains is popped into rx_elems");
 
 /* virtio_net_hdr (12 bytes with num_buffers). */
 struct net_hdr {

@@ -154,6 +154,15 @@ static void on_disconnected(struct gabi_vhost_backend *b, const char *reason, vo
              reason, t.rx_packets, t.tx_packets, t.rx_dropped, t.tx_dropped);
 }
 
+/* The library logs at debug level only: what an operator must see, the device says. */
+static void on_broken(struct gabi_vhost_backend *b, unsigned index, const char *reason,
+                      void *userdata)
+{
+    struct net_port *p = userdata;
+
+    LOG_PORT(p, GABI_LOG_ERR, "vring %u broken: %s", index, reason);
+}
+
 void net_port_totals(const struct net_port *p, struct net_qstats *ret)
 {
     memset(ret, 0, sizeof(*ret));
@@ -185,6 +194,7 @@ const struct gabi_vhost_ops net_port_ops = {
     .vring_started = on_started,
     .vring_stopped = on_stopped,
     .vring_enabled = on_enabled,
+    .vring_broken = on_broken,
     .set_mtu = on_set_mtu,
     .log = on_log,
 };

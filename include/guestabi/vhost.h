@@ -132,8 +132,10 @@ struct gabi_vhost_ops {
     void (*status_changed)(struct gabi_vhost_backend *b, uint8_t status, void *userdata);
     void (*reset)(struct gabi_vhost_backend *b, void *userdata);
 
-    /* Everything the back-end has to say about its connection: refusals, broken vrings,
-     * disconnects (GABI_LOG_ERR/WARNING), and each message (GABI_LOG_DEBUG). Lines are
+    /* Everything the back-end has to say about its connection (refusals, broken vrings,
+     * disconnects, each message), always at GABI_LOG_DEBUG: a library logs at debug level at
+     * most. What a program shows its operator it logs itself, at its own level, from the
+     * callbacks above (disconnected, vring_broken) and gabi_vhost_backend_error(). Lines are
      * already prefixed with the back-end's name. NULL: use gabi_log() at debug level. */
     void (*log)(struct gabi_vhost_backend *b, enum gabi_log_level level, const char *msg,
                 void *userdata);

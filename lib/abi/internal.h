@@ -3,6 +3,7 @@
 
 /* lib/abi internals: the in-memory forms behind the public handles, and the JSON walker. */
 
+#include <assert.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -17,7 +18,7 @@
 /* ---- bitsets over catalog indices (modes, platforms) ------------------------------------ */
 
 #define BITSET_WORDS (GABI_MAX_MODES / 64u)
-_Static_assert(GABI_MAX_PLATFORMS <= GABI_MAX_MODES, "one bitset size serves both");
+static_assert(GABI_MAX_PLATFORMS <= GABI_MAX_MODES, "one bitset size serves both");
 
 struct bitset {
     uint64_t w[BITSET_WORDS];

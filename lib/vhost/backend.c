@@ -19,13 +19,11 @@
 /* Messages handled per dispatch call at most, so one chatty peer cannot starve the loop. */
 #define DISPATCH_BUDGET 64
 
-void vhost_backend_logf(struct gabi_vhost_backend *b, enum gabi_log_level level, const char *fmt,
-                        ...)
+void vhost_backend_logf(struct gabi_vhost_backend *b, const char *fmt, ...)
 {
+    bool to_device = b->ops->log && !b->going_away;
     char msg[768], line[1024];
     va_list ap;
-
-    bool to_device = b->ops->log && !b->going_away;
 
     if (!to_device && !gabi_log_enabled(GABI_LOG_DEBUG))
         return;
@@ -34,7 +32,7 @@ void vhost_backend_logf(struct gabi_vhost_backend *b, enum gabi_log_level level,
     va_end(ap);
     snprintf(line, sizeof(line), "%s: %s", b->name, msg);
     if (to_device)
-        b->ops->log(b, level, line, b->userdata);
+        b->ops->log(b, GABI_LOG_DEBUG, line, b->userdata);
     else
         gabi_log(GABI_LOG_DEBUG, "vhost", "%s", line);
 }
@@ -223,8 +221,7 @@ static void close_connection(struct gabi_vhost_backend *b, bool error, const cha
         return;
     if (reason != b->error.message)
         gabi_error_set(&b->error, error ? -EPROTO : -ECONNRESET, NULL, "%s", reason);
-    vhost_backend_logf(b, error ? GABI_LOG_ERR : GABI_LOG_INFO, "connection closed: %s",
-                       b->error.message);
+    vhost_backend_logf(b, "connection closed: %s", b->error.message);
     vhost_close_fds(b->rx.msg.fds, &b->rx.msg.n_fds);
     b->rx.got = 0;
     vhost_state_reset(b, b->going_away ? reason : "the connection ended");
@@ -279,7 +276,7 @@ static int start_connection(struct gabi_vhost_backend *b, int fd)
         return r;
     }
     b->error = (struct gabi_error){0};
-    vhost_backend_logf(b, GABI_LOG_INFO, "front-end connected (mode %s)", b->mode.name);
+    vhost_backend_logf(b, "front-end connected (mode %s)", b->mode.name);
     if (b->ops->connected)
         b->ops->connected(b, b->userdata);
     return 0;
@@ -326,7 +323,7 @@ int gabi_vhost_backend_listen(struct gabi_vhost_backend *b, const char *path,
             return gabi_error_set(reterr, r, path, "cannot watch the socket: %s", strerror(-r));
         b->listen_watched = true;
     }
-    vhost_backend_logf(b, GABI_LOG_INFO, "listening on %s", path);
+    vhost_backend_logf(b, "listening on %s", path);
     return 0;
 }
 
@@ -355,11 +352,11 @@ static void accept_connection(struct gabi_vhost_backend *b)
 
     if (fd < 0) {
         if (errno != EAGAIN && errno != EINTR)
-            vhost_backend_logf(b, GABI_LOG_WARNING, "accept: %s", strerror(errno));
+            vhost_backend_logf(b, "accept: %s", strerror(errno));
         return;
     }
     if (start_connection(b, fd) < 0)
-        vhost_backend_logf(b, GABI_LOG_ERR, "cannot watch the new connection");
+        vhost_backend_logf(b, "cannot watch the new connection");
 }
 
 /* Read what has arrived of the current message; handle it when complete. Returns true to

@@ -198,10 +198,10 @@ static void xfer_finish(struct gabi_vhost_backend *b)
     x->err = e;
     xfer_release(b, result);
     if (x->outcome == GABI_VHOST_STATE_SUCCEEDED)
-        vhost_backend_logf(b, GABI_LOG_INFO, "device state %s of %s version %s succeeded",
-                           dir_name(x->dir), b->state_type, b->state_version);
+        vhost_backend_logf(b, "device state %s of %s version %s succeeded", dir_name(x->dir),
+                           b->state_type, b->state_version);
     else
-        vhost_backend_logf(b, GABI_LOG_ERR, "device state %s failed (%s): %s", dir_name(x->dir),
+        vhost_backend_logf(b, "device state %s failed (%s): %s", dir_name(x->dir),
                            gabi_vhost_state_outcome_name(x->outcome), x->err.message);
     if (x->check_pending)
         send_check_reply(b);
@@ -233,7 +233,7 @@ void vhost_state_cancel(struct gabi_vhost_backend *b, const char *reason)
     x->outcome = GABI_VHOST_STATE_CANCELLED;
     gabi_error_set(&x->err, -ECANCELED, NULL, "the %s was cancelled: %s", dir_name(x->dir), reason);
     xfer_release(b, -ECANCELED);
-    vhost_backend_logf(b, GABI_LOG_WARNING, "device state %s", x->err.message);
+    vhost_backend_logf(b, "device state %s", x->err.message);
     if (x->check_pending)
         send_check_reply(b);
 }
@@ -285,7 +285,7 @@ static int refuse(struct gabi_vhost_backend *b, struct vhost_reply *rep, int cod
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
-    vhost_backend_logf(b, GABI_LOG_WARNING, "SET_DEVICE_STATE_FD refused: %s", why);
+    vhost_backend_logf(b, "SET_DEVICE_STATE_FD refused: %s", why);
     close_and_clear(&rep->fd);
     rep->p.u64 = GABI_VHOST_STATE_REPLY_NOFD | (c > 0 && c <= 0xff ? c : 1u);
     rep->size = sizeof(uint64_t);
@@ -371,11 +371,10 @@ int vhost_on_set_device_state_fd(struct gabi_vhost_backend *b, struct vhost_msg 
     }
     x->exists = true;
     x->outcome = GABI_VHOST_STATE_PENDING;
-    vhost_backend_logf(b, GABI_LOG_INFO, "device state %s of %s started (%s channel)",
-                       dir_name(x->dir), b->state_type,
-                       rep->fd >= 0 ? "the back-end's" : "the front-end's");
+    vhost_backend_logf(b, "device state %s of %s started (%s channel)", dir_name(x->dir),
+                       b->state_type, rep->fd >= 0 ? "the back-end's" : "the front-end's");
     if (x->dir == GABI_VHOST_STATE_SAVE)
-        vhost_backend_logf(b, GABI_LOG_DEBUG, "saving %" PRIu64 " payload bytes, version %s", size,
+        vhost_backend_logf(b, "saving %" PRIu64 " payload bytes, version %s", size,
                            b->state_version);
     rep->p.u64 = rep->fd >= 0 ? 0 : GABI_VHOST_STATE_REPLY_NOFD;
     rep->size = sizeof(uint64_t);
@@ -390,8 +389,7 @@ int vhost_on_check_device_state(struct gabi_vhost_backend *b, struct vhost_msg *
 
     rep->size = sizeof(uint64_t);
     if (vr >= 0) {
-        vhost_backend_logf(b, GABI_LOG_WARNING, "CHECK_DEVICE_STATE refused: vring %d is running",
-                           vr);
+        vhost_backend_logf(b, "CHECK_DEVICE_STATE refused: vring %d is running", vr);
         rep->p.u64 = GABI_VHOST_STATE_NOT_SUSPENDED;
         return 0;
     }

@@ -230,8 +230,10 @@ struct vhost_reply {
 int vhost_send_reply(struct gabi_vhost_backend *b, uint32_t request, const void *payload,
                      uint32_t size, int fd);
 
-void vhost_backend_logf(struct gabi_vhost_backend *b, enum gabi_log_level level, const char *fmt,
-                        ...) __attribute__((format(printf, 3, 4)));
+/* The library's log, at debug level only (shared/STYLE.md): through ops->log, else gabi_log.
+ * Failures are reported through return codes and gabi_errors; a line here only repeats them. */
+void vhost_backend_logf(struct gabi_vhost_backend *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 int vhost_backend_watch(struct gabi_vhost_backend *b, int fd, enum gabi_vhost_watch kind,
                         unsigned index);
 void vhost_backend_unwatch(struct gabi_vhost_backend *b, int fd);

@@ -103,8 +103,7 @@ static int on_set_features(struct gabi_vhost_backend *b, struct vhost_msg *m,
     b->features = f;
     b->features_set = true;
     vhost_backend_update_logging(b);
-    vhost_backend_logf(b, GABI_LOG_DEBUG, "features 0x%" PRIx64 "%s", f,
-                       b->logging ? " (dirty logging on)" : "");
+    vhost_backend_logf(b, "features 0x%" PRIx64 "%s", f, b->logging ? " (dirty logging on)" : "");
     if (!(f & (1ull << GABI_F_PROTOCOL_FEATURES))) {
         /* legacy front-end: no SET_VRING_ENABLE will come */
         for (unsigned i = 0; i < b->n_vrings; i++) {
@@ -140,7 +139,7 @@ static int on_set_protocol_features(struct gabi_vhost_backend *b, struct vhost_m
     }
     b->protocol_features = pf;
     b->pf_set = true;
-    vhost_backend_logf(b, GABI_LOG_DEBUG, "protocol features 0x%" PRIx64, pf);
+    vhost_backend_logf(b, "protocol features 0x%" PRIx64, pf);
     return 0;
 }
 
@@ -156,7 +155,7 @@ static int on_get_queue_num(struct gabi_vhost_backend *b, struct vhost_msg *m,
 static int on_set_owner(struct gabi_vhost_backend *b, struct vhost_msg *m, struct vhost_reply *rep)
 {
     if (b->owner)
-        vhost_backend_logf(b, GABI_LOG_DEBUG, "SET_OWNER again (ignored)");
+        vhost_backend_logf(b, "SET_OWNER again (ignored)");
     b->owner = true;
     return 0;
 }
@@ -244,7 +243,7 @@ static int on_set_mem_table(struct gabi_vhost_backend *b, struct vhost_msg *m,
     vhost_mem_clear(&b->mem);
     b->mem = fresh;
     remap_vrings(b);
-    vhost_backend_logf(b, GABI_LOG_DEBUG, "memory table of %u regions", b->mem.n);
+    vhost_backend_logf(b, "memory table of %u regions", b->mem.n);
     return 0;
 }
 
@@ -312,8 +311,7 @@ static int on_set_log_base(struct gabi_vhost_backend *b, struct vhost_msg *m,
     b->log = (uint8_t *)map + offset;
     b->log_size = size;
     vhost_backend_update_logging(b);
-    vhost_backend_logf(b, GABI_LOG_DEBUG, "dirty log of %" PRIu64 " bytes%s", size,
-                       b->logging ? " (logging)" : "");
+    vhost_backend_logf(b, "dirty log of %" PRIu64 " bytes%s", size, b->logging ? " (logging)" : "");
     reply_u64(rep, 0);
     return 0;
 }
@@ -399,7 +397,7 @@ static int on_get_vring_base(struct gabi_vhost_backend *b, struct vhost_msg *m,
     rep->p.state.index = vr->index;
     rep->p.state.num = vr->base;
     rep->size = sizeof(rep->p.state);
-    vhost_backend_logf(b, GABI_LOG_DEBUG, "vring %u stopped at %u", vr->index, vr->base);
+    vhost_backend_logf(b, "vring %u stopped at %u", vr->index, vr->base);
     return 0;
 }
 
@@ -491,8 +489,8 @@ static int on_send_rarp(struct gabi_vhost_backend *b, struct vhost_msg *m, struc
     uint8_t mac[6];
 
     memcpy(mac, m->p.raw, sizeof(mac));
-    vhost_backend_logf(b, GABI_LOG_DEBUG, "RARP for %02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1],
-                       mac[2], mac[3], mac[4], mac[5]);
+    vhost_backend_logf(b, "RARP for %02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
+                       mac[4], mac[5]);
     if (b->ops->send_rarp)
         b->ops->send_rarp(b, mac, b->userdata);
     return 0;
@@ -504,7 +502,7 @@ static int on_net_set_mtu(struct gabi_vhost_backend *b, struct vhost_msg *m,
     uint64_t mtu = m->p.u64;
 
     if (mtu < 68 || mtu > 65535 || (b->ops->set_mtu && b->ops->set_mtu(b, mtu, b->userdata) < 0)) {
-        vhost_backend_logf(b, GABI_LOG_WARNING, "MTU %" PRIu64 " refused", mtu);
+        vhost_backend_logf(b, "MTU %" PRIu64 " refused", mtu);
         rep->nack = true;
         return 0;
     }
@@ -535,8 +533,7 @@ static int on_get_config(struct gabi_vhost_backend *b, struct vhost_msg *m, stru
     rep->p.config.flags = c->flags;
     if (c->offset > GABI_VHOST_MAX_CONFIG_SIZE - c->size ||
         b->ops->get_config(b, c->offset, rep->p.config.region, c->size, b->userdata) < 0) {
-        vhost_backend_logf(b, GABI_LOG_WARNING,
-                           "config read of %" PRIu32 " bytes at %" PRIu32 " refused", c->size,
+        vhost_backend_logf(b, "config read of %" PRIu32 " bytes at %" PRIu32 " refused", c->size,
                            c->offset);
         rep->size = 0; /* an empty reply says: error */
         return 0;
@@ -554,8 +551,7 @@ static int on_set_config(struct gabi_vhost_backend *b, struct vhost_msg *m, stru
         return r;
     if (c->offset > GABI_VHOST_MAX_CONFIG_SIZE - c->size || !b->ops->set_config ||
         b->ops->set_config(b, c->offset, c->region, c->size, c->flags, b->userdata) < 0) {
-        vhost_backend_logf(b, GABI_LOG_WARNING,
-                           "config write of %" PRIu32 " bytes at %" PRIu32 " refused", c->size,
+        vhost_backend_logf(b, "config write of %" PRIu32 " bytes at %" PRIu32 " refused", c->size,
                            c->offset);
         rep->nack = true;
     }
@@ -673,8 +669,7 @@ int vhost_handle_message(struct gabi_vhost_backend *b, struct vhost_msg *m)
     /* vhost_check_header() let only known, implemented requests through */
     if (!info || !handlers[m->hdr.request])
         return fail(b, m, -EOPNOTSUPP, "not supported by this back-end");
-    vhost_backend_logf(b, GABI_LOG_DEBUG, "<- %s (%" PRIu32 " bytes, %u fds)", info->name,
-                       m->hdr.size, m->n_fds);
+    vhost_backend_logf(b, "<- %s (%" PRIu32 " bytes, %u fds)", info->name, m->hdr.size, m->n_fds);
     if (b->xfer.check_pending)
         /* the front-end waits for that reply: a request now breaks the protocol */
         return fail(b, m, -EPROTO, "sent while CHECK_DEVICE_STATE waits for its reply");

@@ -50,8 +50,7 @@ void vhost_vring_break(struct gabi_vhost_vring *vr, const char *fmt, ...)
     gabi_error_setv(&vr->broken_reason, -EIO, NULL, fmt, ap);
     va_end(ap);
     vr->n_shadow = 0;
-    vhost_backend_logf(b, GABI_LOG_ERR, "vring %u broken: %s", vr->index,
-                       vr->broken_reason.message);
+    vhost_backend_logf(b, "vring %u broken: %s", vr->index, vr->broken_reason.message);
     if (b->protocol_features & (1ull << GABI_PF_STATUS))
         b->status |= GABI_VIRTIO_STATUS_NEEDS_RESET;
     signal_fd(vr->err_fd);
@@ -135,8 +134,8 @@ void vhost_vring_start(struct gabi_vhost_vring *vr)
     vr->notify_on = true;
     vr->event_idx = b->features & (1ull << GABI_F_EVENT_IDX);
     vr->indirect = b->features & (1ull << GABI_F_INDIRECT_DESC);
-    vhost_backend_logf(b, GABI_LOG_DEBUG, "vring %u started: %u entries, base %u, used %u",
-                       vr->index, vr->num, vr->base, vr->used_idx);
+    vhost_backend_logf(b, "vring %u started: %u entries, base %u, used %u", vr->index, vr->num,
+                       vr->base, vr->used_idx);
     if (b->ops->vring_started)
         b->ops->vring_started(b, vr->index, b->userdata);
 }
@@ -166,8 +165,8 @@ void vhost_vring_stop(struct gabi_vhost_vring *vr)
         b->ops->vring_stopped(b, vr->index, b->userdata);
     if (!vr->broken && vr->used)
         gabi_vhost_vring_flush(vr);
-    vhost_backend_logf(b, GABI_LOG_DEBUG, "vring %u stopped: next avail %u, used %u%s", vr->index,
-                       vr->last_avail, vr->used_idx, b->logging ? " (logging)" : "");
+    vhost_backend_logf(b, "vring %u stopped: next avail %u, used %u%s", vr->index, vr->last_avail,
+                       vr->used_idx, b->logging ? " (logging)" : "");
     vr->started = false;
     vr->broken = false;
     vr->broken_reason = (struct gabi_error){0};

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include <guestabi/version.h>
 
-#define VERSION "0.1.0"
+#include "cli.h"
 
 static const struct cli_command *const commands[] = {
     &cli_cmd_modes,     &cli_cmd_platforms, &cli_cmd_device_types, &cli_cmd_pick,
@@ -200,7 +200,7 @@ int main(int argc, char **argv)
             print_help(stdout, cli.prog);
             return 0;
         case 'V':
-            printf("guestabi %s\n", VERSION);
+            printf("guestabi %s\n", GABI_VERSION);
             return 0;
         default:
             fprintf(stderr, "%s: unknown option %s\n\n", cli.prog, argv[optind - 1]);

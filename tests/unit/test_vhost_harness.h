@@ -40,7 +40,8 @@ struct harness {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     /* recorded by the device callbacks (under lock) */
-    char log[16384];
+    char log[65536]; /* every line the library logged (all at debug level) */
+    unsigned n_loud; /* lines it logged above debug level: none */
     unsigned n_connected, n_disconnected;
     char last_disconnect[512];
     unsigned n_broken;

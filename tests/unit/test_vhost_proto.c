@@ -232,7 +232,7 @@ TEST(qemu_72_order_with_mem_slots)
 /* After a refusal the connection is gone: the next request fails. */
 static void check_closed(struct harness *h, struct gabi_vhost_client *c, const char *reason)
 {
-    char buf[512];
+    char buf[sizeof(h->log)];
     uint64_t v;
 
     CHECK_INT(harness_wait_disconnects(h, 1), 0);

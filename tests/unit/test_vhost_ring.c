@@ -402,7 +402,7 @@ static void plant(struct guest *g, enum hostile kind)
 
 static void check_broken(struct guest *g, const char *reason)
 {
-    char buf[512];
+    char buf[sizeof(g->h.log)];
     struct pollfd p = {.fd = g->err_fd[1], .events = POLLIN};
     uint8_t status = 0;
 
@@ -510,7 +510,7 @@ TEST(a_shrunk_memory_file_breaks_the_vrings_not_the_process)
     struct vhost_mem_single s = {0};
     uint8_t status = 0, *map;
     uint16_t base = 0;
-    char buf[512];
+    char buf[sizeof(((struct harness *)0)->log)];
     struct guest g;
     int fd;
 
