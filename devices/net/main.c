@@ -95,7 +95,7 @@ static void on_event(struct net *n, struct source *src)
         if (!vr)
             break;
         gabi_vhost_vring_kick_drain(vr);
-        if (src->index % 2)
+        if (!net_vring_is_rx(src->index))
             net_port_tx(p, src->index);
         else if (p->fwd == FWD_TAP && p->tap_blocked)
             net_port_tap_input(p);

@@ -24,6 +24,12 @@
     ((1ull << GABI_NET_F_CSUM) | (1ull << GABI_NET_F_GUEST_CSUM) | (1ull << GABI_NET_F_MTU) |      \
      (1ull << GABI_NET_F_MRG_RXBUF) | (1ull << GABI_F_IN_ORDER))
 
+/* virtio-net's vrings come in pairs: receiveq N is vring 2N, transmitq N is vring 2N + 1. */
+static inline bool net_vring_is_rx(unsigned index)
+{
+    return index % 2 == 0;
+}
+
 #define NET_MAX_FRAME   65535u /* Ethernet frame, header excluded */
 #define NET_HDR_MAX     12u
 #define NET_BURST       64u /* chains per vring per pass */

@@ -41,7 +41,7 @@ static int on_watch(struct gabi_vhost_backend *b, int fd, enum gabi_vhost_watch 
         return net_watch(p->net, fd, &p->state_src,
                          kind == GABI_VHOST_WATCH_STATE_READ ? EPOLLIN : EPOLLOUT);
     /* polled, or an RX vring nobody waits on */
-    if (p->net->busy_poll || (index % 2 == 0 && !rx_waits(p)))
+    if (p->net->busy_poll || (net_vring_is_rx(index) && !rx_waits(p)))
         return 0;
     return net_watch(p->net, fd, &p->vring_src[index], EPOLLIN);
 }
@@ -86,15 +86,15 @@ static void on_started(struct gabi_vhost_backend *b, unsigned index, void *userd
 {
     struct net_port *p = userdata;
 
-    if (index % 2)
+    if (!net_vring_is_rx(index))
         p->tx_active[p->n_tx_active++] = index;
 
     /* no kicks where nobody waits for them: the guest saves the exits */
-    if (p->net->busy_poll || (index % 2 == 0 && !rx_waits(p)))
+    if (p->net->busy_poll || (net_vring_is_rx(index) && !rx_waits(p)))
         gabi_vhost_vring_notify(gabi_vhost_backend_vring(b, index), false);
-    else if (index % 2 == 0 && p->fwd == FWD_TAP)
+    else if (net_vring_is_rx(index) && p->fwd == FWD_TAP)
         net_port_tap_input(p); /* frames may be waiting for these buffers */
-    if (index % 2 == 0 && p->fwd == FWD_GENERATE)
+    if (net_vring_is_rx(index) && p->fwd == FWD_GENERATE)
         net_port_generate(p);
 }
 
@@ -130,7 +130,7 @@ static void on_enabled(struct gabi_vhost_backend *b, unsigned index, bool enable
     if (!enabled || !gabi_vhost_vring_ready(gabi_vhost_backend_vring(b, index)))
         return;
     /* chains the guest posted while the vring was stopped or disabled go now */
-    if (index % 2)
+    if (!net_vring_is_rx(index))
         net_port_tx(p, index);
     else if (p->fwd == FWD_TAP)
         net_port_tap_input(p);

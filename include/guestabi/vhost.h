@@ -584,6 +584,16 @@ int gabi_vhost_client_set_device_state_fd(struct gabi_vhost_client *c,
 int gabi_vhost_client_check_device_state(struct gabi_vhost_client *c, int timeout_ms,
                                          uint64_t *ret_code);
 
+/* The default of gabi_vhost_client_set_state_limit: far above any device state guestabi's
+ * devices write, far below what fills a disk. */
+#define GABI_VHOST_STATE_RELAY_LIMIT (16ull << 30)
+
+/* The most stream bytes (header and trailer included) that save_state, load_state and a
+ * relaying move_state pass through this client, the source's client for a move; 0: the
+ * default. A stream that goes on past it (a source streaming without end) fails the transfer
+ * with -EFBIG, having written at most max_bytes to the target. */
+void gabi_vhost_client_set_state_limit(struct gabi_vhost_client *c, uint64_t max_bytes);
+
 /* What a helper below did. */
 struct gabi_vhost_state_xfer {
     uint64_t bytes;         /* stream bytes that went through the front-end (0: none did) */

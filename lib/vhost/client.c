@@ -26,6 +26,7 @@ struct gabi_vhost_client {
     uint64_t protocol_features;
     uint8_t *log;
     uint64_t log_size;
+    uint64_t state_limit; /* bytes a state relay passes at most */
 };
 
 int gabi_vhost_client_new_fd(int fd, int timeout_ms, struct gabi_vhost_client **ret)
@@ -42,6 +43,7 @@ int gabi_vhost_client_new_fd(int fd, int timeout_ms, struct gabi_vhost_client **
     c->fd = fd;
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
     c->ack = true;
+    c->state_limit = GABI_VHOST_STATE_RELAY_LIMIT;
     *ret = c;
     return 0;
 }
@@ -88,6 +90,16 @@ int gabi_vhost_client_fd(const struct gabi_vhost_client *c)
 void gabi_vhost_client_set_ack(struct gabi_vhost_client *c, bool ack)
 {
     c->ack = ack;
+}
+
+void gabi_vhost_client_set_state_limit(struct gabi_vhost_client *c, uint64_t max_bytes)
+{
+    c->state_limit = max_bytes ? max_bytes : GABI_VHOST_STATE_RELAY_LIMIT;
+}
+
+uint64_t vhost_client_state_limit(const struct gabi_vhost_client *c)
+{
+    return c->state_limit;
 }
 
 uint64_t gabi_vhost_client_features(const struct gabi_vhost_client *c)

@@ -159,12 +159,13 @@ static void sigpipe_restore(struct sigpipe_guard *g)
 }
 
 /*
- * Copy in_fd to EOF into out_fd: splice() while the kernel can (one of them is a pipe),
- * read()/write() otherwise. Waits up to timeout_ms for each step of progress. Returns 0 or
- * -errno; which side failed in *ret_side ("reading" / "writing").
+ * Copy in_fd to EOF into out_fd, at most limit bytes: splice() while the kernel can (one of
+ * them is a pipe), read()/write() otherwise. Waits up to timeout_ms for each step of progress.
+ * Returns 0, -EFBIG when in_fd goes on past limit (nothing beyond it written), or -errno;
+ * which side failed in *ret_side ("reading" / "writing").
  */
-static int relay(int in_fd, int out_fd, int timeout_ms, struct gabi_vhost_state_xfer *x,
-                 const char **ret_side)
+static int relay(int in_fd, int out_fd, uint64_t limit, int timeout_ms,
+                 struct gabi_vhost_state_xfer *x, const char **ret_side)
 {
     struct sigpipe_guard guard;
     uint8_t *buf = NULL;
@@ -174,10 +175,21 @@ static int relay(int in_fd, int out_fd, int timeout_ms, struct gabi_vhost_state_
     *ret_side = "reading";
     sigpipe_block(&guard);
     for (;;) {
+        uint64_t room = limit - x->bytes;
         ssize_t n;
 
-        if (use_splice) {
-            n = splice(in_fd, NULL, out_fd, NULL, RELAY_STEP, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+        if (room == 0) {
+            uint8_t extra;
+
+            /* the limit is reached: only the end of the stream may follow */
+            n = read(in_fd, &extra, 1);
+            if (n > 0) {
+                r = -EFBIG;
+                break;
+            }
+        } else if (use_splice) {
+            n = splice(in_fd, NULL, out_fd, NULL, (size_t)MIN(room, (uint64_t)RELAY_STEP),
+                       SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
             if (n < 0 && errno == EINVAL) {
                 use_splice = false;
                 continue;
@@ -189,7 +201,7 @@ static int relay(int in_fd, int out_fd, int timeout_ms, struct gabi_vhost_state_
                 r = -ENOMEM;
                 break;
             }
-            n = read(in_fd, buf, COPY_BUF);
+            n = read(in_fd, buf, (size_t)MIN(room, (uint64_t)COPY_BUF));
             if (n > 0) {
                 r = write_all(out_fd, buf, (size_t)n, timeout_ms);
                 if (r < 0) {
@@ -214,7 +226,7 @@ static int relay(int in_fd, int out_fd, int timeout_ms, struct gabi_vhost_state_
         }
         /* nothing to read, or no room to write: wait for the one, then the other */
         r = wait_fd(in_fd, POLLIN, timeout_ms);
-        if (r >= 0 && use_splice) {
+        if (r >= 0 && use_splice && room > 0) {
             r = wait_fd(out_fd, POLLOUT, timeout_ms);
             if (r < 0)
                 *ret_side = "writing";
@@ -225,6 +237,20 @@ static int relay(int in_fd, int out_fd, int timeout_ms, struct gabi_vhost_state_
     sigpipe_restore(&guard);
     free(buf);
     return r;
+}
+
+/* The failure of a relay, in reterr. */
+static int relay_failed(int r, const char *what, const char *side, uint64_t limit,
+                        const struct gabi_vhost_state_xfer *x, struct gabi_error *reterr)
+{
+    if (r == -EFBIG)
+        return gabi_error_set(reterr, r, what,
+                              "the stream goes on past the front-end's limit of %" PRIu64
+                              " bytes (gabi_vhost_client_set_state_limit): a source streaming "
+                              "without end is cut off there",
+                              limit);
+    return gabi_error_set(reterr, r, what, "%s the state failed after %" PRIu64 " bytes: %s", side,
+                          x->bytes, strerror(-r));
 }
 
 /* A pipe for a transfer: ours is non-blocking, theirs is sent to the back-end. */
@@ -311,6 +337,7 @@ static int transfer(struct gabi_vhost_client *c, enum gabi_vhost_state_direction
     const char *what = dir == GABI_VHOST_STATE_SAVE ? "save" : "load";
     struct gabi_vhost_state_xfer x = {0};
     const char *side = "";
+    uint64_t limit = vhost_client_state_limit(c);
     bool stopped;
     int chan = -1, r, rc;
 
@@ -319,14 +346,13 @@ static int transfer(struct gabi_vhost_client *c, enum gabi_vhost_state_direction
     r = open_channel(c, dir, &chan, &x, reterr);
     if (r < 0)
         return r;
-    r = dir == GABI_VHOST_STATE_SAVE ? relay(chan, fd, timeout_ms, &x, &side)
-                                     : relay(fd, chan, timeout_ms, &x, &side);
+    r = dir == GABI_VHOST_STATE_SAVE ? relay(chan, fd, limit, timeout_ms, &x, &side)
+                                     : relay(fd, chan, limit, timeout_ms, &x, &side);
     close(chan); /* loading: the back-end's EOF */
     /* EPIPE while loading: the back-end stopped reading, and CHECK says why */
     stopped = dir == GABI_VHOST_STATE_LOAD && r == -EPIPE;
     if (r < 0 && !stopped)
-        gabi_error_set(reterr, r, what, "%s the state failed after %" PRIu64 " bytes: %s", side,
-                       x.bytes, strerror(-r));
+        relay_failed(r, what, side, limit, &x, reterr);
     rc = check(c, what, timeout_ms, &x.check_code[dir], reterr, r >= 0 || stopped);
     if (ret_xfer)
         *ret_xfer = x;
@@ -397,11 +423,10 @@ int gabi_vhost_client_move_state(struct gabi_vhost_client *src, struct gabi_vhos
         if (r >= 0)
             r = gabi_fd_nonblock_own(&target);
         if (r >= 0)
-            r = relay(src_own, target, timeout_ms, &x, &side);
+            r = relay(src_own, target, vhost_client_state_limit(src), timeout_ms, &x, &side);
         close(src_own);
         if (r < 0)
-            gabi_error_set(reterr, r, "move", "%s the state failed after %" PRIu64 " bytes: %s",
-                           side, x.bytes, strerror(-r));
+            relay_failed(r, "move", side, vhost_client_state_limit(src), &x, reterr);
     }
     close(target); /* now only the back-ends hold the channel */
 

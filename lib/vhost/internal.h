@@ -284,6 +284,10 @@ int vhost_client_call(struct gabi_vhost_client *c, uint32_t request, const void 
                       uint32_t size, const int *fds, unsigned n_fds, void *reply,
                       uint32_t reply_max, uint32_t *ret_reply_size, int *ret_fd, int timeout_ms);
 
+/* The most stream bytes a state relay through this client passes
+ * (gabi_vhost_client_set_state_limit). */
+uint64_t vhost_client_state_limit(const struct gabi_vhost_client *c);
+
 /* ---- framing (both sides) ------------------------------------------------------------- */
 
 /* sendmsg of header + payload + fds, all of it (EINTR retried, EAGAIN polled up to

@@ -577,41 +577,41 @@ struct gabi_vhost_state_reader {
     struct gabi_vhost_state_stats stats;
 };
 
-static void reader_release(struct gabi_vhost_state_reader *r)
+static void reader_release(struct gabi_vhost_state_reader *rd)
 {
-    close_and_clear(&r->ch.fd);
-    window_drop(&r->win);
-    free(r->scratch);
-    r->scratch = NULL;
-    if (r->begun) {
-        r->begun = false;
-        r->ops->abort(r->userdata);
+    close_and_clear(&rd->ch.fd);
+    window_drop(&rd->win);
+    free(rd->scratch);
+    rd->scratch = NULL;
+    if (rd->begun) {
+        rd->begun = false;
+        rd->ops->abort(rd->userdata);
     }
 }
 
 /* Fail for good: abort the sink, close the channel (a writer still writing gets EPIPE). A
  * message from a callback is appended after ": ". */
 __attribute__((format(printf, 5, 6))) static int
-reader_fail(struct gabi_vhost_state_reader *r, enum gabi_vhost_state_outcome outcome, int code,
+reader_fail(struct gabi_vhost_state_reader *rd, enum gabi_vhost_state_outcome outcome, int code,
             const struct gabi_error *cause, const char *fmt, ...)
 {
     size_t len;
     va_list ap;
 
-    r->outcome = outcome;
+    rd->outcome = outcome;
     va_start(ap, fmt);
-    gabi_error_setv(&r->err, code < 0 ? code : -EIO, NULL, fmt, ap);
+    gabi_error_setv(&rd->err, code < 0 ? code : -EIO, NULL, fmt, ap);
     va_end(ap);
     if (cause) {
-        len = strlen(r->err.message);
-        len += gabi_strlcpy(r->err.message + len, ": ", sizeof(r->err.message) - len);
-        if (len < sizeof(r->err.message))
-            gabi_strlcpy(r->err.message + len,
+        len = strlen(rd->err.message);
+        len += gabi_strlcpy(rd->err.message + len, ": ", sizeof(rd->err.message) - len);
+        if (len < sizeof(rd->err.message))
+            gabi_strlcpy(rd->err.message + len,
                          cause->message[0] ? cause->message : strerror(code < 0 ? -code : EIO),
-                         sizeof(r->err.message) - len);
+                         sizeof(rd->err.message) - len);
     }
-    reader_release(r);
-    return r->err.code;
+    reader_release(rd);
+    return rd->err.code;
 }
 
 int gabi_vhost_state_reader_new(int fd, const char *device_type, uint64_t max_payload_size,
@@ -619,8 +619,8 @@ int gabi_vhost_state_reader_new(int fd, const char *device_type, uint64_t max_pa
                                 struct gabi_vhost_state_reader **ret, struct gabi_error *reterr)
 {
     _cleanup_close_ int owned = fd;
-    _cleanup_(gabi_vhost_state_reader_freep) struct gabi_vhost_state_reader *r = NULL;
-    int k;
+    _cleanup_(gabi_vhost_state_reader_freep) struct gabi_vhost_state_reader *rd = NULL;
+    int r;
 
     if (!ops || !ops->accept || !ops->commit || !ops->abort || (!ops->dest && !ops->write))
         return gabi_error_set(reterr, -EINVAL, NULL,
@@ -628,384 +628,384 @@ int gabi_vhost_state_reader_new(int fd, const char *device_type, uint64_t max_pa
     if (device_type && !state_name_valid(device_type, GABI_VHOST_STATE_TYPE_SIZE))
         return gabi_error_set(reterr, -EINVAL, NULL,
                               "device type must be 1..31 printable ASCII characters");
-    r = calloc(1, sizeof(*r));
-    if (!r)
+    rd = calloc(1, sizeof(*rd));
+    if (!rd)
         return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
-    r->ch.fd = -1;
-    r->win.fd = -1;
-    r->scratch = malloc(SCRATCH_SIZE);
-    if (!r->scratch)
+    rd->ch.fd = -1;
+    rd->win.fd = -1;
+    rd->scratch = malloc(SCRATCH_SIZE);
+    if (!rd->scratch)
         return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
-    k = channel_open(&r->ch, TAKE_FD(owned), false, reterr);
-    if (k < 0)
-        return k;
+    r = channel_open(&rd->ch, TAKE_FD(owned), false, reterr);
+    if (r < 0)
+        return r;
     if (device_type)
-        gabi_strlcpy(r->device_type, device_type, sizeof(r->device_type));
-    r->max_payload_size = max_payload_size;
-    r->ops = ops;
-    r->userdata = userdata;
-    *ret = TAKE_PTR(r);
+        gabi_strlcpy(rd->device_type, device_type, sizeof(rd->device_type));
+    rd->max_payload_size = max_payload_size;
+    rd->ops = ops;
+    rd->userdata = userdata;
+    *ret = TAKE_PTR(rd);
     return 0;
 }
 
-struct gabi_vhost_state_reader *gabi_vhost_state_reader_free(struct gabi_vhost_state_reader *r)
+struct gabi_vhost_state_reader *gabi_vhost_state_reader_free(struct gabi_vhost_state_reader *rd)
 {
-    if (r) {
-        reader_release(r);
-        free(r);
+    if (rd) {
+        reader_release(rd);
+        free(rd);
     }
     return NULL;
 }
 
-int gabi_vhost_state_reader_get_fd(const struct gabi_vhost_state_reader *r)
+int gabi_vhost_state_reader_get_fd(const struct gabi_vhost_state_reader *rd)
 {
-    return r->ch.fd;
+    return rd->ch.fd;
 }
 
-uint32_t gabi_vhost_state_reader_get_events(const struct gabi_vhost_state_reader *r)
+uint32_t gabi_vhost_state_reader_get_events(const struct gabi_vhost_state_reader *rd)
 {
-    return r->outcome == GABI_VHOST_STATE_PENDING ? POLLIN : 0;
+    return rd->outcome == GABI_VHOST_STATE_PENDING ? POLLIN : 0;
 }
 
-int gabi_vhost_state_reader_result(const struct gabi_vhost_state_reader *r,
+int gabi_vhost_state_reader_result(const struct gabi_vhost_state_reader *rd,
                                    struct gabi_error *reterr)
 {
-    return finished(r->outcome, &r->err, reterr);
+    return finished(rd->outcome, &rd->err, reterr);
 }
 
 enum gabi_vhost_state_outcome
-gabi_vhost_state_reader_outcome(const struct gabi_vhost_state_reader *r)
+gabi_vhost_state_reader_outcome(const struct gabi_vhost_state_reader *rd)
 {
-    return r->outcome;
+    return rd->outcome;
 }
 
 const struct gabi_vhost_state_info *
-gabi_vhost_state_reader_get_info(const struct gabi_vhost_state_reader *r)
+gabi_vhost_state_reader_get_info(const struct gabi_vhost_state_reader *rd)
 {
-    return r->have_info ? &r->info : NULL;
+    return rd->have_info ? &rd->info : NULL;
 }
 
-void gabi_vhost_state_reader_get_stats(const struct gabi_vhost_state_reader *r,
+void gabi_vhost_state_reader_get_stats(const struct gabi_vhost_state_reader *rd,
                                        struct gabi_vhost_state_stats *ret)
 {
-    *ret = r->stats;
-    ret->pipe_size = r->ch.pipe_size;
+    *ret = rd->stats;
+    ret->pipe_size = rd->ch.pipe_size;
 }
 
 /* The header is complete: check it, then let the device decide and prepare. */
-static int reader_on_header(struct gabi_vhost_state_reader *r)
+static int reader_on_header(struct gabi_vhost_state_reader *rd)
 {
     enum gabi_vhost_state_outcome o = GABI_VHOST_STATE_BAD_HEADER;
     struct gabi_error e = {0};
-    int k;
+    int r;
 
-    k = gabi_vhost_state_header_parse(r->header, r->header_size, &r->info, &o, &e);
-    if (k < 0)
-        return reader_fail(r, o, k, NULL, "%s", e.message);
-    r->have_info = true;
-    if (r->device_type[0] && strcmp(r->device_type, r->info.device_type) != 0)
-        return reader_fail(r, GABI_VHOST_STATE_WRONG_TYPE, -ENOTSUP, NULL,
+    r = gabi_vhost_state_header_parse(rd->header, rd->header_size, &rd->info, &o, &e);
+    if (r < 0)
+        return reader_fail(rd, o, r, NULL, "%s", e.message);
+    rd->have_info = true;
+    if (rd->device_type[0] && strcmp(rd->device_type, rd->info.device_type) != 0)
+        return reader_fail(rd, GABI_VHOST_STATE_WRONG_TYPE, -ENOTSUP, NULL,
                            "the stream holds state of device type \"%s\", this device is \"%s\"",
-                           r->info.device_type, r->device_type);
-    if (r->max_payload_size && r->info.payload_size > r->max_payload_size)
-        return reader_fail(r, GABI_VHOST_STATE_TOO_LARGE, -EFBIG, NULL,
+                           rd->info.device_type, rd->device_type);
+    if (rd->max_payload_size && rd->info.payload_size > rd->max_payload_size)
+        return reader_fail(rd, GABI_VHOST_STATE_TOO_LARGE, -EFBIG, NULL,
                            "the stream declares %" PRIu64
                            " payload bytes, this device takes at most %" PRIu64,
-                           r->info.payload_size, r->max_payload_size);
-    k = r->ops->accept(r->userdata, &r->info, &e);
-    if (k < 0)
-        return reader_fail(r, GABI_VHOST_STATE_REFUSED, k, &e,
-                           "the device does not load %s state version \"%s\"", r->info.device_type,
-                           r->info.state_version);
-    if (r->ops->begin) {
-        k = r->ops->begin(r->userdata, &r->info, &e);
-        if (k < 0)
-            return reader_fail(r, GABI_VHOST_STATE_SINK, k, &e,
+                           rd->info.payload_size, rd->max_payload_size);
+    r = rd->ops->accept(rd->userdata, &rd->info, &e);
+    if (r < 0)
+        return reader_fail(rd, GABI_VHOST_STATE_REFUSED, r, &e,
+                           "the device does not load %s state version \"%s\"", rd->info.device_type,
+                           rd->info.state_version);
+    if (rd->ops->begin) {
+        r = rd->ops->begin(rd->userdata, &rd->info, &e);
+        if (r < 0)
+            return reader_fail(rd, GABI_VHOST_STATE_SINK, r, &e,
                                "the device could not prepare for %" PRIu64 " bytes of state",
-                               r->info.payload_size);
+                               rd->info.payload_size);
     }
-    r->begun = true;
-    r->phase = r->info.payload_size ? PHASE_PAYLOAD : PHASE_TRAILER;
+    rd->begun = true;
+    rd->phase = rd->info.payload_size ? PHASE_PAYLOAD : PHASE_TRAILER;
     return 0;
 }
 
-static int reader_next_seg(struct gabi_vhost_state_reader *r)
+static int reader_next_seg(struct gabi_vhost_state_reader *rd)
 {
     struct gabi_vhost_state_seg seg = {.type = GABI_VHOST_STATE_SEG_COPY, .fd = -1};
     struct gabi_error e = {0};
-    size_t max = (size_t)MIN(r->info.payload_size - r->offset, SEG_MAX);
-    int k;
+    size_t max = (size_t)MIN(rd->info.payload_size - rd->offset, SEG_MAX);
+    int r;
 
     seg.size = max;
-    if (r->ops->dest) {
-        k = r->ops->dest(r->userdata, r->offset, max, &seg, &e);
-        if (k < 0)
-            return reader_fail(r, GABI_VHOST_STATE_SINK, k, &e,
+    if (rd->ops->dest) {
+        r = rd->ops->dest(rd->userdata, rd->offset, max, &seg, &e);
+        if (r < 0)
+            return reader_fail(rd, GABI_VHOST_STATE_SINK, r, &e,
                                "the device has no room for state bytes at offset %" PRIu64,
-                               r->offset);
+                               rd->offset);
     }
     if (seg.size == 0 || seg.size > max || (seg.type == GABI_VHOST_STATE_SEG_MEMORY && !seg.mem) ||
         (seg.type == GABI_VHOST_STATE_SEG_FILE && (seg.fd < 0 || seg.offset > INT64_MAX - max)) ||
-        (seg.type == GABI_VHOST_STATE_SEG_COPY && !r->ops->write) ||
+        (seg.type == GABI_VHOST_STATE_SEG_COPY && !rd->ops->write) ||
         (unsigned)seg.type > GABI_VHOST_STATE_SEG_FILE)
-        return reader_fail(r, GABI_VHOST_STATE_SINK, -EINVAL, NULL,
+        return reader_fail(rd, GABI_VHOST_STATE_SINK, -EINVAL, NULL,
                            "the device gave an invalid destination for offset %" PRIu64
                            " (type %d, %zu bytes, at most %zu)",
-                           r->offset, (int)seg.type, seg.size, max);
-    r->seg = seg;
-    r->seg_done = 0;
-    r->seg_no_splice = false;
-    r->have_seg = true;
+                           rd->offset, (int)seg.type, seg.size, max);
+    rd->seg = seg;
+    rd->seg_done = 0;
+    rd->seg_no_splice = false;
+    rd->have_seg = true;
     return 0;
 }
 
 static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 {
     while (n) {
-        ssize_t k = pwrite(fd, p, n, (off_t)off);
+        ssize_t r = pwrite(fd, p, n, (off_t)off);
 
-        if (k < 0 && errno == EINTR)
+        if (r < 0 && errno == EINTR)
             continue;
-        if (k < 0)
+        if (r < 0)
             return -errno;
-        if (k == 0)
+        if (r == 0)
             return -EIO;
-        p += k;
-        n -= (size_t)k;
-        off += (uint64_t)k;
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
     }
     return 0;
 }
 
 /* Splice from the pipe into the device's file, then checksum the bytes through a mapping of
  * the file. -ENOTSUP when this file cannot take that path (the caller copies instead). */
-static ssize_t reader_splice_file(struct gabi_vhost_state_reader *r, size_t want,
+static ssize_t reader_splice_file(struct gabi_vhost_state_reader *rd, size_t want,
                                   const uint8_t **ret_p)
 {
-    uint64_t pos = r->seg.offset + r->seg_done;
+    uint64_t pos = rd->seg.offset + rd->seg_done;
     const uint8_t *p;
     size_t avail;
     loff_t o = (loff_t)pos;
     ssize_t n;
 
-    if (window_get(&r->win, r->seg.fd, pos, r->seg.size - r->seg_done, 0, &p, &avail) < 0)
+    if (window_get(&rd->win, rd->seg.fd, pos, rd->seg.size - rd->seg_done, 0, &p, &avail) < 0)
         return -ENOTSUP;
     do
-        n = splice(r->ch.fd, NULL, r->seg.fd, &o, MIN(want, avail),
+        n = splice(rd->ch.fd, NULL, rd->seg.fd, &o, MIN(want, avail),
                    SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
     while (n < 0 && errno == EINTR);
     if (n < 0)
-        return errno == EINVAL && r->seg_done == 0 ? -ENOTSUP : -errno;
+        return errno == EINVAL && rd->seg_done == 0 ? -ENOTSUP : -errno;
     *ret_p = p;
     return n;
 }
 
 /* One step of the payload: 0 after taking bytes, -EAGAIN, or a failure. */
-static int reader_take_payload(struct gabi_vhost_state_reader *r)
+static int reader_take_payload(struct gabi_vhost_state_reader *rd)
 {
-    struct gabi_vhost_state_seg *seg = &r->seg;
-    const uint8_t *p = r->scratch;
+    struct gabi_vhost_state_seg *seg = &rd->seg;
+    const uint8_t *p = rd->scratch;
     struct gabi_error e = {0};
     bool spliced = false;
     size_t want;
     ssize_t n;
-    int k;
+    int r;
 
-    if (!r->have_seg && (k = reader_next_seg(r)) < 0)
-        return k;
-    want = MIN(seg->size - r->seg_done, (size_t)READ_CHUNK);
+    if (!rd->have_seg && (r = reader_next_seg(rd)) < 0)
+        return r;
+    want = MIN(seg->size - rd->seg_done, (size_t)READ_CHUNK);
     if (seg->type == GABI_VHOST_STATE_SEG_MEMORY) {
-        uint8_t *dst = (uint8_t *)seg->mem + r->seg_done;
+        uint8_t *dst = (uint8_t *)seg->mem + rd->seg_done;
 
-        n = channel_recv(&r->ch, dst, want);
+        n = channel_recv(&rd->ch, dst, want);
         p = dst;
-    } else if (seg->type == GABI_VHOST_STATE_SEG_FILE && r->ch.is_pipe && !r->seg_no_splice) {
-        n = reader_splice_file(r, want, &p);
+    } else if (seg->type == GABI_VHOST_STATE_SEG_FILE && rd->ch.is_pipe && !rd->seg_no_splice) {
+        n = reader_splice_file(rd, want, &p);
         if (n == -ENOTSUP) {
-            r->seg_no_splice = true;
+            rd->seg_no_splice = true;
             return 0;
         }
         if (n < 0 && n != -EAGAIN)
-            return reader_fail(r, GABI_VHOST_STATE_SINK, (int)n, NULL,
+            return reader_fail(rd, GABI_VHOST_STATE_SINK, (int)n, NULL,
                                "splicing state into the device's file at offset %" PRIu64
                                " failed: %s",
-                               seg->offset + r->seg_done, strerror((int)-n));
+                               seg->offset + rd->seg_done, strerror((int)-n));
         spliced = true;
     } else {
-        n = channel_recv(&r->ch, r->scratch, MIN(want, (size_t)SCRATCH_SIZE));
+        n = channel_recv(&rd->ch, rd->scratch, MIN(want, (size_t)SCRATCH_SIZE));
     }
     if (n == -EAGAIN)
         return -EAGAIN;
     if (n < 0)
-        return reader_fail(r, GABI_VHOST_STATE_IO, (int)n, NULL,
+        return reader_fail(rd, GABI_VHOST_STATE_IO, (int)n, NULL,
                            "reading the device state failed after %" PRIu64 " of %" PRIu64
                            " payload bytes: %s",
-                           r->offset, r->info.payload_size, strerror((int)-n));
+                           rd->offset, rd->info.payload_size, strerror((int)-n));
     if (n == 0)
-        return reader_fail(r, GABI_VHOST_STATE_TRUNCATED, -EPIPE, NULL,
+        return reader_fail(rd, GABI_VHOST_STATE_TRUNCATED, -EPIPE, NULL,
                            "the stream ended after %" PRIu64 " of %" PRIu64
                            " payload bytes (the writer closed it early)",
-                           r->offset, r->info.payload_size);
-    r->crc = gabi_vhost_state_crc32c(r->crc, p, (size_t)n);
+                           rd->offset, rd->info.payload_size);
+    rd->crc = gabi_vhost_state_crc32c(rd->crc, p, (size_t)n);
     if (spliced) {
-        r->stats.spliced += (uint64_t)n;
+        rd->stats.spliced += (uint64_t)n;
     } else {
-        r->stats.copied += (uint64_t)n;
+        rd->stats.copied += (uint64_t)n;
         if (seg->type == GABI_VHOST_STATE_SEG_FILE)
-            k = pwrite_all(seg->fd, p, (size_t)n, seg->offset + r->seg_done);
+            r = pwrite_all(seg->fd, p, (size_t)n, seg->offset + rd->seg_done);
         else if (seg->type == GABI_VHOST_STATE_SEG_COPY)
-            k = r->ops->write(r->userdata, r->offset, p, (size_t)n, &e);
+            r = rd->ops->write(rd->userdata, rd->offset, p, (size_t)n, &e);
         else
-            k = 0;
-        if (k < 0)
-            return reader_fail(r, GABI_VHOST_STATE_SINK, k, &e,
+            r = 0;
+        if (r < 0)
+            return reader_fail(rd, GABI_VHOST_STATE_SINK, r, &e,
                                "the device could not store state bytes at offset %" PRIu64,
-                               r->offset);
+                               rd->offset);
     }
-    r->seg_done += (size_t)n;
-    r->offset += (uint64_t)n;
-    r->stats.bytes += (uint64_t)n;
-    if (r->seg_done == seg->size)
-        r->have_seg = false;
+    rd->seg_done += (size_t)n;
+    rd->offset += (uint64_t)n;
+    rd->stats.bytes += (uint64_t)n;
+    if (rd->seg_done == seg->size)
+        rd->have_seg = false;
     return 0;
 }
 
 /* EOF where the stream should end: verify, then let the device make the state live. */
-static int reader_finish(struct gabi_vhost_state_reader *r)
+static int reader_finish(struct gabi_vhost_state_reader *rd)
 {
     enum gabi_vhost_state_outcome o = GABI_VHOST_STATE_BAD_TRAILER;
     struct gabi_error e = {0};
-    int k;
+    int r;
 
-    k = state_trailer_check(r->trailer, r->crc, &o, &e);
-    if (k < 0)
-        return reader_fail(r, o, k, NULL, "%s", e.message);
-    r->begun = false;
-    k = r->ops->commit(r->userdata, &e);
-    if (k < 0) {
-        r->begun = true; /* abort follows a failed commit */
-        return reader_fail(r, GABI_VHOST_STATE_SINK, k, &e,
+    r = state_trailer_check(rd->trailer, rd->crc, &o, &e);
+    if (r < 0)
+        return reader_fail(rd, o, r, NULL, "%s", e.message);
+    rd->begun = false;
+    r = rd->ops->commit(rd->userdata, &e);
+    if (r < 0) {
+        rd->begun = true; /* abort follows a failed commit */
+        return reader_fail(rd, GABI_VHOST_STATE_SINK, r, &e,
                            "the device could not make the received state live");
     }
-    reader_release(r); /* nothing to abort: committed */
-    r->outcome = GABI_VHOST_STATE_SUCCEEDED;
+    reader_release(rd); /* nothing to abort: committed */
+    rd->outcome = GABI_VHOST_STATE_SUCCEEDED;
     return 0;
 }
 
 /* The steps of a stream, one per phase: each takes what the channel has for its phase and
  * returns 0 after progress, -EAGAIN when the channel is dry, or a failure recorded by
- * reader_fail (r->outcome no longer PENDING). */
+ * reader_fail (rd->outcome no longer PENDING). */
 
 /* The prologue, then the rest of the header it sizes; a complete header is checked and offered
  * to the device. */
-static int reader_take_header(struct gabi_vhost_state_reader *r)
+static int reader_take_header(struct gabi_vhost_state_reader *rd)
 {
     enum gabi_vhost_state_outcome o = GABI_VHOST_STATE_BAD_HEADER;
-    size_t want = r->header_size ? r->header_size : STATE_PROLOGUE_SIZE;
+    size_t want = rd->header_size ? rd->header_size : STATE_PROLOGUE_SIZE;
     struct gabi_error e = {0};
     ssize_t n;
-    int k;
+    int r;
 
-    n = channel_recv(&r->ch, r->header + r->header_got, want - r->header_got);
+    n = channel_recv(&rd->ch, rd->header + rd->header_got, want - rd->header_got);
     if (n == -EAGAIN)
         return -EAGAIN;
     if (n < 0)
-        return reader_fail(r, GABI_VHOST_STATE_IO, (int)n, NULL,
+        return reader_fail(rd, GABI_VHOST_STATE_IO, (int)n, NULL,
                            "reading the device-state header failed: %s", strerror((int)-n));
-    if (n == 0 && r->header_got == 0)
-        return reader_fail(r, GABI_VHOST_STATE_TRUNCATED, -EPIPE, NULL,
+    if (n == 0 && rd->header_got == 0)
+        return reader_fail(rd, GABI_VHOST_STATE_TRUNCATED, -EPIPE, NULL,
                            "the stream is empty: the writer closed it without a header");
     if (n == 0)
-        return reader_fail(r, GABI_VHOST_STATE_TRUNCATED, -EPIPE, NULL,
-                           "the stream ended after %zu bytes, inside its %zu-byte header",
-                           r->header_got,
-                           r->header_size ? r->header_size : (size_t)GABI_VHOST_STATE_HEADER_SIZE);
-    r->header_got += (size_t)n;
-    r->stats.bytes += (uint64_t)n;
-    k = state_header_size(r->header, r->header_got, &o, &e);
-    if (k < 0)
-        return reader_fail(r, o, k, NULL, "%s", e.message);
-    r->header_size = (size_t)k;
-    if (r->header_size && r->header_got == r->header_size)
-        return reader_on_header(r);
+        return reader_fail(
+            rd, GABI_VHOST_STATE_TRUNCATED, -EPIPE, NULL,
+            "the stream ended after %zu bytes, inside its %zu-byte header", rd->header_got,
+            rd->header_size ? rd->header_size : (size_t)GABI_VHOST_STATE_HEADER_SIZE);
+    rd->header_got += (size_t)n;
+    rd->stats.bytes += (uint64_t)n;
+    r = state_header_size(rd->header, rd->header_got, &o, &e);
+    if (r < 0)
+        return reader_fail(rd, o, r, NULL, "%s", e.message);
+    rd->header_size = (size_t)r;
+    if (rd->header_size && rd->header_got == rd->header_size)
+        return reader_on_header(rd);
     return 0;
 }
 
-static int reader_take_payload_phase(struct gabi_vhost_state_reader *r)
+static int reader_take_payload_phase(struct gabi_vhost_state_reader *rd)
 {
-    int k = reader_take_payload(r);
+    int r = reader_take_payload(rd);
 
-    if (k < 0)
-        return k;
-    if (r->offset == r->info.payload_size)
-        r->phase = PHASE_TRAILER;
+    if (r < 0)
+        return r;
+    if (rd->offset == rd->info.payload_size)
+        rd->phase = PHASE_TRAILER;
     return 0;
 }
 
-static int reader_take_trailer(struct gabi_vhost_state_reader *r)
+static int reader_take_trailer(struct gabi_vhost_state_reader *rd)
 {
     ssize_t n =
-        channel_recv(&r->ch, r->trailer + r->trailer_got, sizeof(r->trailer) - r->trailer_got);
+        channel_recv(&rd->ch, rd->trailer + rd->trailer_got, sizeof(rd->trailer) - rd->trailer_got);
 
     if (n == -EAGAIN)
         return -EAGAIN;
     if (n < 0)
-        return reader_fail(r, GABI_VHOST_STATE_IO, (int)n, NULL,
+        return reader_fail(rd, GABI_VHOST_STATE_IO, (int)n, NULL,
                            "reading the device-state trailer failed: %s", strerror((int)-n));
     if (n == 0)
-        return reader_fail(r, GABI_VHOST_STATE_TRUNCATED, -EPIPE, NULL,
+        return reader_fail(rd, GABI_VHOST_STATE_TRUNCATED, -EPIPE, NULL,
                            "the stream ended after all %" PRIu64
                            " payload bytes but %zu of the %d trailer bytes",
-                           r->info.payload_size, r->trailer_got, GABI_VHOST_STATE_TRAILER_SIZE);
-    r->trailer_got += (size_t)n;
-    r->stats.bytes += (uint64_t)n;
-    if (r->trailer_got == sizeof(r->trailer))
-        r->phase = PHASE_EOF;
+                           rd->info.payload_size, rd->trailer_got, GABI_VHOST_STATE_TRAILER_SIZE);
+    rd->trailer_got += (size_t)n;
+    rd->stats.bytes += (uint64_t)n;
+    if (rd->trailer_got == sizeof(rd->trailer))
+        rd->phase = PHASE_EOF;
     return 0;
 }
 
 /* After the trailer the writer must close the channel: EOF finishes the stream. */
-static int reader_take_eof(struct gabi_vhost_state_reader *r)
+static int reader_take_eof(struct gabi_vhost_state_reader *rd)
 {
     uint8_t extra;
-    ssize_t n = channel_recv(&r->ch, &extra, 1);
+    ssize_t n = channel_recv(&rd->ch, &extra, 1);
 
     if (n == -EAGAIN)
         return -EAGAIN;
     if (n < 0)
-        return reader_fail(r, GABI_VHOST_STATE_IO, (int)n, NULL,
+        return reader_fail(rd, GABI_VHOST_STATE_IO, (int)n, NULL,
                            "reading the end of the device state failed: %s", strerror((int)-n));
     if (n > 0)
-        return reader_fail(r, GABI_VHOST_STATE_OVERSIZE, -E2BIG, NULL,
+        return reader_fail(rd, GABI_VHOST_STATE_OVERSIZE, -E2BIG, NULL,
                            "the stream goes on after its declared end (%zu header + %" PRIu64
                            " payload + %d trailer bytes)",
-                           r->header_size, r->info.payload_size, GABI_VHOST_STATE_TRAILER_SIZE);
-    return reader_finish(r);
+                           rd->header_size, rd->info.payload_size, GABI_VHOST_STATE_TRAILER_SIZE);
+    return reader_finish(rd);
 }
 
-static int reader_step(struct gabi_vhost_state_reader *r)
+static int reader_step(struct gabi_vhost_state_reader *rd)
 {
-    switch (r->phase) {
+    switch (rd->phase) {
     case PHASE_HEADER:
-        return reader_take_header(r);
+        return reader_take_header(rd);
     case PHASE_PAYLOAD:
-        return reader_take_payload_phase(r);
+        return reader_take_payload_phase(rd);
     case PHASE_TRAILER:
-        return reader_take_trailer(r);
+        return reader_take_trailer(rd);
     case PHASE_EOF:
     default:
-        return reader_take_eof(r);
+        return reader_take_eof(rd);
     }
 }
 
-int gabi_vhost_state_reader_process(struct gabi_vhost_state_reader *r, struct gabi_error *reterr)
+int gabi_vhost_state_reader_process(struct gabi_vhost_state_reader *rd, struct gabi_error *reterr)
 {
-    int k;
+    int r;
 
-    while (r->outcome == GABI_VHOST_STATE_PENDING)
-        if (reader_step(r) == -EAGAIN && r->outcome == GABI_VHOST_STATE_PENDING)
+    while (rd->outcome == GABI_VHOST_STATE_PENDING)
+        if (reader_step(rd) == -EAGAIN && rd->outcome == GABI_VHOST_STATE_PENDING)
             return GABI_VHOST_STATE_MORE;
     /* the one exit of a stream that is over, however it ended */
-    k = finished(r->outcome, &r->err, reterr);
-    return k < 0 ? k : GABI_VHOST_STATE_DONE;
+    r = finished(rd->outcome, &rd->err, reterr);
+    return r < 0 ? r : GABI_VHOST_STATE_DONE;
 }

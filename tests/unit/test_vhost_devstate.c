@@ -390,6 +390,40 @@ TEST(save_then_load_through_the_front_end)
     harness_stop(&b);
 }
 
+/* A source that streams on and on: the front-end stops relaying at its limit, and the target
+ * holds no more than that. Without the limit the save would fill the file. */
+TEST(the_relay_stops_at_its_limit)
+{
+    struct harness a;
+    struct harness_state_cfg ca = {.size = 8u << 20, .seed = 5};
+    struct tguest ga;
+    struct gabi_vhost_state_xfer x;
+    struct gabi_error err = {0};
+    int fd = memfd();
+
+    REQUIRE(harness_start_ex(&a, mode, GABI_CLASS_NET, ~0ull, &ca) == 0);
+    REQUIRE(guest_idle(&ga, a.path, ALL) == 0);
+    gabi_vhost_client_set_state_limit(ga.c, 1u << 20);
+    CHECK_INT(gabi_vhost_client_save_state(ga.c, fd, TIMEOUT, &x, &err), -EFBIG);
+    CHECK_CONTAINS(err.message, "past the front-end's limit of 1048576 bytes");
+    CHECK_INT(x.bytes, 1u << 20);
+    CHECK_INT(fd_size(fd), 1u << 20);
+    /* the source heard its save fail, and its state is untouched */
+    CHECK_INT(harness_wait_count(&a, &a.n_save_end, 1), 0);
+    CHECK(a.last_save_result < 0);
+    CHECK_INT(harness_state_crc(&a, NULL), pattern_crc(8u << 20, 5));
+
+    /* 0 is the default limit again: the whole stream passes */
+    gabi_vhost_client_set_state_limit(ga.c, 0);
+    REQUIRE(ftruncate(fd, 0) == 0);
+    lseek(fd, 0, SEEK_SET);
+    CHECK_INT(gabi_vhost_client_save_state(ga.c, fd, TIMEOUT, &x, &err), 0);
+    CHECK_INT(fd_size(fd), STREAM + (8u << 20));
+    close(fd);
+    tguest_free(&ga);
+    harness_stop(&a);
+}
+
 static void move_case(bool src_own, bool dst_own)
 {
     struct harness a, b;
