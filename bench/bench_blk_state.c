@@ -25,8 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <guestabi/vhost.h>
 #include "benchutil.h"
+#include "vhost_guest.h"
 
 #ifndef GUESTABI_BLK_PATH
 #define GUESTABI_BLK_PATH "guestabi-blk"

@@ -32,7 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <guestabi/vhost.h>
+#include <guestabi/vhost_backend.h>
+#include <guestabi/vhost_client.h>
 
 #define TAG_STOP  1
 #define TAG_SOCK  2

@@ -26,8 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <guestabi/vhost.h>
 #include "benchutil.h"
+#include "vhost_guest.h"
 
 #ifndef GUESTABI_NET_PATH
 #define GUESTABI_NET_PATH "guestabi-net"

@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include <guestabi/vhost.h>
+#include <guestabi/vhost_vring.h>
 
 /* ---- virtio-blk (virtio 1.2, 5.2) --------------------------------------------------------- */
 

@@ -13,7 +13,7 @@
 
 #include <guestabi/abi.h>
 #include <guestabi/log.h>
-#include <guestabi/vhost.h>
+#include <guestabi/vhost_backend.h>
 
 /* One back-end program, as far as its modes go. */
 struct devmain {

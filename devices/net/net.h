@@ -14,7 +14,7 @@
 #include <sys/uio.h>
 
 #include <guestabi/abi.h>
-#include <guestabi/vhost.h>
+#include <guestabi/vhost_vring.h>
 
 /* The virtio-net feature bits guestabi-net implements (the library adds the transport).
  * VIRTIO_F_IN_ORDER is the device's word: every port hands chains back in the order it took

@@ -23,7 +23,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include <guestabi/vhost.h>
+#include <guestabi/vhost_client.h>
+#include <guestabi/vhost_vring.h>
 
 #include "common/util.h"
 #include "vhost/protocol.h"

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <guestabi/vhost.h>
+#include <guestabi/vhost_client.h>
 
 #include "cli.h"
 #include "common/util.h"

@@ -9,7 +9,7 @@
 
 #include <guestabi/probe.h>
 
-#include <guestabi/vhost.h>
+#include <guestabi/vhost_client.h>
 
 #include "cli.h"
 

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <guestabi/vhost.h>
+#include <guestabi/vhost_client.h>
 
 #include "cli.h"
 #include "common/util.h"

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "blk.h"
+#include "vhost_guest.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include <guestabi/log.h>
-#include <guestabi/vhost.h>
+#include <guestabi/vhost_vring.h>
 
 #include "vhost/internal.h"
 

@@ -13,9 +13,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <guestabi/vhost.h>
-
 #include "blk.h"
+#include "vhost_guest.h"
 
 /* The catalog's upstream.guestabi-blk.v1, spelled out. */
 extern const struct gabi_vhost_mode tb_mode_v1;

@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <guestabi/vhost.h>
+#include <guestabi/vhost_vring.h>
 
 /* The harness device's state, for DEVICE_STATE (a mode offering it gets these ops). */
 struct harness_state_cfg {
@@ -112,6 +112,7 @@ struct gabi_vhost_client *harness_client(struct harness *h, uint64_t features, u
 /* ---- guestabi-net as a child process, and a guest for it -------------------------------- */
 
 #include <sys/types.h>
+#include "vhost_guest.h"
 
 struct netproc {
     pid_t pid;

@@ -5,11 +5,14 @@
  */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 
-#include "vhost/internal.h"
+#include "common/util.h"
+#include "vhost/ring.h"
+#include "vhost_guest.h"
 
 #define MAX_REGIONS GABI_VHOST_MAX_MEM_SLOTS
 

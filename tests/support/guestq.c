@@ -10,7 +10,9 @@
 #include <string.h>
 #include <sys/eventfd.h>
 
-#include "vhost/internal.h"
+#include "common/util.h"
+#include "vhost/ring.h"
+#include "vhost_guest.h"
 
 #define INDIRECT_MAX 16u /* descriptors in one indirect table */
 
