@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "blk.h"
-#include "common/util.h"
+#include <guestabi/util.h>
 
 /* ---- epoll -------------------------------------------------------------------------------- */
 

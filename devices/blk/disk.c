@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "blk.h"
-#include "common/util.h"
+#include <guestabi/util.h>
 
 #define RAM_PUNCH_MIN (64u << 10) /* smaller RAM ranges are cleared with memset */
 #define PAGE          4096u

@@ -19,7 +19,7 @@
 #include <guestabi/abi.h>
 
 #include "blk.h"
-#include "common/util.h"
+#include <guestabi/util.h>
 #include "devmain.h"
 
 #define MAX_CATALOGS 16

@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "blk.h"
-#include "common/util.h"
+#include <guestabi/util.h>
 
 #define LOG_REQ(k, ...) gabi_log(GABI_LOG_WARNING, (k)->socket, __VA_ARGS__)
 

@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include "blk.h"
-#include "common/util.h"
+#include <guestabi/util.h>
 
 #define LOG_STATE(k, level, ...) gabi_log(level, (k)->socket, __VA_ARGS__)
 

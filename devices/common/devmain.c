@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "common/util.h"
+#include <guestabi/util.h>
 #include "devmain.h"
 
 #define LOG_BURST   50 /* lines a peer may cause at once, then ... */

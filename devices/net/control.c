@@ -24,7 +24,7 @@
 #include <sys/un.h>
 #include <time.h>
 
-#include "common/util.h"
+#include <guestabi/util.h>
 #include "net.h"
 
 #define LINE_MAX_BYTES 256

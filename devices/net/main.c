@@ -18,7 +18,7 @@
 
 #include <guestabi/abi.h>
 
-#include "common/util.h"
+#include <guestabi/util.h>
 #include "devmain.h"
 #include "net.h"
 

@@ -16,7 +16,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "common/util.h"
+#include <guestabi/util.h>
 #include "net.h"
 
 #define LOG_PORT(p, level, ...) gabi_log(level, (p)->path, __VA_ARGS__)

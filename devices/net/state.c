@@ -27,7 +27,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/util.h"
+#include <guestabi/util.h>
 #include "net.h"
 
 #define FLAG_LINK_UP  0x1u

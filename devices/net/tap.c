@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "common/util.h"
+#include <guestabi/util.h>
 #include "net.h"
 
 static int ifreq_ioctl(const char *name, unsigned long req, struct ifreq *ifr)

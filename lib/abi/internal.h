@@ -13,7 +13,7 @@
 #include <guestabi/abi.h>
 
 #include "common/arena.h"
-#include "common/util.h"
+#include <guestabi/util.h>
 
 /* ---- bitsets over catalog indices (modes, platforms) ------------------------------------ */
 

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/util.h"
+#include <guestabi/util.h>
 
 int gabi_error_setv(struct gabi_error *reterr, int code, const char *where, const char *fmt,
                     va_list ap)

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/util.h"
+#include <guestabi/util.h>
 
 /* ---- device classes ------------------------------------------------------------------- */
 

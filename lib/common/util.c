@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "common/util.h"
+#include <guestabi/util.h>
 
 #include <fcntl.h>
 #include <limits.h>

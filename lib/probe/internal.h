@@ -10,7 +10,7 @@
 #include <guestabi/probe.h>
 
 #include "common/arena.h"
-#include "common/util.h"
+#include <guestabi/util.h>
 
 #define PROBE_IFNAMSIZ 16 /* IFNAMSIZ, without <net/if.h> here */
 

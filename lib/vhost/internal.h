@@ -26,7 +26,7 @@
 #include <guestabi/vhost_client.h>
 #include <guestabi/vhost_vring.h>
 
-#include "common/util.h"
+#include <guestabi/util.h>
 #include "vhost/protocol.h"
 #include "vhost/ring.h"
 

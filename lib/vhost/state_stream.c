@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/util.h"
+#include <guestabi/util.h>
 #include "vhost/state_internal.h"
 
 /* Incompatible flags this reader understands: none yet. */

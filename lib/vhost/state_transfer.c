@@ -24,7 +24,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 
-#include "common/util.h"
+#include <guestabi/util.h>
 #include "vhost/state_internal.h"
 
 #define PIPE_WANT    (1 << 20)   /* grow pipes to this (F_SETPIPE_SZ) where allowed */

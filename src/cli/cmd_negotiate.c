@@ -13,7 +13,7 @@
 #include <guestabi/vhost_client.h>
 
 #include "cli.h"
-#include "common/util.h"
+#include <guestabi/util.h>
 
 struct negotiate_opts {
     const char *socket;

@@ -16,7 +16,7 @@
 #include <guestabi/vhost_client.h>
 
 #include "cli.h"
-#include "common/util.h"
+#include <guestabi/util.h>
 
 struct state_opts {
     const char *from, *to;

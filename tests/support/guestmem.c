@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "common/util.h"
+#include <guestabi/util.h>
 #include "vhost/ring.h"
 #include "vhost_guest.h"
 

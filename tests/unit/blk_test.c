@@ -17,7 +17,7 @@
 
 #include "blk_test.h"
 #include "child.h"
-#include "common/util.h"
+#include <guestabi/util.h>
 
 #define TRANSPORT_V1                                                                               \
     ((1ull << GABI_F_VERSION_1) | (1ull << GABI_F_LOG_ALL) | (1ull << GABI_F_PROTOCOL_FEATURES))

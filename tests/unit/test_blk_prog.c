@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "blk_test.h"
-#include "common/util.h"
+#include <guestabi/util.h>
 #include "vhost/ring.h"
 
 #include "tap.h"

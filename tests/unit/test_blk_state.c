@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "blk_test.h"
-#include "common/util.h"
+#include <guestabi/util.h>
 
 #include "tap.h"
 

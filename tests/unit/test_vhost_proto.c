@@ -13,7 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "common/util.h"
+#include <guestabi/util.h>
 #include "test_vhost_harness.h"
 #include "vhost/protocol.h"
 

@@ -12,7 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "common/util.h"
+#include <guestabi/util.h>
 #include "test_vhost_harness.h"
 #include "vhost/protocol.h"
 #include "vhost/ring.h"

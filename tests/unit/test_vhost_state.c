@@ -21,7 +21,7 @@
 
 #include <guestabi/vhost_state.h>
 
-#include "common/util.h"
+#include <guestabi/util.h>
 #include "tap.h"
 #include "vhost/state_internal.h"
 

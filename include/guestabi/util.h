@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* Small helpers every module uses: sizes, branch hints, fds (cleanup attributes and ownership
- * transfer come from <guestabi/cleanup.h>). Internal. */
+/* Small helpers of lib/common that guestabi's libraries and programs share: sizes, branch
+ * hints, fds, strings, numbers (cleanup attributes and ownership transfer come from
+ * <guestabi/cleanup.h>). */
 
 #include <errno.h>
 #include <stdbool.h>
