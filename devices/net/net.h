@@ -15,6 +15,7 @@
 
 #include <guestabi/abi.h>
 #include <guestabi/vhost_vring.h>
+#include <guestabi/virtio_net.h>
 
 /* The virtio-net feature bits guestabi-net implements (the library adds the transport).
  * VIRTIO_F_IN_ORDER is the device's word: every port hands chains back in the order it took
@@ -35,21 +36,6 @@ static inline bool net_vring_is_rx(unsigned index)
 #define NET_BURST       64u /* chains per vring per pass */
 #define NET_MAX_RX_BUFS 64u /* mergeable buffers for one packet (and chains per RX burst) */
 static_assert(NET_BURST <= NET_MAX_RX_BUFS, "a burst of RX chains is popped into rx_elems");
-
-/* virtio_net_hdr (12 bytes with num_buffers). */
-struct net_hdr {
-    uint8_t flags;
-    uint8_t gso_type;
-    uint16_t hdr_len;
-    uint16_t gso_size;
-    uint16_t csum_start;
-    uint16_t csum_offset;
-    uint16_t num_buffers;
-} __attribute__((packed));
-
-#define NET_HDR_F_NEEDS_CSUM 1u
-#define NET_HDR_F_DATA_VALID 2u
-#define NET_HDR_GSO_NONE     0u
 
 enum net_fwd {
     FWD_PEER,     /* to the paired port */
@@ -163,8 +149,9 @@ unsigned net_port_tx(struct net_port *p, unsigned index);
 /* Deliver one frame (hdr: the sender's header fields, frame: the Ethernet frame) to the
  * guest of p on its RX vring vr (from net_port_rx_vring(); NULL drops the frame). Returns 0,
  * or -errno when dropped. */
-int net_port_rx(struct net_port *p, struct gabi_vhost_vring *vr, const struct net_hdr *hdr,
-                const struct iovec *frame, unsigned n_frame, size_t len);
+int net_port_rx(struct net_port *p, struct gabi_vhost_vring *vr,
+                const struct gabi_virtio_net_hdr *hdr, const struct iovec *frame, unsigned n_frame,
+                size_t len);
 /* The RX vring of p for queue pair q, or queue pair 0, if ready and enabled; else NULL. */
 struct gabi_vhost_vring *net_port_rx_vring(struct net_port *p, unsigned q);
 /* Publish what was delivered to p's RX vrings this pass. */

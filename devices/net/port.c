@@ -248,19 +248,20 @@ struct gabi_vhost_vring *net_port_rx_vring(struct net_port *p, unsigned q)
 
 /* The header the guest receives: the sender's offload fields as far as this guest takes
  * them. Returns false when the frame must be completed in software first. */
-static bool rx_header(const struct net_port *p, const struct net_hdr *in, struct net_hdr *out)
+static bool rx_header(const struct net_port *p, const struct gabi_virtio_net_hdr *in,
+                      struct gabi_virtio_net_hdr *out)
 {
     memset(out, 0, sizeof(*out));
     out->num_buffers = 1;
-    if (!(in->flags & NET_HDR_F_NEEDS_CSUM)) {
+    if (!(in->flags & GABI_VIRTIO_NET_HDR_F_NEEDS_CSUM)) {
         /* checksum already verified by the host (tap): worth saying to a guest that asked */
         if (p->guest_csum)
-            out->flags = in->flags & NET_HDR_F_DATA_VALID;
+            out->flags = in->flags & GABI_VIRTIO_NET_HDR_F_DATA_VALID;
         return true;
     }
     if (!p->guest_csum)
         return false;
-    out->flags = NET_HDR_F_NEEDS_CSUM;
+    out->flags = GABI_VIRTIO_NET_HDR_F_NEEDS_CSUM;
     out->csum_start = in->csum_start;
     out->csum_offset = in->csum_offset;
     return true;
@@ -282,8 +283,8 @@ static inline void copy_frame(uint8_t *d, const uint8_t *s, size_t n)
 /* Write the header out, then the frame, across chains elems[0..n) (which have room for both,
  * the header in the first); written[k]: the bytes chain k got. */
 static void rx_write(const struct net_port *p, const struct gabi_vhost_elem *elems, unsigned n,
-                     const struct net_hdr *out, const struct iovec *frame, unsigned n_frame,
-                     size_t len, uint32_t *written)
+                     const struct gabi_virtio_net_hdr *out, const struct iovec *frame,
+                     unsigned n_frame, size_t len, uint32_t *written)
 {
     const struct iovec *first = &elems[0].iov[elems[0].n_out];
     struct cursor src = {frame, n_frame, 0, 0};
@@ -319,12 +320,13 @@ static void rx_write(const struct net_port *p, const struct gabi_vhost_elem *ele
     }
 }
 
-int net_port_rx(struct net_port *p, struct gabi_vhost_vring *vr, const struct net_hdr *hdr,
-                const struct iovec *frame, unsigned n_frame, size_t len)
+int net_port_rx(struct net_port *p, struct gabi_vhost_vring *vr,
+                const struct gabi_virtio_net_hdr *hdr, const struct iovec *frame, unsigned n_frame,
+                size_t len)
 {
     struct gabi_vhost_elem *elems = p->net->rx_elems;
     uint32_t written[NET_MAX_RX_BUFS];
-    struct net_hdr out;
+    struct gabi_virtio_net_hdr out;
     struct iovec linear;
     struct cursor src;
     size_t total = p->hdr_len + len, room = 0;
@@ -391,7 +393,7 @@ static unsigned generate_burst(struct net_port *p, struct gabi_vhost_vring *vr, 
     *ret_full = false;
     if (p->gen_hdr_len != p->hdr_len) {
         /* the header every frame gets (num_buffers 1, when it has the field) */
-        struct net_hdr h = {.num_buffers = 1};
+        struct gabi_virtio_net_hdr h = {.num_buffers = 1};
 
         memcpy(p->gen_frame + NET_HDR_MAX - p->hdr_len, &h, p->hdr_len);
         p->gen_hdr_len = p->hdr_len;
@@ -402,7 +404,7 @@ static unsigned generate_burst(struct net_port *p, struct gabi_vhost_vring *vr, 
         return 0;
     while (k < (unsigned)n) {
         const struct gabi_vhost_elem *e = &elems[k];
-        struct net_hdr out = {.num_buffers = 1};
+        struct gabi_virtio_net_hdr out = {.num_buffers = 1};
         size_t room = 0;
         unsigned m = 0;
 
@@ -481,7 +483,7 @@ void net_port_flush_rx(struct net_port *p)
 /* Check a TX chain's header and take the fields a receiver may need (flags, csum_start,
  * csum_offset; the others are zero); *len: the frame's length. */
 static inline bool tx_check(const struct net_port *p, const struct gabi_vhost_elem *e,
-                            struct net_hdr *hdr, size_t *len)
+                            struct gabi_virtio_net_hdr *hdr, size_t *len)
 {
     uint8_t buf[NET_HDR_MAX];
     const uint8_t *h = buf;
@@ -494,10 +496,11 @@ static inline bool tx_check(const struct net_port *p, const struct gabi_vhost_el
         h = e->iov[0].iov_base;
     else if (gabi_vhost_elem_read(e, 0, buf, p->hdr_len) != p->hdr_len)
         return false;
-    if (h[1] != NET_HDR_GSO_NONE) /* gso_type: never offered */
+    if (h[1] != GABI_VIRTIO_NET_HDR_GSO_NONE) /* gso_type: never offered */
         return false;
-    *hdr = (struct net_hdr){.flags = h[0] & NET_HDR_F_NEEDS_CSUM}; /* DATA_VALID is the device's
-                                                                    * word, not a sender's */
+    *hdr = (struct gabi_virtio_net_hdr){
+        .flags = h[0] & GABI_VIRTIO_NET_HDR_F_NEEDS_CSUM}; /* DATA_VALID is the device's
+                                                            * word, not a sender's */
     if (hdr->flags) {
         if (!p->host_csum)
             return false;
@@ -528,8 +531,8 @@ static unsigned tx_frame(const struct net_port *p, const struct gabi_vhost_elem 
 
 /* The tap's vnet header size is the guest's; the header it gets is the one tx_check() took,
  * never the guest's buffer again (the guest could rewrite it after the check). */
-static int tx_to_tap(struct net_port *p, const struct gabi_vhost_elem *e, const struct net_hdr *hdr,
-                     size_t len)
+static int tx_to_tap(struct net_port *p, const struct gabi_vhost_elem *e,
+                     const struct gabi_virtio_net_hdr *hdr, size_t len)
 {
     struct iovec v[1 + GABI_VHOST_ELEM_MAX_SEGS];
     unsigned n_frame;
@@ -573,7 +576,7 @@ unsigned net_port_tx(struct net_port *p, unsigned index)
     } else if (!dst && p->fwd != FWD_TAP) {
         /* a sink: taken, checked, dropped */
         for (int i = 0; i < n; i++) {
-            struct net_hdr hdr;
+            struct gabi_virtio_net_hdr hdr;
             size_t len;
 
             dropped += !tx_check(p, &elems[i], &hdr, &len);
@@ -583,7 +586,7 @@ unsigned net_port_tx(struct net_port *p, unsigned index)
         rx = dst ? net_port_rx_vring(dst, index / 2) : NULL;
         for (int i = 0; i < n; i++) {
             struct iovec frame[GABI_VHOST_ELEM_MAX_SEGS];
-            struct net_hdr hdr;
+            struct gabi_virtio_net_hdr hdr;
             size_t len;
 
             if (!tx_check(p, &elems[i], &hdr, &len))
@@ -624,7 +627,7 @@ void net_port_tap_input(struct net_port *p)
 
     while (done < NET_BURST) {
         struct gabi_vhost_vring *vr = net_port_rx_vring(p, 0);
-        struct net_hdr hdr = {0};
+        struct gabi_virtio_net_hdr hdr = {0};
         struct iovec frame;
         ssize_t n;
 
@@ -661,14 +664,14 @@ void net_port_tap_input(struct net_port *p)
             continue;
         }
         memcpy(&hdr, buf, p->hdr_len);
-        if (hdr.gso_type != NET_HDR_GSO_NONE) {
+        if (hdr.gso_type != GABI_VIRTIO_NET_HDR_GSO_NONE) {
             p->q[0].rx_dropped++;
             continue;
         }
         frame.iov_base = buf + p->hdr_len;
         frame.iov_len = (size_t)n - p->hdr_len;
         /* the frame is in the scratch buffer: linearised checksum work needs its own copy */
-        if ((hdr.flags & NET_HDR_F_NEEDS_CSUM) && !p->guest_csum) {
+        if ((hdr.flags & GABI_VIRTIO_NET_HDR_F_NEEDS_CSUM) && !p->guest_csum) {
             if (net_csum_complete(frame.iov_base, frame.iov_len, hdr.csum_start, hdr.csum_offset) <
                 0) {
                 p->q[0].rx_dropped++;

@@ -47,7 +47,7 @@ static off_t fd_size(int fd)
  * the header says one buffer). */
 static int send_seq(struct tguest *g, uint8_t seq)
 {
-    struct tnet_hdr h = {.num_buffers = 1};
+    struct gabi_virtio_net_hdr h = {.num_buffers = 1};
     uint8_t f[100];
 
     memset(f, 0, sizeof(f));
@@ -58,7 +58,7 @@ static int send_seq(struct tguest *g, uint8_t seq)
 /* Receive one frame: its seq byte, or -errno. */
 static int recv_seq(struct tguest *g, int timeout_ms)
 {
-    struct tnet_hdr h;
+    struct gabi_virtio_net_hdr h;
     uint8_t f[4096];
     int n = tguest_recv(g, 0, &h, f, sizeof(f), timeout_ms);
 

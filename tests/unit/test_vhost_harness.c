@@ -258,6 +258,17 @@ static void on_reset(struct gabi_vhost_backend *b, void *userdata)
     pthread_mutex_unlock(&h->lock);
 }
 
+void harness_frame(uint8_t *f, size_t len, uint8_t seed)
+{
+    /* broadcast, from 52:54:00:00:00:01, ethertype 0x88b5 (local experimental) */
+    static const uint8_t head[14] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52,
+                                     0x54, 0x00, 0x00, 0x00, 0x01, 0x88, 0xb5};
+
+    memcpy(f, head, 14);
+    for (size_t i = 14; i < len; i++)
+        f[i] = (uint8_t)(seed + i * 13);
+}
+
 /* ---- the device's state --------------------------------------------------------------------- */
 
 void harness_pattern(uint8_t *buf, size_t size, uint64_t seed)
@@ -946,11 +957,11 @@ int tguest_post_rx(struct tguest *g, unsigned pair, unsigned n, uint32_t size)
     return 0;
 }
 
-int tguest_send(struct tguest *g, unsigned pair, const struct tnet_hdr *hdr, const void *frame,
-                size_t len, bool split, bool indirect)
+int tguest_send(struct tguest *g, unsigned pair, const struct gabi_virtio_net_hdr *hdr,
+                const void *frame, size_t len, bool split, bool indirect)
 {
     unsigned v = 2 * pair + 1;
-    struct tnet_hdr zero = {0};
+    struct gabi_virtio_net_hdr zero = {0};
     struct gabi_vhost_gbuf b[2];
     int head;
     uint8_t *p;
@@ -997,8 +1008,8 @@ static int reap_one(struct tguest *g, unsigned v, uint32_t *id, uint32_t *len, i
     }
 }
 
-int tguest_recv(struct tguest *g, unsigned pair, struct tnet_hdr *hdr, void *frame, size_t max,
-                int timeout_ms)
+int tguest_recv(struct tguest *g, unsigned pair, struct gabi_virtio_net_hdr *hdr, void *frame,
+                size_t max, int timeout_ms)
 {
     unsigned v = 2 * pair, n_bufs = 1;
     size_t got = 0;

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include <guestabi/vhost_vring.h>
+#include <guestabi/virtio_net.h>
 
 /* The harness device's state, for DEVICE_STATE (a mode offering it gets these ops). */
 struct harness_state_cfg {
@@ -66,6 +67,8 @@ struct harness {
 
 /* The bytes of a state of `size` made from `seed` (what the device starts with). */
 void harness_pattern(uint8_t *buf, size_t size, uint64_t seed);
+/* An Ethernet frame of len bytes (at least 14) whose payload follows from seed. */
+void harness_frame(uint8_t *f, size_t len, uint8_t seed);
 /* CRC32C of the device's current state (under the lock), and its size. */
 uint32_t harness_state_crc(struct harness *h, size_t *ret_size);
 /* Start with a state configuration (NULL: defaults). */
@@ -138,16 +141,6 @@ int netproc_control(struct netproc *np, const char *request, char *buf, size_t s
  * stdout+stderr in out. */
 int netproc_run(const char *const *args, char *out, size_t size);
 
-struct tnet_hdr {
-    uint8_t flags;
-    uint8_t gso_type;
-    uint16_t hdr_len;
-    uint16_t gso_size;
-    uint16_t csum_start;
-    uint16_t csum_offset;
-    uint16_t num_buffers;
-} __attribute__((packed));
-
 #define TGUEST_SLOT 4096u /* bytes per buffer slot */
 
 struct tguest {
@@ -175,11 +168,11 @@ int tguest_stop(struct tguest *g, uint16_t *ret_bases);
 int tguest_post_rx(struct tguest *g, unsigned pair, unsigned n, uint32_t size);
 /* Send a frame on pair with hdr (NULL: zeroes) in front; split: header in its own descriptor;
  * indirect: as an indirect table. */
-int tguest_send(struct tguest *g, unsigned pair, const struct tnet_hdr *hdr, const void *frame,
-                size_t len, bool split, bool indirect);
+int tguest_send(struct tguest *g, unsigned pair, const struct gabi_virtio_net_hdr *hdr,
+                const void *frame, size_t len, bool split, bool indirect);
 /* Receive one frame on pair (up to timeout_ms): its length and header (num_buffers chains
  * are gathered), -ETIMEDOUT, or -EBADMSG. */
-int tguest_recv(struct tguest *g, unsigned pair, struct tnet_hdr *hdr, void *frame, size_t max,
-                int timeout_ms);
+int tguest_recv(struct tguest *g, unsigned pair, struct gabi_virtio_net_hdr *hdr, void *frame,
+                size_t max, int timeout_ms);
 /* Reap TX completions: how many. */
 unsigned tguest_reap_tx(struct tguest *g, unsigned pair);

@@ -20,16 +20,6 @@
 
 #define ALL ~0ull
 
-static void make_frame(uint8_t *f, size_t len, uint8_t seed)
-{
-    static const uint8_t head[14] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52,
-                                     0x54, 0x00, 0x00, 0x00, 0x01, 0x88, 0xb5};
-
-    memcpy(f, head, 14);
-    for (size_t i = 14; i < len; i++)
-        f[i] = (uint8_t)(seed + i * 13);
-}
-
 /* ---- the program ------------------------------------------------------------------------- */
 
 TEST(help_modes_and_bad_arguments)
@@ -90,7 +80,7 @@ TEST(loopback_v1)
     struct netproc np;
     struct tguest g;
     uint8_t f[1514], got[4096];
-    struct tnet_hdr h;
+    struct gabi_virtio_net_hdr h;
     struct stat st;
 
     REQUIRE(netproc_start(&np, (const char *[]){"--socket", "@0", "--loopback", "--mode",
@@ -99,7 +89,7 @@ TEST(loopback_v1)
     CHECK(!(g.features & (1ull << GABI_F_EVENT_IDX)));
     CHECK_INT(tguest_post_rx(&g, 0, 32, 2048), 0);
     for (size_t len = 60; len <= sizeof(f); len += 227) {
-        make_frame(f, len, (uint8_t)len);
+        harness_frame(f, len, (uint8_t)len);
         CHECK_INT(tguest_send(&g, 0, NULL, f, len, len % 2, false), 0);
         CHECK_INT(tguest_recv(&g, 0, &h, got, sizeof(got), 10000), (int)len);
         CHECK(memcmp(got, f, len) == 0);
@@ -117,14 +107,14 @@ TEST(mergeable_rx_buffers)
     struct netproc np;
     struct tguest g;
     uint8_t f[1514], got[4096];
-    struct tnet_hdr h;
+    struct gabi_virtio_net_hdr h;
 
     REQUIRE(netproc_start(&np, (const char *[]){"--socket", "@0", "--loopback", "--mode",
                                                 "upstream.guestabi-net.v1", NULL}) == 0);
     REQUIRE(tguest_connect(&g, np.sock[0], ALL, 1, 0) == 0);
     REQUIRE(g.features & (1ull << GABI_NET_F_MRG_RXBUF));
     CHECK_INT(tguest_post_rx(&g, 0, 64, 256), 0);
-    make_frame(f, sizeof(f), 7);
+    harness_frame(f, sizeof(f), 7);
     CHECK_INT(tguest_send(&g, 0, NULL, f, sizeof(f), true, false), 0);
     CHECK_INT(tguest_recv(&g, 0, &h, got, sizeof(got), 10000), (int)sizeof(f));
     CHECK_INT(h.num_buffers, (12 + 1514 + 255) / 256);
@@ -151,7 +141,7 @@ TEST(two_port_switch_v2_multiqueue)
     struct netproc np;
     struct tguest a, b;
     uint8_t f[1000], got[4096];
-    struct tnet_hdr h;
+    struct gabi_virtio_net_hdr h;
     unsigned qf = GABI_VHOST_GUESTQ_EVENT_IDX | GABI_VHOST_GUESTQ_INDIRECT;
 
     REQUIRE(netproc_start(&np, (const char *[]){"--socket", "@0", "--socket", "@1", "--mode",
@@ -166,7 +156,7 @@ TEST(two_port_switch_v2_multiqueue)
         unsigned pair = i % 2;
         struct tguest *from = i % 4 < 2 ? &a : &b, *to = from == &a ? &b : &a;
 
-        make_frame(f, 100 + 40 * i, (uint8_t)i);
+        harness_frame(f, 100 + 40 * i, (uint8_t)i);
         CHECK_INT(tguest_send(from, pair, NULL, f, 100 + 40 * i, i % 3 == 0, i % 3 == 1), 0);
         CHECK_INT(tguest_recv(to, pair, &h, got, sizeof(got), 10000), (int)(100 + 40 * i));
         CHECK(memcmp(got, f, 100 + 40 * i) == 0);
@@ -209,7 +199,7 @@ static size_t udp_frame(uint8_t *f, size_t payload)
     uint16_t ulen = (uint16_t)(8 + payload), ps;
     uint32_t s;
 
-    make_frame(f, 14 + 20 + 8 + payload, 3);
+    harness_frame(f, 14 + 20 + 8 + payload, 3);
     f[12] = 0x08;
     f[13] = 0x00;
     memset(ip, 0, 20);
@@ -257,7 +247,7 @@ TEST(checksum_completed_for_guests_without_guest_csum)
     struct netproc np;
     struct tguest a, b;
     uint8_t f[256], got[4096];
-    struct tnet_hdr h = {.flags = 1, .csum_start = 34, .csum_offset = 6}, rh;
+    struct gabi_virtio_net_hdr h = {.flags = 1, .csum_start = 34, .csum_offset = 6}, rh;
     size_t len;
     FILE *fp;
 
@@ -311,7 +301,7 @@ TEST(hostile_guest_breaks_its_vring_not_the_switch)
     struct netproc np;
     struct tguest a, b;
     uint8_t f[200], got[4096];
-    struct tnet_hdr h;
+    struct gabi_virtio_net_hdr h;
     uint64_t desc, avail, used;
     struct vring_desc *d;
     struct vring_avail *av;
@@ -336,7 +326,7 @@ TEST(hostile_guest_breaks_its_vring_not_the_switch)
     CHECK_INT(poll(&(struct pollfd){.fd = err, .events = POLLIN}, 1, 10000), 1);
     CHECK_INT(gabi_vhost_client_get_status(a.c, &status), 0);
     CHECK(status & GABI_VIRTIO_STATUS_NEEDS_RESET);
-    make_frame(f, sizeof(f), 9);
+    harness_frame(f, sizeof(f), 9);
     CHECK_INT(tguest_send(&a, 1, NULL, f, sizeof(f), false, false), 0);
     CHECK_INT(tguest_recv(&b, 1, &h, got, sizeof(got), 10000), (int)sizeof(f));
     tguest_free(&a);
@@ -350,14 +340,14 @@ TEST(reconnect_and_refusal_through_the_program)
     struct netproc np;
     struct tguest g;
     uint8_t f[300], got[4096];
-    struct tnet_hdr h;
+    struct gabi_virtio_net_hdr h;
 
     REQUIRE(netproc_start(&np, (const char *[]){"--socket", "@0", "--loopback", "--mode",
                                                 "upstream.guestabi-net.v1", NULL}) == 0);
     for (unsigned round = 0; round < 3; round++) {
         REQUIRE(tguest_connect(&g, np.sock[0], ALL, 1, 0) == 0);
         CHECK_INT(tguest_post_rx(&g, 0, 4, 2048), 0);
-        make_frame(f, sizeof(f), (uint8_t)round);
+        harness_frame(f, sizeof(f), (uint8_t)round);
         CHECK_INT(tguest_send(&g, 0, NULL, f, sizeof(f), false, false), 0);
         CHECK_INT(tguest_recv(&g, 0, &h, got, sizeof(got), 10000), (int)sizeof(f));
         /* round 1 ends with a refusal: a second queue pair is beyond v1 */

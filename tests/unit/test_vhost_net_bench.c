@@ -22,16 +22,6 @@
 
 #define ALL ~0ull
 
-static void make_frame(uint8_t *f, size_t len, uint8_t seed)
-{
-    static const uint8_t head[14] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52,
-                                     0x54, 0x00, 0x00, 0x00, 0x01, 0x88, 0xb5};
-
-    memcpy(f, head, 14);
-    for (size_t i = 14; i < len; i++)
-        f[i] = (uint8_t)(seed + i * 7);
-}
-
 /* Wait until the device has used n TX chains of pair in all (the call fd is signalled:
  * interrupts are on); completions are reaped on the way. */
 static uint16_t wait_tx_used(struct tguest *g, unsigned pair, uint16_t n)
@@ -104,7 +94,7 @@ static void sink_round(const char *const *args, unsigned qflags)
     for (unsigned i = 0; i < 40; i++) {
         size_t len = 60 + 37 * i;
 
-        make_frame(f, len, (uint8_t)i);
+        harness_frame(f, len, (uint8_t)i);
         CHECK_INT(tguest_send(&g, 0, NULL, f, len, i % 2,
                               (qflags & GABI_VHOST_GUESTQ_INDIRECT) && i % 3 == 0),
                   0);
@@ -117,7 +107,7 @@ static void sink_round(const char *const *args, unsigned qflags)
     tguest_free(&g);
     /* a second guest on the same sink starts clean */
     REQUIRE(tguest_connect(&g, np.sock[0], ALL, 1, qflags) == 0);
-    make_frame(f, 100, 1);
+    harness_frame(f, 100, 1);
     CHECK_INT(tguest_send(&g, 0, NULL, f, 100, false, false), 0);
     CHECK_INT(wait_tx_used(&g, 0, 1), 1);
     tguest_free(&g);
@@ -139,7 +129,7 @@ TEST(sink_takes_and_drops)
 static void expect_frames(struct tguest *g, unsigned n, size_t len, unsigned n_bufs)
 {
     uint8_t got[4096];
-    struct tnet_hdr h;
+    struct gabi_virtio_net_hdr h;
 
     for (unsigned i = 0; i < n; i++) {
         memset(got, 0, sizeof(got));
@@ -172,7 +162,7 @@ TEST(generator_fills_rx_buffers_on_kicks)
     expect_frames(&g, 2, 1000, 4);
     CHECK_INT(gabi_vhost_guestq_used_idx(g.q[0]), 8 + 3 + 8);
     /* what the guest sends is taken and dropped */
-    make_frame(f, sizeof(f), 3);
+    harness_frame(f, sizeof(f), 3);
     CHECK_INT(tguest_send(&g, 0, NULL, f, sizeof(f), false, false), 0);
     CHECK_INT(wait_tx_used(&g, 0, 1), 1);
     tguest_free(&g);
@@ -277,7 +267,7 @@ TEST(hostile_chains_in_a_burst_break_that_vring_only)
         u = gabi_vhost_guestmem_ptr(g.gm, used, 4 + 8 * 256);
         CHECK_INT(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE), 0);
         /* pair 1 still goes */
-        make_frame(f, sizeof(f), 1);
+        harness_frame(f, sizeof(f), 1);
         CHECK_INT(tguest_send(&g, 1, NULL, f, sizeof(f), false, false), 0);
         CHECK_INT(wait_tx_used(&g, 1, 1), 1);
         tguest_free(&g);
@@ -371,7 +361,7 @@ TEST(in_order_hands_chains_back_in_order)
     }
     /* eight frames from a, posted at once, the fourth too short to forward (dropped, but
      * handed back in its place) */
-    make_frame(f, sizeof(f), 5);
+    harness_frame(f, sizeof(f), 5);
     for (unsigned i = 0; i < 8; i++) {
         int head = gabi_vhost_guestq_next_head(a.q[1]);
         uint64_t gpa = a.slot_gpa[1] + (uint64_t)head * TGUEST_SLOT;

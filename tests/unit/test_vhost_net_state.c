@@ -92,24 +92,14 @@ static int link_set(struct netproc *np, const char *how)
     return netproc_control(np, req, buf, sizeof(buf)) > 0 && strstr(buf, "\"ok\"") ? 0 : -EIO;
 }
 
-static void make_frame(uint8_t *f, size_t len, uint8_t seed)
-{
-    static const uint8_t head[14] = {0x52, 0x54, 0x00, 0x00, 0x00, 0x02, 0x52,
-                                     0x54, 0x00, 0x00, 0x00, 0x01, 0x88, 0xb5};
-
-    memcpy(f, head, 14);
-    for (size_t i = 14; i < len; i++)
-        f[i] = (uint8_t)(seed + i);
-}
-
 /* n frames of len bytes on pair through a loopback port, each received intact. */
 static bool traffic(struct tguest *g, unsigned pair, unsigned n, size_t len)
 {
     uint8_t f[2048], got[4096];
-    struct tnet_hdr h;
+    struct gabi_virtio_net_hdr h;
 
     for (unsigned i = 0; i < n; i++) {
-        make_frame(f, len, (uint8_t)i);
+        harness_frame(f, len, (uint8_t)i);
         if (tguest_send(g, pair, NULL, f, len, false, false) < 0 ||
             tguest_recv(g, pair, &h, got, sizeof(got), TIMEOUT) != (int)len ||
             memcmp(got, f, len) != 0 || tguest_post_rx(g, pair, 1, 2048) < 0)
@@ -155,7 +145,7 @@ TEST(counters_link_and_mtu_carry_over)
     struct gabi_vhost_state_xfer x;
     struct gabi_error err = {0};
     uint8_t f[200], got[4096];
-    struct tnet_hdr h;
+    struct gabi_virtio_net_hdr h;
     uint16_t bases[4];
     json_t *s0, *s1, *d0, *d1;
 
@@ -202,7 +192,7 @@ TEST(counters_link_and_mtu_carry_over)
     /* the destination runs on it: link down drops, link up forwards, counters go on */
     REQUIRE(tguest_start(&b, 2, NULL) == 0);
     REQUIRE(tguest_post_rx(&b, 0, 16, 2048) == 0);
-    make_frame(f, 100, 1);
+    harness_frame(f, 100, 1);
     CHECK_INT(tguest_send(&b, 0, NULL, f, 100, false, false), 0);
     CHECK_INT(wait_counter(&dst, 0, "tx_dropped", 2), 2); /* taken and dropped */
     CHECK_INT(tguest_recv(&b, 0, &h, got, sizeof(got), 300), -ETIMEDOUT);

@@ -69,7 +69,7 @@ TEST(host_to_guest_and_back)
     struct netproc np;
     struct tguest g;
     uint8_t f[128], got[4096];
-    struct tnet_hdr h;
+    struct gabi_virtio_net_hdr h;
     size_t len;
     int hs;
     bool seen = false;
