@@ -9,6 +9,12 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 export GUESTABI_SYSTEM_CATALOG=          # tests never read this machine's /etc
+if [[ -n ${GUESTABI_REGENERATE+set} ]]; then
+  echo "error: GUESTABI_REGENERATE is set in the environment: a test run never rewrites golden" \
+    "files (unset it; \`make golden-update\` regenerates them)" >&2
+  echo "0 passed, 1 failed, 0 skipped"
+  exit 1
+fi
 jobs=$(nproc 2>/dev/null || echo 2)
 total_pass=0 total_fail=0 total_skip=0
 
