@@ -38,6 +38,16 @@ def document(schema, *args):
     return st, doc
 
 
+def listing(schema, key, members, *args):
+    """A listing (guestabi --json ARGS, exit 0): its entries, each checked for members."""
+    st, doc = document(schema, *args)
+    check_eq(st, 0, "guestabi --json %s: exit status" % " ".join(args))
+    check_eq(set(doc), {"schema", key}, "the members of %s" % schema)
+    for e in doc[key]:
+        check(members <= set(e), "an entry of %s lacks %s: %s" % (schema, members - set(e), e))
+    return doc[key]
+
+
 def check_verdict(doc, operation, st):
     check_eq(set(doc), VERDICT, "the verdict's members")
     check_eq(doc["operation"], operation, "the verdict's operation")
@@ -78,32 +88,24 @@ def main():
              "match's choices")
 
     # platforms: every platform of the catalog, or those a host runs, newest first
-    st, doc = document("guestabi.platforms/1", "platforms")
-    check_eq(st, 0, "platforms: exit status")
-    check_eq(set(doc), {"schema", "platforms"}, "platforms' members")
-    ps = {p["name"]: p for p in doc["platforms"]}
-    for p in doc["platforms"]:
-        check({"name", "order", "requires", "features", "origin"} <= set(p),
-              "a platform's members: %s" % sorted(p))
-    orders = [p["order"] for p in doc["platforms"]]
+    plat = {"name", "order", "requires", "features", "origin"}
+    platforms = listing("guestabi.platforms/1", "platforms", plat, "platforms")
+    ps = {p["name"]: p for p in platforms}
+    orders = [p["order"] for p in platforms]
     check_eq(orders, sorted(orders, reverse=True), "platform orders (newest first)")
     check_in("linux-6.2", ps, "the platforms")
     check({"tap.uso4", "tap.uso6"} <= set(ps["linux-6.2"]["requires"]),
           "linux-6.2 does not require USO: %r" % ps["linux-6.2"]["requires"])
-    st, doc = document("guestabi.platforms/1", "platforms", "--host", H2019)
-    check_eq(st, 0, "platforms --host: exit status")
-    names = [p["name"] for p in doc["platforms"]]
+    names = [p["name"] for p in listing("guestabi.platforms/1", "platforms", plat,
+                                        "platforms", "--host", H2019)]
     check("linux-6.2" not in names and "linux-5.14" in names,
           "host-2019 (kernel 5.4, no USO) runs %s" % names)
 
     # device-types: each with its kind and the versions it writes and loads
-    st, doc = document("guestabi.device-types/1", "device-types")
-    check_eq(st, 0, "device-types: exit status")
-    check_eq(set(doc), {"schema", "device_types"}, "device-types' members")
-    ts = {t["name"]: t for t in doc["device_types"]}
-    for t in doc["device_types"]:
-        check({"name", "kind", "writes", "loads", "origin"} <= set(t),
-              "a device type's members: %s" % sorted(t))
+    types = listing("guestabi.device-types/1", "device_types",
+                    {"name", "kind", "writes", "loads", "origin"}, "device-types")
+    ts = {t["name"]: t for t in types}
+    for t in types:
         check(set(t["writes"]) <= set(t["loads"]), "%s does not load what it writes" % t)
     check_eq(ts["guestabi-blk"]["kind"], "vhost-user", "guestabi-blk's kind")
     check_eq(ts["guestabi-blk"]["loads"], ["1"], "guestabi-blk's loads")
@@ -115,11 +117,12 @@ def main():
     check_eq(set(doc), {"schema", "ok", "modes", "platforms", "device_types"},
              "catalog validate's members")
     check_eq(doc["ok"], True, "catalog validate's ok")
-    _, modes = document("guestabi.modes/1", "--catalog", site, "modes")
-    _, plats = document("guestabi.platforms/1", "--catalog", site, "platforms")
-    _, types = document("guestabi.device-types/1", "--catalog", site, "device-types")
-    check_eq((doc["modes"], doc["platforms"], doc["device_types"]),
-             (len(modes["modes"]), len(plats["platforms"]), len(types["device_types"])),
+    counts = tuple(len(listing(schema, key, {"name", "origin"}, "--catalog", site, cmd))
+                   for schema, key, cmd in (("guestabi.modes/1", "modes", "modes"),
+                                            ("guestabi.platforms/1", "platforms", "platforms"),
+                                            ("guestabi.device-types/1", "device_types",
+                                             "device-types")))
+    check_eq((doc["modes"], doc["platforms"], doc["device_types"]), counts,
              "catalog validate's counts against the listings with --catalog")
     check_eq(doc["platforms"], len(ps) + 1, "platforms counted with the site's one")
     conflict = os.path.join(vmlib.SOURCE_ROOT, "tests", "data", "catalogs", "conflict")
