@@ -5,7 +5,7 @@
 
 BUILD ?= build
 
-.PHONY: all deps build demo check bench clean
+.PHONY: all deps build demo check bench clean golden-update
 
 all: build
 
@@ -22,6 +22,15 @@ demo: build
 check:
 	@tools/deps.sh build test peers
 	@tools/check.sh
+
+# Rewrite every CLI golden case's expected stdout, stderr and status from the built guestabi,
+# for review with git diff (the only way they are regenerated).
+golden-update: build
+	@for c in tests/data/cli/*/; do \
+	  [ -f "$$c/args" ] || continue; \
+	  GUESTABI_SOURCE_ROOT=$(CURDIR) tests/golden/run-golden.sh --regenerate \
+	    $(CURDIR)/$(BUILD)/src/cli/guestabi $(CURDIR)/$${c%/} || exit 1; \
+	done
 
 bench: build
 	@tools/bench.sh $(BUILD)

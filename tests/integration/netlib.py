@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+from checks import check
 import vmlib
 
 
@@ -50,8 +51,8 @@ class Bridge:
     0) so that a guest that moves between taps stays reachable before it announces itself."""
 
     def __init__(self, name, cidr, taps):
-        assert os.environ.get("GUESTABI_TEST_NETNS") == str(os.getpid()), \
-            "call need_root_net() first: bridges live in the test's own network namespace"
+        check(os.environ.get("GUESTABI_TEST_NETNS") == str(os.getpid()),
+              "call need_root_net() first: bridges live in the test's own network namespace")
         self.name = name
         self.taps = list(taps)
         sh("ip", "link", "add", name, "type", "bridge", "ageing_time", "0", "stp_state", "0")

@@ -6,16 +6,19 @@
      "host"): B's stream reader checks the header's device type and version first, loads,
      verifies, commits;
   3. a guest on B reads the data back, byte for byte;
-  4. a stream written by a newer guestabi-blk (state version 2) is refused by C before any
-     byte of it is loaded, and C's disk is left as it was.
+  4. a stream written by a newer guestabi-blk (state version 2), carrying A's data, is refused
+     by C (a file disk holding data of its own) before any byte of it is loaded, and C's disk
+     is left as it was.
 
 QEMU 7.2 predates the device-state messages, so guestabi's front-end drives them between the
 two back-ends while no VM runs, as a host agent does during the stop-and-copy phase."""
 
+import hashlib
 import os
 import subprocess
 import sys
 
+from checks import check, check_eq, check_in
 import vmlib
 
 sys.path.insert(0, os.path.join(vmlib.SOURCE_ROOT, "tests", "fuzz"))
@@ -36,7 +39,7 @@ def backend(sc, name, args):
     sock = os.path.join(sc.dir, name + ".sock")
     be = sc.add(vmlib.Process(name, sc.dir, [gb, "--socket", sock] + args))
     vmlib.wait_for(lambda: os.path.exists(sock) or not be.alive(), 10, name + "'s socket")
-    assert be.alive(), be.output()
+    check(be.alive(), be.output())
     return sock
 
 
@@ -49,7 +52,13 @@ def main():
     with vmlib.Scenario("blk-state") as sc:
         a = backend(sc, "blk-a", ["--disk", os.path.join(sc.dir, "a.img"), "--size", str(SIZE)])
         b = backend(sc, "blk-b", ["--ram", str(SIZE)])
-        c = backend(sc, "blk-c", ["--ram", str(SIZE)])
+        # C's own data, which no stream carries: what C must still hold after a refused load
+        c_img = os.path.join(sc.dir, "c.img")
+        c_own = os.urandom(8 * MIB)
+        with open(c_img, "wb") as f:
+            f.write(c_own)
+            f.truncate(SIZE)
+        c = backend(sc, "blk-c", ["--disk", c_img])
 
         g = sc.add(vmlib.Guest("writer", sc.dir, blkdevs=[{"socket": a}]))
         g.wait_ready()
@@ -60,48 +69,54 @@ def main():
 
         st, out = guestabi("state", "move", "--from", a, "--to", b)
         vmlib.log(out.strip())
-        assert st == 0 and "CHECK_DEVICE_STATE: success" in out, out
+        check(st == 0 and "CHECK_DEVICE_STATE: success" in out, out)
 
         g = sc.add(vmlib.Guest("reader", sc.dir, blkdevs=[{"socket": b}]))
         g.wait_ready()
         read = guest_md5(g, 8)
-        assert read == written, "B's disk reads %s, A's guest wrote %s" % (read, written)
+        check(read == written, "B's disk reads %s, A's guest wrote %s" % (read, written))
         vmlib.log("guest on B reads the same 8 MiB back")
         g.stop()
 
         # C holds data of its own; a stream from a newer guestabi-blk must not touch it.
-        st, out = guestabi("state", "move", "--from", b, "--to", c)
-        assert st == 0, out
         saved = os.path.join(sc.dir, "b.stream")
         st, out = guestabi("state", "save", "--from", b, "--to", saved)
-        assert st == 0, out
+        check(st == 0, out)
         with open(saved, "rb") as f:
             data = f.read()
         # A save that fails (nothing listens there) leaves the file it would replace as it was.
         st, out = guestabi("state", "save", "--from", os.path.join(sc.dir, "nobody.sock"),
                            "--to", saved)
-        assert st == 1 and "REFUSED" in out, out
+        check(st == 1 and "REFUSED" in out, out)
         with open(saved, "rb") as f:
-            assert f.read() == data, "a failed save changed %s" % saved
+            check(f.read() == data, "a failed save changed %s" % saved)
         left = [n for n in os.listdir(sc.dir) if n.startswith("b.stream.")]
-        assert not left, "a failed save left %s behind" % left
+        check(not left, "a failed save left %s behind" % left)
         st, out = guestabi("state", "save", "--from", b, "--to", "/dev/null")
-        assert st == 2 and "not a regular file" in out, out
+        check(st == 2 and "not a regular file" in out, out)
         # The same payload and trailer (its CRC covers the payload only) under a header that
         # says version 2: a whole, valid stream as a newer guestabi-blk would write it.
         payload, trailer = data[128:-16], data[-16:]
+        check(len(payload) == SIZE, "B's stream carries %d bytes of disk" % len(payload))
+        check(payload[:8 * MIB] != c_own, "the version-2 stream carries C's own data")
+        check(hashlib.md5(c_own).hexdigest() != written, "C's data is A's")
         newer = os.path.join(sc.dir, "v2.stream")
         with open(newer, "wb") as f:
             f.write(stream_format.header("guestabi-blk", "2", len(payload)) + payload + trailer)
         st, out = guestabi("state", "load", "--from", newer, "--to", c)
         vmlib.log(out.strip())
-        assert st == 1, "C loaded a version-2 stream:\n" + out
-        assert "(refused)" in out, "not refused for its version:\n" + out
+        check(st == 1, "C loaded a version-2 stream:\n" + out)
+        check_in("state load from %s to %s: REFUSED" % (newer, c), out)
+        check_in("CHECK_DEVICE_STATE: the load failed: 7 (refused)", out)
         log = [p for p in sc.things if getattr(p, "name", "") == "blk-c"][0].output()
-        assert "\"2\"" in log or " 2 " in log, "C's log does not name version 2:\n" + log
+        check_in("device state load failed (refused): the device does not load guestabi-blk "
+                 "state version \"2\"", log, "C's log")
+        with open(c_img, "rb") as f:
+            check(f.read(8 * MIB) == c_own, "C's disk file changed after a refused load")
         g = sc.add(vmlib.Guest("checker", sc.dir, blkdevs=[{"socket": c}]))
         g.wait_ready()
-        assert guest_md5(g, 8) == written, "C's disk changed after a refused load"
+        check_eq(guest_md5(g, 8), hashlib.md5(c_own).hexdigest(),
+                 "md5 of C's disk after a refused load (A's data: %s)" % written)
         vmlib.log("ok: disk moved as device state; a newer version refused before loading")
 
 

@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 
+from checks import check
 import vmlib
 
 
@@ -39,22 +40,22 @@ def main():
             r = subprocess.run([guestabi, "probe", "--json", "--only", "vhost-user",
                                 "--vhost-user", "virtio-net:testpmd=" + a],
                                capture_output=True, text=True, env=env)
-            assert r.returncode == 0, r.stdout + r.stderr
+            check(r.returncode == 0, r.stdout + r.stderr)
             caps = json.loads(r.stdout)
-            assert len(caps["backends"]) == 1, r.stdout
+            check(len(caps["backends"]) == 1, r.stdout)
             be = caps["backends"][0]
-            assert "dpdk.testpmd-vhost.22.11" in be["modes"], be["modes"]
-            assert "VHOST_USER_PROTOCOL_F_REPLY_ACK" in be["offer"]["protocol_features"]
-            assert "VIRTIO_NET_F_HOST_TSO4" not in be["offer"]["features"]
-            assert be["offer"]["max_queue_pairs"] == 128, be["offer"]
+            check("dpdk.testpmd-vhost.22.11" in be["modes"], be["modes"])
+            check("VHOST_USER_PROTOCOL_F_REPLY_ACK" in be["offer"]["protocol_features"])
+            check("VIRTIO_NET_F_HOST_TSO4" not in be["offer"]["features"])
+            check(be["offer"]["max_queue_pairs"] == 128, be["offer"])
             vmlib.log("testpmd runs: " + ", ".join(be["modes"]))
 
             r = subprocess.run([bench, "--connect", sc.dir, "-t", "1", "--sizes", "64,1500"],
                                capture_output=True, text=True, env=env, timeout=120)
             out = r.stdout + r.stderr
-            assert r.returncode == 0, out
+            check(r.returncode == 0, out)
             rates = [float(x) for x in re.findall(r"([0-9.]+) Mpps", out)]
-            assert len(rates) >= 2 and all(x > 0 for x in rates), out
+            check(len(rates) >= 2 and all(x > 0 for x in rates), out)
             vmlib.log("our front-end through testpmd's io forwarding:\n" + out.strip())
         finally:
             keep.kill()

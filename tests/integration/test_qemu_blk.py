@@ -10,6 +10,7 @@ import hashlib
 import os
 import re
 
+from checks import check
 import vmlib
 
 MIB = 1 << 20
@@ -21,7 +22,7 @@ def host_md5(path, offset, length):
     with open(path, "rb") as f:
         f.seek(offset)
         data = f.read(length)
-    assert len(data) == length, "short read of %s" % path
+    check(len(data) == length, "short read of %s" % path)
     return hashlib.md5(data).hexdigest()
 
 
@@ -37,7 +38,7 @@ def start_backend(sc, gb, name, sock, args):
         os.unlink(sock)
     be = sc.add(vmlib.Process(name, sc.dir, [gb, "--socket", sock] + args))
     vmlib.wait_for(lambda: os.path.exists(sock) or not be.alive(), 10, name + "'s socket")
-    assert be.alive(), "%s did not start:\n%s" % (name, be.output())
+    check(be.alive(), "%s did not start:\n%s" % (name, be.output()))
     return be
 
 
@@ -45,9 +46,9 @@ def check_clean(be):
     """Every connection the back-end saw ended without a failed request or a broken ring."""
     out = be.output()
     ends = re.findall(r"disconnected: .*errors (\d+)/(\d+)\)", out)
-    assert ends, "%s saw no connection end:\n%s" % (be.name, out)
-    assert all(e == ("0", "0") for e in ends), "%s failed requests:\n%s" % (be.name, out)
-    assert "broken" not in out, "%s broke a vring:\n%s" % (be.name, out)
+    check(ends, "%s saw no connection end:\n%s" % (be.name, out))
+    check(all(e == ("0", "0") for e in ends), "%s failed requests:\n%s" % (be.name, out))
+    check("broken" not in out, "%s broke a vring:\n%s" % (be.name, out))
 
 
 def main():
@@ -69,13 +70,13 @@ def main():
         g = sc.add(vmlib.Guest("guest1", sc.dir, blkdevs=[{"socket": sock}]))
         g.wait_ready()
         size = g.check("cat /sys/block/vda/size").strip()
-        assert size == str(DISK_SIZE // 512), "capacity: %r" % size
+        check(size == str(DISK_SIZE // 512), "capacity: %r" % size)
         serial = g.check("cat /sys/block/vda/serial").strip()
-        assert serial == SERIAL, "serial: %r" % serial
-        assert g.check("cat /sys/block/vda/queue/max_segments").strip() == "62"
-        assert g.check("cat /sys/block/vda/queue/discard_max_bytes").strip() == "0"
-        assert guest_md5(g, 8 * MIB, MIB) == hashlib.md5(host_data).hexdigest(), \
-            "the guest does not read what the host wrote"
+        check(serial == SERIAL, "serial: %r" % serial)
+        check(g.check("cat /sys/block/vda/queue/max_segments").strip() == "62")
+        check(g.check("cat /sys/block/vda/queue/discard_max_bytes").strip() == "0")
+        check(guest_md5(g, 8 * MIB, MIB) == hashlib.md5(host_data).hexdigest(),
+              "the guest does not read what the host wrote")
 
         # 4 MiB of random data at 16 MiB, written with O_DIRECT and fsync
         g.check("dd if=/dev/urandom of=/tmp/pat bs=65536 count=64 2>/dev/null")
@@ -86,23 +87,23 @@ def main():
         g.check("dd if=/dev/urandom of=/tmp/pat2 bs=65536 count=16 2>/dev/null")
         want2 = g.check("md5sum /tmp/pat2").split()[0]
         g.check("dd if=/tmp/pat2 of=/dev/vda bs=65536 seek=384 conv=fsync 2>/dev/null && sync")
-        assert host_md5(disk, 16 * MIB, 4 * MIB) == want, "the file differs from the guest's dd"
-        assert host_md5(disk, 24 * MIB, MIB) == want2, "the cached write is not in the file"
-        assert guest_md5(g, 16 * MIB, 4 * MIB) == want, "the guest reads back other data"
-        assert guest_md5(g, 24 * MIB, MIB) == want2
+        check(host_md5(disk, 16 * MIB, 4 * MIB) == want, "the file differs from the guest's dd")
+        check(host_md5(disk, 24 * MIB, MIB) == want2, "the cached write is not in the file")
+        check(guest_md5(g, 16 * MIB, 4 * MIB) == want, "the guest reads back other data")
+        check(guest_md5(g, 24 * MIB, MIB) == want2)
         vmlib.log("guest1: wrote and read back 5 MiB; the host's file agrees")
         g.stop()
 
         # the guest restarts on the same back-end (a new vhost-user connection)
         g = sc.add(vmlib.Guest("guest2", sc.dir, blkdevs=[{"socket": sock}]))
         g.wait_ready()
-        assert guest_md5(g, 16 * MIB, 4 * MIB) == want, "lost across a guest restart"
-        assert guest_md5(g, 24 * MIB, MIB) == want2
+        check(guest_md5(g, 16 * MIB, 4 * MIB) == want, "lost across a guest restart")
+        check(guest_md5(g, 24 * MIB, MIB) == want2)
         g.stop()
         vmlib.wait_for(lambda: be.output().count("disconnected:") >= 2, 10,
                        "the back-end to see guest2 go")
         check_clean(be)
-        assert be.stop() == 0, "guestabi-blk did not stop cleanly:\n" + be.output()
+        check(be.stop() == 0, "guestabi-blk did not stop cleanly:\n" + be.output())
 
         # the back-end restarts on the same file, in a multi-queue mode with discard
         be = start_backend(sc, gb, "guestabi-blk-2", sock,
@@ -111,12 +112,12 @@ def main():
         g = sc.add(vmlib.Guest("guest3", sc.dir, blkdevs=[{"socket": sock, "queues": 2}],
                                extra=["-smp", "2"]))
         g.wait_ready()
-        assert guest_md5(g, 16 * MIB, 4 * MIB) == want, "lost across a back-end restart"
-        assert guest_md5(g, 8 * MIB, MIB) == hashlib.md5(host_data).hexdigest()
+        check(guest_md5(g, 16 * MIB, 4 * MIB) == want, "lost across a back-end restart")
+        check(guest_md5(g, 8 * MIB, MIB) == hashlib.md5(host_data).hexdigest())
         nq = g.check("ls /sys/block/vda/mq").split()
-        assert len(nq) == 2, "guest queues: %r" % nq
+        check(len(nq) == 2, "guest queues: %r" % nq)
         dmax = int(g.check("cat /sys/block/vda/queue/discard_max_bytes").strip())
-        assert dmax > 0, "no discard in the guest"
+        check(dmax > 0, "no discard in the guest")
         with open(disk, "rb") as f:
             f.seek(16 * MIB)
             before = f.read(4 * MIB)
@@ -125,14 +126,14 @@ def main():
         with open(disk, "rb") as f:
             f.seek(16 * MIB)
             after = f.read(4 * MIB)
-        assert after[:MIB] == bytes(MIB), "the discarded range does not read as zeroes"
-        assert after[MIB:] == before[MIB:], "discard touched more than its range"
-        assert guest_md5(g, 16 * MIB, MIB) == hashlib.md5(bytes(MIB)).hexdigest()
-        assert guest_md5(g, 17 * MIB, 3 * MIB) == hashlib.md5(before[MIB:]).hexdigest()
+        check(after[:MIB] == bytes(MIB), "the discarded range does not read as zeroes")
+        check(after[MIB:] == before[MIB:], "discard touched more than its range")
+        check(guest_md5(g, 16 * MIB, MIB) == hashlib.md5(bytes(MIB)).hexdigest())
+        check(guest_md5(g, 17 * MIB, 3 * MIB) == hashlib.md5(before[MIB:]).hexdigest())
         g.stop()
         vmlib.wait_for(lambda: "disconnected:" in be.output(), 10, "the back-end to see guest3 go")
         check_clean(be)
-        assert be.stop() == 0, "guestabi-blk did not stop cleanly:\n" + be.output()
+        check(be.stop() == 0, "guestabi-blk did not stop cleanly:\n" + be.output())
         vmlib.log("ok: data kept across guest and back-end restarts; discard through the guest")
 
 

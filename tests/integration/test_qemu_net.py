@@ -4,6 +4,7 @@ ping both ways, including large frames that need mergeable receive buffers."""
 
 import os
 
+from checks import check
 import netlib
 import vmlib
 
@@ -22,13 +23,13 @@ def main():
                                cmdline="gabi.ip=10.78.0.2/24"))
         g.wait_ready()
         got, out = netlib.ping("10.78.0.2", count=10, interval=0.1)
-        assert got == 10, "host -> guest: %d of 10 replies\n%s" % (got, out)
+        check(got == 10, "host -> guest: %d of 10 replies\n%s" % (got, out))
         # 8000-byte pings: several receive buffers per frame with MRG_RXBUF, IP fragments
         got, out = netlib.ping("10.78.0.2", count=5, size=8000, pattern="5a")
-        assert got == 5, "large pings: %d of 5\n%s" % (got, out)
+        check(got == 5, "large pings: %d of 5\n%s" % (got, out))
         st, out = g.run("ping -c 5 -W 2 10.78.0.1")
-        assert st == 0 and "5 packets received" in out, "guest -> host:\n" + out
-        assert be.alive(), "guestabi-net died:\n" + be.output()
+        check(st == 0 and "5 packets received" in out, "guest -> host:\n" + out)
+        check(be.alive(), "guestabi-net died:\n" + be.output())
         vmlib.log("ok: traffic both ways through guestabi-net and a tap")
 
 

@@ -14,6 +14,8 @@ import sys
 import tempfile
 import time
 
+import checks  # noqa: F401  (an optimised run, whose asserts would vanish, refuses to start)
+
 SOURCE_ROOT = os.environ.get("GUESTABI_SOURCE_ROOT", os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))))
 BUILD_ROOT = os.environ.get("GUESTABI_BUILD_ROOT", os.path.join(SOURCE_ROOT, "build"))

@@ -3,7 +3,9 @@
 
 /*
  * A tiny TAP producer for unit tests: TEST(name) { ... } registers a case; CHECK* record a
- * failure with file:line and go on; REQUIRE* stop the case. main() comes from TAP_MAIN().
+ * failure with file:line and go on; REQUIRE* stop the case; SKIP_CASE(reason...) ends a case
+ * that cannot check anything here as "ok N - name # SKIP reason" (tools/check.sh counts it as
+ * skipped, never as passed). main() comes from TAP_MAIN().
  */
 
 #include <inttypes.h>
@@ -20,6 +22,7 @@ struct tap_case {
 extern struct tap_case tap_cases[];
 extern size_t tap_n_cases;
 extern int tap_failed;
+extern char tap_skip_reason[256];
 
 #define TAP_MAX_CASES 256
 
@@ -54,6 +57,12 @@ extern int tap_failed;
         }                                                                                          \
     } while (0)
 
+#define SKIP_CASE(...)                                                                             \
+    do {                                                                                           \
+        snprintf(tap_skip_reason, sizeof(tap_skip_reason), __VA_ARGS__);                           \
+        return;                                                                                    \
+    } while (0)
+
 #define CHECK_INT(a, b)                                                                            \
     do {                                                                                           \
         long long _a = (long long)(a), _b = (long long)(b);                                        \
@@ -79,6 +88,7 @@ extern int tap_failed;
     struct tap_case tap_cases[TAP_MAX_CASES];                                                      \
     size_t tap_n_cases;                                                                            \
     int tap_failed;                                                                                \
+    char tap_skip_reason[256];                                                                     \
     int main(int argc, char **argv)                                                                \
     {                                                                                              \
         int any = 0;                                                                               \
@@ -86,12 +96,16 @@ extern int tap_failed;
         printf("1..%zu\n", tap_n_cases);                                                           \
         for (size_t i = 0; i < tap_n_cases; i++) {                                                 \
             tap_failed = 0;                                                                        \
+            tap_skip_reason[0] = '\0';                                                             \
             if (argc > 1 && !strstr(tap_cases[i].name, argv[1])) {                                 \
                 printf("ok %zu - %s # SKIP filtered\n", i + 1, tap_cases[i].name);                 \
                 continue;                                                                          \
             }                                                                                      \
             tap_cases[i].fn();                                                                     \
-            printf("%s %zu - %s\n", tap_failed ? "not ok" : "ok", i + 1, tap_cases[i].name);       \
+            if (tap_skip_reason[0] && !tap_failed)                                                 \
+                printf("ok %zu - %s # SKIP %s\n", i + 1, tap_cases[i].name, tap_skip_reason);      \
+            else                                                                                   \
+                printf("%s %zu - %s\n", tap_failed ? "not ok" : "ok", i + 1, tap_cases[i].name);   \
             any |= tap_failed;                                                                     \
         }                                                                                          \
         return any;                                                                                \

@@ -585,6 +585,7 @@ TEST(discard_releases_file_blocks)
     struct tb_guest g;
     uint64_t before, after;
     struct blk_range r = {0, 8192, 0}; /* 4 MiB */
+    bool holes;
 
     REQUIRE(tb_dev_start(&d, &tb_mode_mq, &file_disk) == 0);
     REQUIRE(tb_connect(&g, d.sock, ALL, 1, 256, 0) == 0);
@@ -597,13 +598,14 @@ TEST(discard_releases_file_blocks)
     CHECK(before >= 8192);
     CHECK_INT(ranges(&g, VIRTIO_BLK_T_DISCARD, &r, 1), 0);
     after = tb_dev_file_blocks(&d);
-    /* punched, where the file system punches holes (else zeroes were written) */
-    if (punches_holes(d.dir))
-        CHECK(after + 8192 - 64 <= before);
-    else
-        printf("# the file system of %s punches no holes\n", d.disk);
+    holes = punches_holes(d.dir);
     tb_disconnect(&g);
     tb_dev_stop(&d);
+    /* punched, where the file system punches holes (elsewhere zeroes are written, which
+     * discard_and_write_zeroes_file reads back, and there is nothing to release) */
+    if (!holes)
+        SKIP_CASE("the file system of /tmp punches no holes");
+    CHECK(after + 8192 - 64 <= before);
 }
 
 TEST(unoffered_requests_are_unsupported)

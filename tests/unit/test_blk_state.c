@@ -5,7 +5,8 @@
  * the source resumes untouched. Loads that must fail (another size, a version the catalog
  * rule does not load, a truncated or corrupted stream, a read-only disk, a running source)
  * leave the destination's disk exactly as it was, scratch files included. Then the same with
- * two guestabi-blk processes.
+ * two guestabi-blk processes, and with `guestabi state move|save|load` (the program) between
+ * three of them: no QEMU needed.
  */
 
 #include <dirent.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "blk_test.h"
+#include "child.h"
 #include <guestabi/util.h>
 
 #include "tap.h"
@@ -409,6 +411,127 @@ TEST(two_processes)
     CHECK(!scratch_left(pb.dir));
     tb_proc_cleanup(&pa);
     tb_proc_cleanup(&pb);
+}
+
+/* guestabi state CMD --from FROM --to TO: its exit status, its output in out. */
+static int state_cmd(const char *cmd, const char *from, const char *to, char *out, size_t size)
+{
+    const char *args[] = {"state", cmd, "--from", from, "--to", to, NULL};
+    int st =
+        child_run(child_argv(child_binary("src/cli/guestabi"), args, NULL, NULL, -1), out, size);
+
+    printf("# guestabi state %s: exit %d\n", cmd, st);
+    for (const char *l = out; *l;) {
+        size_t n = strcspn(l, "\n");
+
+        printf("#   %.*s\n", (int)n, l);
+        l += n + (l[n] == '\n');
+    }
+    return st;
+}
+
+/* Write fill(seed) into the back-end at sock, then disconnect (as a stopped VM does). */
+static int fill_through(const char *sock, uint32_t seed)
+{
+    struct tb_guest g;
+    int r;
+
+    if (tb_connect(&g, sock, ALL, 1, 256, 0) < 0)
+        return -EIO;
+    r = fill(&g, seed);
+    tb_disconnect(&g);
+    return r;
+}
+
+/* Whether the back-end at sock holds fill(seed). */
+static bool holds_through(const char *sock, uint32_t seed)
+{
+    struct tb_guest g;
+    bool ok;
+
+    if (tb_connect(&g, sock, ALL, 1, 256, 0) < 0)
+        return false;
+    ok = holds(&g, seed);
+    tb_disconnect(&g);
+    return ok;
+}
+
+/* `guestabi state move|save|load` between guestabi-blk processes, our front-end as the guest
+ * that writes and reads their disks: the commands as a host agent runs them, without QEMU. */
+TEST(guestabi_state_commands_between_processes)
+{
+    struct tb_proc pa, pb, pc;
+    char out[4096], saved[128], bad[128];
+    struct stat st;
+    int fd;
+
+    REQUIRE(tb_proc_init(&pa) == 0 && tb_proc_init(&pb) == 0 && tb_proc_init(&pc) == 0);
+    REQUIRE(tb_proc_start(&pa,
+                          (const char *[]){"--socket", "@S", "--disk", "@D", "--size", "8M", NULL},
+                          out, sizeof(out)) == 0);
+    REQUIRE(tb_proc_start(&pb, (const char *[]){"--socket", "@S", "--ram", "8M", NULL}, out,
+                          sizeof(out)) == 0);
+    REQUIRE(tb_proc_start(&pc,
+                          (const char *[]){"--socket", "@S", "--disk", "@D", "--size", "8M", NULL},
+                          out, sizeof(out)) == 0);
+    REQUIRE(fill_through(pa.sock, 600) == 0);
+    REQUIRE(fill_through(pb.sock, 650) == 0); /* B's own data, replaced by the move */
+
+    /* move: A's disk into B */
+    CHECK_INT(state_cmd("move", pa.sock, pb.sock, out, sizeof(out)), 0);
+    CHECK_CONTAINS(out, "CHECK_DEVICE_STATE: success");
+    CHECK(holds_through(pb.sock, 600));
+    CHECK(holds_through(pa.sock, 600)); /* the source keeps its disk */
+
+    /* save: B's disk into a file of the header, the disk and the trailer */
+    snprintf(saved, sizeof(saved), "%s/saved.stream", pc.dir);
+    snprintf(bad, sizeof(bad), "%s/bad.stream", pc.dir);
+    CHECK_INT(state_cmd("save", pb.sock, saved, out, sizeof(out)), 0);
+    CHECK_CONTAINS(out, "CHECK_DEVICE_STATE: success");
+    REQUIRE(stat(saved, &st) == 0);
+    CHECK_INT(st.st_size, DISK + STREAM);
+
+    /* load: into C, which held data of its own */
+    REQUIRE(fill_through(pc.sock, 700) == 0);
+    CHECK_INT(state_cmd("load", saved, pc.sock, out, sizeof(out)), 0);
+    CHECK_CONTAINS(out, "CHECK_DEVICE_STATE: success");
+    CHECK(holds_through(pc.sock, 600));
+
+    /* a stream with one payload byte changed (its CRC no longer matches) is refused by C,
+     * whose disk (other data again) stays as it was */
+    REQUIRE(fill_through(pc.sock, 800) == 0);
+    {
+        int in = open(saved, O_RDONLY | O_CLOEXEC);
+        const off_t at = GABI_VHOST_STATE_HEADER_SIZE + 3 * MIB + 5; /* in fill()'s data */
+        uint8_t byte;
+        ssize_t n;
+
+        fd = open(bad, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        REQUIRE(in >= 0 && fd >= 0);
+        while ((n = read(in, buf_a, sizeof(buf_a))) > 0)
+            REQUIRE(write(fd, buf_a, (size_t)n) == n);
+        close(in);
+        REQUIRE(pread(fd, &byte, 1, at) == 1);
+        byte ^= 0x5a;
+        REQUIRE(pwrite(fd, &byte, 1, at) == 1);
+        close(fd);
+    }
+    CHECK_INT(state_cmd("load", bad, pc.sock, out, sizeof(out)), 1);
+    CHECK_CONTAINS(out, "CHECK_DEVICE_STATE: the load failed: 12 (bad-checksum)");
+    CHECK_CONTAINS(out, "REFUSED");
+    CHECK(holds_through(pc.sock, 800));
+    CHECK(!holds_through(pc.sock, 600));
+
+    unlink(saved);
+    unlink(bad);
+    CHECK_INT(tb_proc_stop(&pa), 0);
+    CHECK_INT(tb_proc_stop(&pb), 0);
+    CHECK_INT(tb_proc_stop(&pc), 0);
+    tb_proc_log(&pc, out, sizeof(out));
+    CHECK_CONTAINS(out, "disk image loaded");
+    tb_proc_cleanup(&pa);
+    tb_proc_cleanup(&pb);
+    tb_proc_cleanup(&pc);
 }
 
 TAP_MAIN()

@@ -9,14 +9,18 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/ethtool.h>
 #include <linux/if_packet.h>
+#include <linux/sockios.h>
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "test_vhost_harness.h"
@@ -64,6 +68,99 @@ static bool is_ours(const uint8_t *f, size_t len, const char *marker)
            f[13] == (ETHERTYPE_TEST & 0xff) && memcmp(f + 14, marker, strlen(marker)) == 0;
 }
 
+/* Frames the tap has handed to its reader (guestabi-net): the tap's tx_packets, from
+ * /proc/net/dev, which shows this process's network namespace (/sys/class/net shows the one
+ * sysfs was mounted in). -1 when the tap is not there. */
+static long long tap_taken(void)
+{
+    char line[512];
+    long long v = -1;
+    FILE *f = fopen("/proc/net/dev", "r");
+
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f)) {
+        char *colon = strchr(line, ':'), *name = line;
+        unsigned long long c[10];
+
+        if (!colon)
+            continue;
+        *colon = '\0';
+        while (*name == ' ')
+            name++;
+        if (strcmp(name, tap_name) != 0)
+            continue;
+        if (sscanf(colon + 1, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &c[0], &c[1],
+                   &c[2], &c[3], &c[4], &c[5], &c[6], &c[7], &c[8], &c[9]) == 10)
+            v = (long long)c[9];
+    }
+    fclose(f);
+    return v;
+}
+
+/* Wait (up to 10 s) until the tap has handed over at least n frames: true if it did. */
+static bool tap_taken_reaches(long long n)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (tap_taken() >= n)
+            return true;
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    return false;
+}
+
+/* The tap's transmit checksum offload as ethtool -k shows it (tx-checksumming): 1 when the
+ * tap's reader took TUN_F_CSUM, 0 when not, -errno. */
+static int tap_tx_csum(void)
+{
+    struct ethtool_value ev = {.cmd = ETHTOOL_GTXCSUM};
+    struct ifreq ifr = {0};
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), r;
+
+    if (s < 0)
+        return -errno;
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", tap_name);
+    ifr.ifr_data = (char *)&ev;
+    r = ioctl(s, SIOCETHTOOL, &ifr) < 0 ? -errno : (int)ev.data;
+    close(s);
+    return r;
+}
+
+/* Receive frames on pair 0 until one carries marker: true if it came (up to 64 frames, 10 s
+ * each); *other is set when one carrying not_marker came first. */
+static bool recv_marker(struct tguest *g, const char *marker, const char *not_marker, bool *other)
+{
+    uint8_t got[4096];
+    struct tnet_hdr h;
+
+    for (int i = 0; i < 64; i++) {
+        int n = tguest_recv(g, 0, &h, got, sizeof(got), 10000);
+
+        if (n < 0)
+            return false;
+        CHECK_INT(tguest_post_rx(g, 0, 1, 2048), 0);
+        if (not_marker && is_ours(got, (size_t)n, not_marker))
+            *other = true;
+        if (is_ours(got, (size_t)n, marker))
+            return true;
+    }
+    return false;
+}
+
+/* Wait (up to 10 s) until guestabi-net's control socket says port 0 has no front-end. */
+static bool port_disconnected(struct netproc *np)
+{
+    char buf[65536];
+
+    for (int i = 0; i < 1000; i++) {
+        if (netproc_control(np, "stats 0", buf, sizeof(buf)) > 0 &&
+            strstr(buf, "\"connected\":false"))
+            return true;
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    return false;
+}
+
 TEST(host_to_guest_and_back)
 {
     struct netproc np;
@@ -72,10 +169,12 @@ TEST(host_to_guest_and_back)
     struct gabi_virtio_net_hdr h;
     size_t len;
     int hs;
-    bool seen = false;
+    long long taken;
+    bool seen = false, stale = false;
 
     REQUIRE(netproc_start(&np, (const char *[]){"--socket", "@0", "--tap", tap_name, "--mode",
-                                                "upstream.guestabi-net.v2", NULL}) == 0);
+                                                "upstream.guestabi-net.v2", "--control", "@c",
+                                                NULL}) == 0);
     hs = host_socket();
     REQUIRE(hs >= 0);
     REQUIRE(tguest_connect(&g, np.sock[0], ~0ull, 1, GABI_VHOST_GUESTQ_EVENT_IDX) == 0);
@@ -111,28 +210,105 @@ TEST(host_to_guest_and_back)
     }
     CHECK(seen);
 
-    /* the guest disconnects: frames from the host are dropped, and a new guest works */
+    /* the guest disconnects: frames from the host are taken from the tap and dropped (the
+     * tap hands them over, and the next guest never sees them), and a new guest works */
     tguest_free(&g);
+    CHECK(port_disconnected(&np));
+    taken = tap_taken();
+    CHECK(taken >= 0);
+    len = test_frame(f, "while away");
     CHECK_INT(send(hs, f, len, 0), (ssize_t)len);
+    CHECK(tap_taken_reaches(taken + 1));
     REQUIRE(tguest_connect(&g, np.sock[0], ~0ull, 1, 0) == 0);
     CHECK_INT(tguest_post_rx(&g, 0, 64, 2048), 0);
     len = test_frame(f, "again");
     CHECK_INT(send(hs, f, len, 0), (ssize_t)len);
-    seen = false;
-    for (int i = 0; i < 64 && !seen; i++) {
-        int n = tguest_recv(&g, 0, &h, got, sizeof(got), 10000);
-
-        if (n < 0)
-            break;
-        seen = is_ours(got, (size_t)n, "again");
-        CHECK_INT(tguest_post_rx(&g, 0, 1, 2048), 0);
-    }
+    seen = recv_marker(&g, "again", "while away", &stale);
     CHECK(seen);
+    CHECK(!stale);
     tguest_free(&g);
     close(hs);
     CHECK_INT(netproc_stop(&np), 0);
     /* the tap went away with the program */
     CHECK_INT(if_nametoindex(tap_name), 0);
+}
+
+/* docs/guestabi-net.md: TUNSETOFFLOAD gives the tap TUN_F_CSUM only when the guest acked
+ * GUEST_CSUM. The kernel shows it as the tap's tx-checksumming (NETIF_F_HW_CSUM). */
+TEST(tap_checksum_offload_only_with_guest_csum)
+{
+    struct netproc np;
+    struct tguest g;
+
+    REQUIRE(netproc_start(&np, (const char *[]){"--socket", "@0", "--tap", tap_name, "--mode",
+                                                "upstream.guestabi-net.v3", NULL}) == 0);
+    CHECK_INT(tap_tx_csum(), 0); /* no guest yet */
+    REQUIRE(tguest_connect(&g, np.sock[0], ~0ull, 1, 0) == 0);
+    CHECK(g.features & (1ull << GABI_NET_F_GUEST_CSUM));
+    CHECK_INT(tap_tx_csum(), 1);
+    tguest_free(&g);
+    /* the next guest does not take GUEST_CSUM: the tap loses TUN_F_CSUM again */
+    REQUIRE(tguest_connect(&g, np.sock[0], ~(1ull << GABI_NET_F_GUEST_CSUM), 1, 0) == 0);
+    CHECK(!(g.features & (1ull << GABI_NET_F_GUEST_CSUM)));
+    CHECK(g.features & (1ull << GABI_NET_F_CSUM));
+    CHECK_INT(tap_tx_csum(), 0);
+    tguest_free(&g);
+    CHECK_INT(netproc_stop(&np), 0);
+    /* a mode without GUEST_CSUM never gives it */
+    REQUIRE(netproc_start(&np, (const char *[]){"--socket", "@0", "--tap", tap_name, "--mode",
+                                                "upstream.guestabi-net.v2", NULL}) == 0);
+    REQUIRE(tguest_connect(&g, np.sock[0], ~0ull, 1, 0) == 0);
+    CHECK(!(g.features & (1ull << GABI_NET_F_GUEST_CSUM)));
+    CHECK_INT(tap_tx_csum(), 0);
+    tguest_free(&g);
+    CHECK_INT(netproc_stop(&np), 0);
+}
+
+/* docs/guestabi-net.md: while a port is suspended (every vring stopped with GET_VRING_BASE), a
+ * tap port leaves the host's frames in the tap until the guest's receive vring runs again. */
+TEST(suspended_tap_port_leaves_host_frames_in_the_tap)
+{
+    struct netproc np;
+    struct tguest g;
+    uint8_t f[128];
+    uint16_t bases[2], used_rx;
+    size_t len;
+    long long taken;
+    int hs;
+    bool early = false;
+
+    REQUIRE(netproc_start(&np, (const char *[]){"--socket", "@0", "--tap", tap_name, "--mode",
+                                                "upstream.guestabi-net.v2", NULL}) == 0);
+    hs = host_socket();
+    REQUIRE(hs >= 0);
+    REQUIRE(tguest_connect(&g, np.sock[0], ~0ull, 1, 0) == 0);
+    CHECK_INT(tguest_post_rx(&g, 0, 64, 2048), 0);
+    len = test_frame(f, "before");
+    CHECK_INT(send(hs, f, len, 0), (ssize_t)len);
+    CHECK(recv_marker(&g, "before", NULL, NULL));
+
+    REQUIRE(tguest_stop(&g, bases) == 0);
+    used_rx = gabi_vhost_guestq_used_idx(g.q[0]);
+    taken = tap_taken();
+    CHECK(taken >= 0);
+    len = test_frame(f, "while suspended");
+    CHECK_INT(send(hs, f, len, 0), (ssize_t)len);
+    /* the guest posts more buffers meanwhile: still nothing is read from the tap, nothing
+     * written to the guest */
+    CHECK_INT(tguest_post_rx(&g, 0, 8, 2048), 0);
+    nanosleep(&(struct timespec){0, 500 * 1000 * 1000}, NULL);
+    CHECK_INT(tap_taken(), taken);
+    CHECK_INT(gabi_vhost_guestq_used_idx(g.q[0]), used_rx);
+
+    /* resumed where it stopped: the frame comes out of the tap into the guest */
+    REQUIRE(tguest_start(&g, 1, bases) == 0);
+    CHECK(gabi_vhost_guestq_kick(g.q[0]) >= 0);
+    CHECK(recv_marker(&g, "while suspended", "before", &early));
+    CHECK(!early);
+    CHECK(tap_taken() >= taken + 1);
+    tguest_free(&g);
+    close(hs);
+    CHECK_INT(netproc_stop(&np), 0);
 }
 
 int tap_cases_main(int argc, char **argv);
@@ -157,8 +333,18 @@ int main(int argc, char **argv)
     close(s);
     /* a network namespace of our own (guestabi-net inherits it): the machine's real network
      * never sees the tap; where that is not allowed, the tap is short-lived all the same */
-    if (unshare(CLONE_NEWNET) < 0)
+    if (unshare(CLONE_NEWNET) < 0) {
         printf("# unshare(CLONE_NEWNET): %s: using this namespace\n", strerror(errno));
+    } else {
+        /* nothing of the host's own (IPv6 router solicitations and the like) goes out on the
+         * tap: what the tap hands over is what this test sent */
+        FILE *f = fopen("/proc/sys/net/ipv6/conf/default/disable_ipv6", "w");
+
+        if (f) {
+            fputs("1\n", f);
+            fclose(f);
+        }
+    }
     snprintf(tap_name, sizeof(tap_name), "gabit%d", (int)getpid() % 1000000);
     return tap_cases_main(argc, argv);
 }
