@@ -131,7 +131,7 @@ static int tap_tx_csum(void)
 static bool recv_marker(struct tguest *g, const char *marker, const char *not_marker, bool *other)
 {
     uint8_t got[4096];
-    struct tnet_hdr h;
+    struct gabi_virtio_net_hdr h;
 
     for (int i = 0; i < 64; i++) {
         int n = tguest_recv(g, 0, &h, got, sizeof(got), 10000);
