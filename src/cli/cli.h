@@ -51,6 +51,11 @@ int cli_errorf(struct cli *cli, const char *fmt, ...) __attribute__((format(prin
 int cli_usage_error(struct cli *cli, const struct cli_command *cmd, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A name or version given on the command line, checked by the rule documents follow
+ * (gabi_name_check / gabi_version_check): 0, or -1 after a usage error naming the option. */
+int cli_check_value(struct cli *cli, const struct cli_command *cmd, const char *option,
+                    const char *value, bool version);
+
 /* Human output helpers. */
 const char *cli_short_feature(const char *name);
 void cli_print_features(FILE *f, const char *label, enum gabi_device_class cls, uint64_t mask);

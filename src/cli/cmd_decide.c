@@ -218,29 +218,28 @@ static int match_opt(struct cli *cli, int opt, const char *arg, void *userdata)
 {
     struct match_opts *o = userdata;
 
-    (void)cli;
     switch (opt) {
     case 'v':
         o->version = arg;
-        break;
+        return cli_check_value(cli, &cli_cmd_match, "--version", arg, true);
     case 'l':
         o->loads = arg;
         break;
     case 'm':
         o->minimum = arg;
-        break;
+        return cli_check_value(cli, &cli_cmd_match, "--minimum", arg, true);
     case 'n':
         o->newest = arg;
-        break;
+        return cli_check_value(cli, &cli_cmd_match, "--newest", arg, true);
     case 'H':
         o->host = arg;
         break;
     case 't':
         o->type = arg;
-        break;
+        return cli_check_value(cli, &cli_cmd_match, "--type", arg, false);
     case 'd':
         o->device = arg;
-        break;
+        return cli_check_value(cli, &cli_cmd_match, "--device", arg, false);
     default:
         return -1;
     }
@@ -279,16 +278,29 @@ static int run_match(struct cli *cli, int argc, char **argv)
                                "--newest V --minimum V, or --host HOSTCAPS --type TYPE");
     if (o.loads) {
         size_t n = 0;
-        char *save = NULL;
 
         copy = strdup(o.loads);
         if (!copy)
             return cli_errorf(cli, "out of memory");
-        for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        /* split at commas; an empty entry is an empty version, as in a document */
+        for (char *next = copy, *tok; (tok = strsep(&next, ","));) {
+            tok += strspn(tok, " ");
+            tok[strcspn(tok, " ")] = '\0';
             if (n >= GABI_MAX_VERSIONS) {
                 free(copy);
-                return cli_errorf(cli, "--loads lists more than %u versions", GABI_MAX_VERSIONS);
+                return cli_usage_error(cli, &cli_cmd_match, "--loads lists more than %u versions",
+                                       GABI_MAX_VERSIONS);
             }
+            if (cli_check_value(cli, &cli_cmd_match, "--loads", tok, true) < 0) {
+                free(copy);
+                return EXIT_BAD_INPUT;
+            }
+            for (size_t j = 0; j < n; j++)
+                if (strcmp(list[j], tok) == 0) {
+                    free(copy);
+                    return cli_usage_error(cli, &cli_cmd_match,
+                                           "--loads: version \"%s\" is listed twice", tok);
+                }
             list[n++] = tok;
         }
         if (!n) {

@@ -51,6 +51,10 @@ static int parse_vhost_user(struct cli *cli, struct probe_opts *po, const char *
         cli_errorf(cli, "out of memory");
         return -1;
     }
+    if (cli_check_value(cli, &cli_cmd_probe, "--vhost-user NAME", name, false) < 0) {
+        free(name);
+        return -1;
+    }
     po->vu[po->o.n_vhost_user++] = (struct gabi_probe_vhost_user){
         .name = name, .cls = (enum gabi_device_class)c, .socket = eq + 1};
     return 0;
@@ -108,7 +112,7 @@ static int probe_opt(struct cli *cli, int opt, const char *arg, void *userdata)
         return 0;
     case 'N':
         po->o.host = arg;
-        return 0;
+        return cli_check_value(cli, &cli_cmd_probe, "--host-name", arg, false);
     case 'V':
         return parse_vhost_user(cli, po, arg);
     case 'O':

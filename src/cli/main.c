@@ -83,6 +83,18 @@ int cli_usage_error(struct cli *cli, const struct cli_command *cmd, const char *
     return EXIT_BAD_INPUT;
 }
 
+int cli_check_value(struct cli *cli, const struct cli_command *cmd, const char *option,
+                    const char *value, bool version)
+{
+    char why[GABI_ERROR_MESSAGE_MAX];
+
+    if ((version ? gabi_version_check(value, why, sizeof(why))
+                 : gabi_name_check(value, why, sizeof(why))) == 0)
+        return 0;
+    cli_usage_error(cli, cmd, "%s \"%s\": %s", option, value, why);
+    return -1;
+}
+
 static int add_catalog_dir(struct cli *cli, const char *dir)
 {
     if (cli->n_catalog_dirs >= CLI_MAX_CATALOG_DIRS)
