@@ -492,6 +492,71 @@ TEST(fleet_filter_agrees_with_check)
     gabi_catalog_free(cat);
 }
 
+/* Shared capacity is the host's: two mtty-1 devices need two instances, two failover standbys
+ * two free VFs. check, the fast check and the fleet table give the same answer on the same
+ * documents (tests/data/capacity, also the golden cases capacity-*). */
+TEST(shared_capacity_counted_per_host)
+{
+    static const char *const host_files[] = {"tests/data/capacity/host-small.json",
+                                             "tests/data/capacity/host-big.json"};
+    struct gabi_catalog *cat = builtin_catalog();
+    struct gabi_hostcaps *hosts[2] = {NULL, NULL};
+    struct gabi_pin *one = NULL, *two = NULL;
+    struct gabi_fleet *fleet = NULL;
+    struct gabi_verdict *v = NULL;
+    struct gabi_error err = {0};
+    const struct gabi_reason *r;
+    size_t idx[2];
+
+    REQUIRE(cat);
+    for (size_t i = 0; i < 2; i++)
+        REQUIRE(gabi_hostcaps_load_file(cat, source_path(host_files[i]), &hosts[i], &err) == 0);
+    REQUIRE(gabi_pin_load_file(cat, source_path("tests/data/capacity/pin-one.json"), &one, &err) ==
+            0);
+    REQUIRE(gabi_pin_load_file(cat, source_path("tests/data/capacity/pin-two.json"), &two, &err) ==
+            0);
+
+    /* one of each fits the small host */
+    REQUIRE(gabi_check(cat, one, hosts[0], &v) == 0);
+    CHECK(gabi_verdict_ok(v));
+    CHECK(gabi_check_ok(one, hosts[0]));
+    v = gabi_verdict_free(v);
+
+    /* two of each do not: needed and free are both named */
+    REQUIRE(gabi_check(cat, two, hosts[0], &v) == 0);
+    CHECK(!gabi_verdict_ok(v));
+    CHECK(!gabi_check_ok(two, hosts[0]));
+    r = find_reason(v, "serial0", "available_instances");
+    REQUIRE(r);
+    CHECK_STR(r->wanted, "2");
+    CHECK_STR(r->offered, "1");
+    CHECK_CONTAINS(r->message, "serial0, serial1");
+    r = find_reason(v, "net0", "failover");
+    REQUIRE(r);
+    CHECK_STR(r->wanted, "2 x 8086:154c");
+    CHECK_STR(r->offered, "1 free");
+    CHECK_INT(gabi_verdict_n_reasons(v), 2);
+    v = gabi_verdict_free(v);
+
+    /* the big host has room for both */
+    REQUIRE(gabi_check(cat, two, hosts[1], &v) == 0);
+    CHECK(gabi_verdict_ok(v));
+    v = gabi_verdict_free(v);
+
+    /* and the fleet table agrees */
+    REQUIRE(gabi_fleet_new(cat, (const struct gabi_hostcaps *const *)hosts, 2, &fleet) == 0);
+    CHECK_INT(gabi_fleet_filter(fleet, one, idx), 2);
+    REQUIRE(gabi_fleet_filter(fleet, two, idx) == 1);
+    CHECK_INT(idx[0], 1);
+
+    gabi_fleet_free(fleet);
+    gabi_pin_free(one);
+    gabi_pin_free(two);
+    gabi_hostcaps_free(hosts[0]);
+    gabi_hostcaps_free(hosts[1]);
+    gabi_catalog_free(cat);
+}
+
 TEST(verdict_json)
 {
     struct gabi_catalog *cat = builtin_catalog();
