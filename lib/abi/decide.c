@@ -66,7 +66,8 @@ static bool type_takes(const struct host_type *t, const char *version, size_t de
 
 bool gabi_check_ok(const struct gabi_pin *pin, const struct gabi_hostcaps *host)
 {
-    if (pin->platform && !bitset_test(&host->platforms, pin->platform_index))
+    if (pin->platform ? !bitset_test(&host->platforms, pin->platform_index)
+                      : gabi_pin_needs_platform(pin))
         return false;
     for (size_t i = 0; i < pin->n_devices; i++) {
         const struct pin_device *d = &pin->devices[i];
@@ -359,10 +360,26 @@ int gabi_check(const struct gabi_catalog *cat, const struct gabi_pin *pin,
     if (!v)
         return -ENOMEM;
     if (pin->platform) {
+        v->platform = gabi_arena_strdup(&v->arena, pin->platform->name);
+        v->platform_from = pin->platform_source ? "source" : "pin";
         if (!bitset_test(&host->platforms, pin->platform_index))
             r = platform_reasons(v, pin->platform, host);
         else
             r = verdict_add_choice(v, "platform", "platform", pin->platform->name);
+    } else if (gabi_pin_needs_platform(pin)) {
+        const struct gabi_platform *def = gabi_hostcaps_default_platform(host);
+
+        v->platform_from = "unpinned";
+        r = verdict_add_reason(
+            v, host->host, "", "platform", "unpinned", def ? def->name : "none",
+            "VM %s names no platform: it runs its source host's newest runnable platform (on a "
+            "kernel with tap USO, linux-6.2 with the USO features on), which this check cannot "
+            "see. Give the source's hostcaps (check --source FILE), or pin the platform the VM "
+            "runs (\"platform\": \"NAME\"; guestabi query-platforms on the source names its "
+            "default)",
+            pin->vm);
+    } else {
+        v->platform_from = "not-needed";
     }
     for (size_t i = 0; r >= 0 && i < pin->n_devices; i++) {
         const struct pin_device *d = &pin->devices[i];

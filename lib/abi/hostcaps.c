@@ -538,6 +538,15 @@ bool gabi_hostcaps_runs_mode(const struct gabi_hostcaps *h, const struct gabi_mo
     return bitset_test(&h->modes, mode_index_of(m));
 }
 
+const struct gabi_platform *gabi_hostcaps_default_platform(const struct gabi_hostcaps *h)
+{
+    /* the catalog lists platforms newest first */
+    for (size_t i = 0; i < h->cat->platforms.n; i++)
+        if (bitset_test(&h->platforms, i))
+            return &PLATFORM(h->cat, i)->pub;
+    return NULL;
+}
+
 size_t gabi_hostcaps_platforms(const struct gabi_hostcaps *h, const struct gabi_platform **ret,
                                size_t max)
 {

@@ -147,6 +147,7 @@ struct gabi_pin {
     const char *vm;
     const struct gabi_platform *platform;
     size_t platform_index;
+    const char *platform_source; /* host whose default gave the platform, or NULL */
     struct pin_device *devices;
     size_t n_devices;
 };
@@ -158,6 +159,7 @@ struct gabi_verdict {
     const char *operation;
     const char *host;
     bool ok;
+    const char *platform, *platform_from; /* check: the platform judged, and its origin */
     struct gabi_reason *reasons;
     size_t n_reasons, alloc_reasons;
     struct gabi_choice *choices;

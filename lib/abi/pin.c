@@ -162,6 +162,46 @@ const struct gabi_platform *gabi_pin_platform(const struct gabi_pin *pin)
     return pin->platform;
 }
 
+bool gabi_pin_needs_platform(const struct gabi_pin *pin)
+{
+    for (size_t i = 0; i < pin->n_devices; i++)
+        if (pin->devices[i].pub.cls == GABI_CLASS_NET)
+            return true;
+    return false;
+}
+
+int gabi_pin_resolve_platform(struct gabi_pin *pin, const struct gabi_hostcaps *source,
+                              struct gabi_error *reterr)
+{
+    const struct gabi_platform *p;
+
+    if (pin->platform)
+        return 0;
+    if (source->cat != pin->cat)
+        return gabi_error_set(reterr, -EINVAL, source->host,
+                              "the pin and the source host were "
+                              "read with different catalogs");
+    p = gabi_hostcaps_default_platform(source);
+    if (!p)
+        return gabi_error_set(reterr, -ENOENT, source->host,
+                              "VM %s names no platform and source host %s runs none (its document "
+                              "reports no kernel capabilities that a platform needs), so the "
+                              "platform the VM runs is unknown: pin one, or probe the source's "
+                              "kernel",
+                              pin->vm, source->host);
+    pin->platform_source = gabi_arena_strdup(&pin->arena, source->host);
+    if (!pin->platform_source)
+        return -ENOMEM;
+    pin->platform = p;
+    pin->platform_index = platform_index_of(p);
+    return 0;
+}
+
+const char *gabi_pin_platform_source(const struct gabi_pin *pin)
+{
+    return pin->platform_source;
+}
+
 size_t gabi_pin_n_devices(const struct gabi_pin *pin)
 {
     return pin->n_devices;

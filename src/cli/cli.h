@@ -62,6 +62,12 @@ void cli_print_features(FILE *f, const char *label, enum gabi_device_class cls, 
 void cli_print_protocol_features(FILE *f, const char *label, uint64_t mask);
 void cli_print_verdict(FILE *f, const struct gabi_verdict *v);
 void cli_print_versions(FILE *f, const struct gabi_versions *vs);
+/* The platforms document (gabi_platforms_to_json) of those host h runs, with its "host",
+ * "kernel" and "default" (the newest runnable platform, what a VM started without one runs)
+ * and a "default" flag on each platform. NULL on allocation failure. */
+struct json_t;
+struct json_t *cli_platforms_json(const struct gabi_catalog *cat, const struct gabi_hostcaps *h,
+                                  const struct gabi_platform *const *ps, size_t n);
 /* Print a malloc'd JSON text followed by a newline, and free it. */
 int cli_print_json(char *text);
 

@@ -6,9 +6,11 @@
 #include <string.h>
 
 #include "cli.h"
+#include "common/util.h"
 
 /* Print a verdict (human or JSON) and map it to an exit code. */
-static int report(struct cli *cli, const struct gabi_verdict *v, const char *headline)
+static int report(struct cli *cli, const struct gabi_verdict *v, const char *headline,
+                  const char *note)
 {
     if (cli->json) {
         if (cli_print_json(gabi_verdict_to_json(v)) != 0)
@@ -20,6 +22,8 @@ static int report(struct cli *cli, const struct gabi_verdict *v, const char *hea
         if (n)
             printf(", %zu reason%s", n, n == 1 ? "" : "s");
         printf("\n");
+        if (note)
+            printf("  %s\n", note);
         cli_print_verdict(stdout, v);
     }
     return gabi_verdict_ok(v) ? EXIT_COMPATIBLE : EXIT_INCOMPATIBLE;
@@ -61,7 +65,7 @@ static int run_pick(struct cli *cli, int argc, char **argv)
         return cli_errorf(cli, "pick failed: %s", strerror(-r));
     }
     snprintf(headline, sizeof(headline), "Newest ABI common to %zu host%s", n, n == 1 ? "" : "s");
-    ex = report(cli, v, headline);
+    ex = report(cli, v, headline, NULL);
     gabi_verdict_free(v);
     free_hosts(hosts, n);
     return ex;
@@ -70,7 +74,7 @@ static int run_pick(struct cli *cli, int argc, char **argv)
 /* ---- check and filter ----------------------------------------------------------------------- */
 
 struct check_opts {
-    const char *pin, *host;
+    const char *pin, *host, *source;
 };
 
 static int check_opt(struct cli *cli, int opt, const char *arg, void *userdata)
@@ -82,6 +86,8 @@ static int check_opt(struct cli *cli, int opt, const char *arg, void *userdata)
         o->pin = arg;
     else if (opt == 'H')
         o->host = arg;
+    else if (opt == 'S')
+        o->source = arg;
     else
         return -1;
     return 0;
@@ -90,19 +96,40 @@ static int check_opt(struct cli *cli, int opt, const char *arg, void *userdata)
 static const struct option check_options[] = {
     {"pin", required_argument, NULL, 'p'},
     {"host", required_argument, NULL, 'H'},
+    {"source", required_argument, NULL, 'S'},
     {NULL, 0, NULL, 0},
 };
 
-static int load_pin(struct cli *cli, const char *path, struct gabi_pin **ret)
+/* Load the pin and, with --source, give it the source's default platform when it names none. */
+static int load_pin(struct cli *cli, const char *path, const char *source, struct gabi_pin **ret)
 {
     struct gabi_error err = {0};
+    struct gabi_hostcaps *src = NULL;
+    struct gabi_pin *pin = NULL;
+    char *srcpath = (char *)source;
+    int r;
 
     if (!cli_catalog(cli))
         return -1;
-    if (gabi_pin_load_file(cli->cat, path, ret, &err) < 0) {
+    if (gabi_pin_load_file(cli->cat, path, &pin, &err) < 0) {
         cli_error(cli, &err);
         return -1;
     }
+    if (source) {
+        if (cli_load_hosts(cli, &srcpath, 1, &src) < 0) {
+            gabi_pin_free(pin);
+            return -1;
+        }
+        r = gabi_pin_resolve_platform(pin, src, &err);
+        gabi_hostcaps_free(src);
+        if (r < 0) {
+            gabi_strlcpy(err.where, source, sizeof(err.where));
+            gabi_pin_free(pin);
+            cli_error(cli, &err);
+            return -1;
+        }
+    }
+    *ret = pin;
     return 0;
 }
 
@@ -124,7 +151,7 @@ static int run_check(struct cli *cli, int argc, char **argv)
         return cli_usage_error(cli, &cli_cmd_check, "--pin and --host are both needed");
     if (first < argc)
         return cli_usage_error(cli, &cli_cmd_check, "unexpected argument \"%s\"", argv[first]);
-    if (load_pin(cli, o.pin, &pin) < 0)
+    if (load_pin(cli, o.pin, o.source, &pin) < 0)
         return EXIT_BAD_INPUT;
     hostpath = (char *)o.host;
     if (cli_load_hosts(cli, &hostpath, 1, &host) < 0) {
@@ -137,7 +164,13 @@ static int run_check(struct cli *cli, int argc, char **argv)
     } else {
         snprintf(headline, sizeof(headline), "VM %s on host %s", gabi_pin_vm(pin),
                  gabi_hostcaps_host(host));
-        ex = report(cli, v, headline);
+        char note[512];
+
+        if (gabi_pin_platform_source(pin))
+            snprintf(note, sizeof(note),
+                     "(the pin names no platform: judged on %s, the default of source host %s)",
+                     gabi_pin_platform(pin)->name, gabi_pin_platform_source(pin));
+        ex = report(cli, v, headline, gabi_pin_platform_source(pin) ? note : NULL);
     }
     gabi_verdict_free(v);
     gabi_hostcaps_free(host);
@@ -163,7 +196,7 @@ static int run_filter(struct cli *cli, int argc, char **argv)
         return cli_usage_error(cli, &cli_cmd_filter, "name the hosts as arguments, not --host");
     if (first >= argc)
         return cli_usage_error(cli, &cli_cmd_filter, "name at least one HOSTCAPS document");
-    if (load_pin(cli, o.pin, &pin) < 0)
+    if (load_pin(cli, o.pin, o.source, &pin) < 0)
         return EXIT_BAD_INPUT;
     n = (size_t)(argc - first);
     hosts = calloc(n, sizeof(*hosts));
@@ -344,7 +377,7 @@ static int run_match(struct cli *cli, int argc, char **argv)
         ex = cli_errorf(cli, "match failed: %s", strerror(-r));
     } else {
         snprintf(headline, sizeof(headline), "Source state version %s", o.version);
-        ex = report(cli, v, headline);
+        ex = report(cli, v, headline, NULL);
     }
     gabi_verdict_free(v);
     gabi_hostcaps_free(host);
@@ -363,14 +396,21 @@ const struct cli_command cli_cmd_pick = {
 const struct cli_command cli_cmd_check = {
     "check",
     "Check a VM's pin against a host: compatible, or every reason it is not",
-    "--pin PIN --host HOSTCAPS",
+    "--pin PIN --host HOSTCAPS [--source HOSTCAPS]\n"
+    "  --pin PIN          the VM's pin\n"
+    "  --host HOSTCAPS    the destination\n"
+    "  --source HOSTCAPS  the host the VM runs on now: a pin without a platform is judged on\n"
+    "                     the source's default (its newest runnable platform), which is what\n"
+    "                     the VM runs. Without it such a pin is refused if it has a\n"
+    "                     virtio-net device.",
     run_check,
 };
 
 const struct cli_command cli_cmd_filter = {
     "filter",
     "Print the hosts that can take a VM's pin (the fleet question)",
-    "--pin PIN HOSTCAPS...",
+    "--pin PIN [--source HOSTCAPS] HOSTCAPS...\n"
+    "  --source HOSTCAPS  as for check: a pin without a platform takes the source's default",
     run_filter,
 };
 

@@ -368,22 +368,11 @@ static json_t *missing_json(const struct gabi_platform *pl, const struct gabi_ho
 static int platforms_json(struct cli *cli, const struct gabi_hostcaps *h,
                           const struct gabi_platform *const *ps, size_t n)
 {
-    char *text = gabi_platforms_to_json(cli->cat, ps, n);
-    json_t *root, *arr, *v, *not_runnable;
-    size_t i;
+    json_t *root = cli_platforms_json(cli->cat, h, ps, n), *not_runnable;
+    char *text;
 
-    if (!text)
-        return cli_errorf(cli, "out of memory");
-    root = json_loads(text, 0, NULL);
-    free(text);
     if (!root)
         return cli_errorf(cli, "out of memory");
-    json_object_set_new(root, "host", json_string(gabi_hostcaps_host(h)));
-    json_object_set_new(root, "kernel", json_string(gabi_hostcaps_kernel(h)));
-    json_object_set_new(root, "default", n ? json_string(ps[0]->name) : json_null());
-    arr = json_object_get(root, "platforms");
-    json_array_foreach (arr, i, v)
-        json_object_set_new(v, "default", json_boolean(i == 0));
     not_runnable = json_array();
     for (size_t k = 0; k < gabi_catalog_n_platforms(cli->cat); k++) {
         const struct gabi_platform *pl = gabi_catalog_platform(cli->cat, k);

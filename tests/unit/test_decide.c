@@ -242,7 +242,11 @@ TEST(failover_and_state_reasons)
     REQUIRE(r);
     CHECK_CONTAINS(r->offered, "(in use)");
     CHECK(find_reason(v, "net1", "mode") == NULL);
-    CHECK_INT(gabi_verdict_n_reasons(v), 4);
+    /* net1 makes the pin depend on a platform it does not name */
+    r = find_reason(v, "", "platform");
+    REQUIRE(r);
+    CHECK_STR(r->wanted, "unpinned");
+    CHECK_INT(gabi_verdict_n_reasons(v), 5);
     CHECK(!gabi_check_ok(pin, h));
     gabi_verdict_free(v);
     gabi_pin_free(pin);
@@ -554,6 +558,103 @@ TEST(shared_capacity_counted_per_host)
     gabi_pin_free(two);
     gabi_hostcaps_free(hosts[0]);
     gabi_hostcaps_free(hosts[1]);
+    gabi_catalog_free(cat);
+}
+
+/* Seed 001: a pin without a platform never passes unnoticed. Without the source it is refused
+ * with the reason; with it, the source's default is what is judged, and the verdict says so. */
+TEST(platformless_pin_judged_on_the_source_default)
+{
+    struct gabi_catalog *cat = builtin_catalog();
+    struct gabi_hostcaps *h2019 = NULL, *h2024 = NULL;
+    struct gabi_pin *pin = NULL;
+    struct gabi_verdict *v = NULL;
+    struct gabi_error err = {0};
+    struct gabi_fleet *fleet = NULL;
+    const struct gabi_hostcaps *both[2];
+    const struct gabi_reason *r;
+    const char *from = NULL;
+    size_t idx[2];
+    char *text;
+
+    REQUIRE(cat);
+    REQUIRE(gabi_hostcaps_load_file(cat, source_path("docs/examples/host-2019.json"), &h2019,
+                                    &err) == 0);
+    REQUIRE(gabi_hostcaps_load_file(cat, source_path("docs/examples/host-2024.json"), &h2024,
+                                    &err) == 0);
+    both[0] = h2019;
+    both[1] = h2024;
+    CHECK_STR(gabi_hostcaps_default_platform(h2024)->name, "linux-6.2");
+    CHECK_STR(gabi_hostcaps_default_platform(h2019)->name, "linux-5.14");
+    REQUIRE(gabi_fleet_new(cat, both, 2, &fleet) == 0);
+
+    /* unresolved: refused on either host, by check, the fast check and the fleet table */
+    pin = pin_from(cat, "{\"schema\": \"guestabi.pin/1\", \"vm\": \"v\", \"devices\": [{\"id\": "
+                        "\"net0\", \"class\": \"virtio-net\", \"mode\": "
+                        "\"upstream.guestabi-net.v1\"}]}");
+    REQUIRE(pin);
+    CHECK(gabi_pin_needs_platform(pin));
+    for (size_t i = 0; i < 2; i++) {
+        REQUIRE(gabi_check(cat, pin, both[i], &v) == 0);
+        CHECK(!gabi_verdict_ok(v));
+        r = find_reason(v, "", "platform");
+        REQUIRE(r);
+        CHECK_CONTAINS(r->message, "--source");
+        CHECK(gabi_verdict_platform(v, &from) == NULL);
+        CHECK_STR(from, "unpinned");
+        CHECK(!gabi_check_ok(pin, both[i]));
+        v = gabi_verdict_free(v);
+    }
+    CHECK_INT(gabi_fleet_filter(fleet, pin, idx), 0);
+
+    /* started on the USO host: it runs linux-6.2, which the 2019 host cannot offer */
+    REQUIRE(gabi_pin_resolve_platform(pin, h2024, &err) == 0);
+    CHECK_STR(gabi_pin_platform(pin)->name, "linux-6.2");
+    CHECK_STR(gabi_pin_platform_source(pin), "rack9-2024");
+    REQUIRE(gabi_check(cat, pin, h2019, &v) == 0);
+    CHECK(!gabi_verdict_ok(v));
+    r = find_reason(v, "", "platform");
+    REQUIRE(r);
+    CHECK_STR(r->wanted, "linux-6.2: tap.uso4");
+    CHECK_STR(gabi_verdict_platform(v, &from), "linux-6.2");
+    CHECK_STR(from, "source");
+    text = gabi_verdict_to_json(v);
+    CHECK_CONTAINS(text, "\"platform\": \"linux-6.2\"");
+    CHECK_CONTAINS(text, "\"platform_from\": \"source\"");
+    free(text);
+    v = gabi_verdict_free(v);
+    REQUIRE(gabi_fleet_filter(fleet, pin, idx) == 1);
+    CHECK_INT(idx[0], 1);
+    gabi_pin_free(pin);
+
+    /* started on the 2019 host: linux-5.14, which both run */
+    pin = pin_from(cat, "{\"schema\": \"guestabi.pin/1\", \"vm\": \"v\", \"devices\": [{\"id\": "
+                        "\"net0\", \"class\": \"virtio-net\", \"mode\": "
+                        "\"upstream.guestabi-net.v1\"}]}");
+    REQUIRE(pin && gabi_pin_resolve_platform(pin, h2019, &err) == 0);
+    REQUIRE(gabi_check(cat, pin, h2024, &v) == 0);
+    CHECK(gabi_verdict_ok(v));
+    CHECK_STR(gabi_verdict_platform(v, NULL), "linux-5.14");
+    v = gabi_verdict_free(v);
+    CHECK_INT(gabi_fleet_filter(fleet, pin, idx), 2);
+    gabi_pin_free(pin);
+
+    /* no device depends on a platform: nothing to resolve, and the verdict says so */
+    pin = pin_from(cat, "{\"schema\": \"guestabi.pin/1\", \"vm\": \"v\", \"devices\": [{\"id\": "
+                        "\"serial0\", \"class\": \"mdev\", \"type\": \"mtty-1\", "
+                        "\"state_version\": \"1.0\"}]}");
+    REQUIRE(pin);
+    CHECK(!gabi_pin_needs_platform(pin));
+    REQUIRE(gabi_check(cat, pin, h2019, &v) == 0);
+    CHECK(gabi_verdict_ok(v));
+    CHECK(gabi_verdict_platform(v, &from) == NULL);
+    CHECK_STR(from, "not-needed");
+    gabi_verdict_free(v);
+    gabi_pin_free(pin);
+
+    gabi_fleet_free(fleet);
+    gabi_hostcaps_free(h2019);
+    gabi_hostcaps_free(h2024);
     gabi_catalog_free(cat);
 }
 
