@@ -184,11 +184,12 @@ static int offer_reasons(struct gabi_verdict *v, const struct gabi_pin_device *d
                                b->name, h->host, t, m->name);
     }
     if (r >= 0 && m->max_queue_pairs > offer->max_queue_pairs)
-        r = verdict_add_reason(
-            v, h->host, d->id, "max_queue_pairs", gabi_arena_printf(a, "%u", m->max_queue_pairs),
-            gabi_arena_printf(a, "%u", offer->max_queue_pairs),
-            "mode %s has %u queue pairs; back-end %s on host %s offers %u", m->name,
-            m->max_queue_pairs, b->name, h->host, offer->max_queue_pairs);
+        r = verdict_add_reason(v, h->host, d->id, "max_queue_pairs",
+                               gabi_arena_printf(a, "%u", m->max_queue_pairs),
+                               gabi_arena_printf(a, "%u", offer->max_queue_pairs),
+                               "mode %s has %u queue pair%s; back-end %s on host %s offers %u",
+                               m->name, m->max_queue_pairs, m->max_queue_pairs == 1 ? "" : "s",
+                               b->name, h->host, offer->max_queue_pairs);
     if (r >= 0 && m->max_queue_size > offer->max_queue_size)
         r = verdict_add_reason(v, h->host, d->id, "max_queue_size",
                                gabi_arena_printf(a, "%u", m->max_queue_size),

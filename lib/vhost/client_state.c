@@ -163,9 +163,11 @@ static void sigpipe_restore(struct sigpipe_guard *g)
  * read()/write() otherwise. Waits up to timeout_ms for each step of progress. Returns 0 or
  * -errno; which side failed in *ret_side ("reading" / "writing").
  */
-static int relay(int in_fd, int out_fd, int timeout_ms, struct gabi_vhost_state_xfer *x,
-                 const char **ret_side)
+static int relay(const struct gabi_vhost_client *c, int in_fd, int out_fd, int timeout_ms,
+                 struct gabi_vhost_state_xfer *x, const char **ret_side)
 {
+    void *userdata = NULL;
+    gabi_vhost_progress_fn progress = vhost_client_progress(c, &userdata);
     struct sigpipe_guard guard;
     uint8_t *buf = NULL;
     bool use_splice = true;
@@ -202,6 +204,8 @@ static int relay(int in_fd, int out_fd, int timeout_ms, struct gabi_vhost_state_
             x->bytes += (uint64_t)n;
             if (use_splice)
                 x->spliced += (uint64_t)n;
+            if (progress)
+                progress(x->bytes, userdata);
             continue;
         }
         if (n == 0)
@@ -319,8 +323,8 @@ static int transfer(struct gabi_vhost_client *c, enum gabi_vhost_state_direction
     r = open_channel(c, dir, &chan, &x, reterr);
     if (r < 0)
         return r;
-    r = dir == GABI_VHOST_STATE_SAVE ? relay(chan, fd, timeout_ms, &x, &side)
-                                     : relay(fd, chan, timeout_ms, &x, &side);
+    r = dir == GABI_VHOST_STATE_SAVE ? relay(c, chan, fd, timeout_ms, &x, &side)
+                                     : relay(c, fd, chan, timeout_ms, &x, &side);
     close(chan); /* loading: the back-end's EOF */
     /* EPIPE while loading: the back-end stopped reading, and CHECK says why */
     stopped = dir == GABI_VHOST_STATE_LOAD && r == -EPIPE;
@@ -397,7 +401,7 @@ int gabi_vhost_client_move_state(struct gabi_vhost_client *src, struct gabi_vhos
         if (r >= 0)
             r = gabi_fd_nonblock_own(&target);
         if (r >= 0)
-            r = relay(src_own, target, timeout_ms, &x, &side);
+            r = relay(src, src_own, target, timeout_ms, &x, &side);
         close(src_own);
         if (r < 0)
             gabi_error_set(reterr, r, "move", "%s the state failed after %" PRIu64 " bytes: %s",

@@ -259,8 +259,9 @@ static void print_backends(const struct gabi_probe *p)
 
         printf("  %s (%s) %s\n", b->name, gabi_class_name(b->cls), b->socket);
         if (b->state == GABI_PROBE_BACKEND_PROBED) {
-            printf("    runs %zu catalog mode%s; offers %u queue pairs of %u entries\n", b->n_modes,
-                   b->n_modes == 1 ? "" : "s", b->offer.max_queue_pairs, b->offer.max_queue_size);
+            printf("    runs %zu catalog mode%s; offers %u queue pair%s of %u entries\n",
+                   b->n_modes, b->n_modes == 1 ? "" : "s", b->offer.max_queue_pairs,
+                   b->offer.max_queue_pairs == 1 ? "" : "s", b->offer.max_queue_size);
             cli_print_features(stdout, "features", b->cls, b->offer.features);
         } else {
             printf("    %s\n", b->message);
