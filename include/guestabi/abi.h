@@ -41,7 +41,7 @@
 #define GABI_MAX_HOST_DEVICES  256u /* device types or failover devices on one host */
 #define GABI_MAX_PIN_DEVICES   64u
 #define GABI_MAX_NAME          128u /* bytes in a name */
-#define GABI_MAX_VERSION       31u  /* bytes in a state version */
+#define GABI_MAX_VERSION       64u  /* bytes in a state version */
 
 struct gabi_catalog;
 struct gabi_hostcaps;
@@ -154,8 +154,9 @@ int gabi_version_compare(const char *a, const char *b);
 
 /* The rules every document kind and the command line apply (docs/formats.md). A name: 1 to
  * GABI_MAX_NAME bytes of letters, digits and . - _ : +. A version: 1 to GABI_MAX_VERSION
- * bytes of letters, digits and . - _ +, no number with a leading zero ("5.010" is refused:
- * numbers compare by value, "5.10" > "5.9"). 0, or -EINVAL with why (a sentence) filled. */
+ * bytes of letters, digits and . _ + ~ -, starting with a letter or digit, no number with a
+ * leading zero ("5.010" is refused: numbers compare by value, "5.10" > "5.9"). 0, or -EINVAL
+ * with why (a sentence) filled. */
 int gabi_name_check(const char *name, char *why, size_t size);
 int gabi_version_check(const char *version, char *why, size_t size);
 

@@ -55,12 +55,18 @@ int gabi_version_check(const char *version, char *why, size_t size)
                  GABI_MAX_VERSION);
         return -EINVAL;
     }
+    if (!((*version >= 'a' && *version <= 'z') || (*version >= 'A' && *version <= 'Z') ||
+          (*version >= '0' && *version <= '9'))) {
+        snprintf(why, size, "version \"%s\" starts with neither a letter nor a digit", version);
+        return -EINVAL;
+    }
     for (const char *p = version; *p; p++) {
         bool digit = *p >= '0' && *p <= '9';
 
-        if (!name_char(*p) || *p == ':') {
+        if ((!name_char(*p) && *p != '~') || *p == ':') {
             snprintf(why, size,
-                     "version \"%s\" has character '%c'; versions use letters, digits and . - _ +",
+                     "version \"%s\" has character '%c'; versions use letters, digits and "
+                     ". _ + ~ -",
                      version, (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f ? *p : '?');
             return -EINVAL;
         }
