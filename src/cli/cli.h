@@ -56,6 +56,11 @@ int cli_usage_error(struct cli *cli, const struct cli_command *cmd, const char *
 int cli_check_value(struct cli *cli, const struct cli_command *cmd, const char *option,
                     const char *value, bool version);
 
+/* A number given on the command line, read as a JSON document's number is: decimal digits,
+ * no sign and no leading zero, from min to max. 0, or -1 after a usage error naming the option. */
+int cli_parse_number(struct cli *cli, const struct cli_command *cmd, const char *option,
+                     const char *arg, uint32_t min, uint32_t max, uint32_t *ret);
+
 /* Human output helpers. */
 const char *cli_short_feature(const char *name);
 void cli_print_features(FILE *f, const char *label, enum gabi_device_class cls, uint64_t mask);

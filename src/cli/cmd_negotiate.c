@@ -28,19 +28,6 @@ struct negotiate_opts {
     int cls;
 };
 
-static int parse_u32(struct cli *cli, const char *what, const char *arg, uint32_t max,
-                     uint32_t *ret)
-{
-    uint64_t v;
-
-    if (gabi_parse_u64(arg, &v) < 0 || v == 0 || v > max) {
-        cli_errorf(cli, "%s \"%s\" is not a number from 1 to %u", what, arg, max);
-        return -1;
-    }
-    *ret = (uint32_t)v;
-    return 0;
-}
-
 static int negotiate_opt(struct cli *cli, int opt, const char *arg, void *userdata)
 {
     struct negotiate_opts *o = userdata;
@@ -59,9 +46,11 @@ static int negotiate_opt(struct cli *cli, int opt, const char *arg, void *userda
         o->protocol_features = arg;
         return 0;
     case 'q':
-        return parse_u32(cli, "--queue-pairs", arg, 0x8000, &o->queue_pairs);
+        return cli_parse_number(cli, &cli_cmd_negotiate, "--queue-pairs", arg, 1, 0x8000,
+                                &o->queue_pairs);
     case 'r':
-        return parse_u32(cli, "--ring-size", arg, 32768, &o->ring_size);
+        return cli_parse_number(cli, &cli_cmd_negotiate, "--ring-size", arg, 1, 32768,
+                                &o->ring_size);
     case 'C':
         o->cls = gabi_class_from_name(arg);
         if (o->cls < 0 || !gabi_class_is_virtio(o->cls)) {

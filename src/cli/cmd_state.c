@@ -29,7 +29,6 @@ struct state_opts {
 static int state_opt(struct cli *cli, int opt, const char *arg, void *userdata)
 {
     struct state_opts *o = userdata;
-    uint64_t v;
 
     switch (opt) {
     case 'f':
@@ -42,12 +41,7 @@ static int state_opt(struct cli *cli, int opt, const char *arg, void *userdata)
         o->type = arg;
         return cli_check_value(cli, &cli_cmd_state, "--type", arg, false);
     case 'T':
-        if (gabi_parse_u64(arg, &v) < 0 || v == 0 || v > 3600) {
-            cli_errorf(cli, "--timeout \"%s\": seconds from 1 to 3600", arg);
-            return -1;
-        }
-        o->timeout_s = (uint32_t)v;
-        return 0;
+        return cli_parse_number(cli, &cli_cmd_state, "--timeout", arg, 1, 3600, &o->timeout_s);
     }
     return -1;
 }
