@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include <guestabi/util.h>
@@ -53,9 +54,11 @@ void devmain_list_modes(const struct devmain *d, const struct gabi_catalog *cat)
         const struct gabi_mode *m = gabi_catalog_mode(cat, i);
         char why[256];
 
+        /* queues_word is plural ("queue pairs", "queues"): one is written without its 's' */
         if (devmain_mode_runnable(d, cat, m, why, sizeof(why)))
-            printf("%s\t%" PRIu32 " %s of %" PRIu32 "\t%s\n", m->name, m->max_queue_pairs,
-                   d->queues_word, m->max_queue_size, m->description ? m->description : "");
+            printf("%s\t%" PRIu32 " %.*s of %" PRIu32 "\t%s\n", m->name, m->max_queue_pairs,
+                   (int)strlen(d->queues_word) - (m->max_queue_pairs == 1), d->queues_word,
+                   m->max_queue_size, m->description ? m->description : "");
     }
 }
 

@@ -42,6 +42,7 @@
 #define GABI_MAX_HOST_DEVICES  256u /* device types or failover devices on one host */
 #define GABI_MAX_PIN_DEVICES   64u
 #define GABI_MAX_NAME          128u /* bytes in a name */
+#define GABI_MAX_VERSION       64u  /* bytes in a state version */
 
 struct gabi_catalog;
 struct gabi_hostcaps;
@@ -153,6 +154,14 @@ bool gabi_versions_equal(const struct gabi_versions *a, const struct gabi_versio
 /* Version-string order: <0, 0, >0. */
 int gabi_version_compare(const char *a, const char *b);
 
+/* The rules every document kind and the command line apply (docs/formats.md). A name: 1 to
+ * GABI_MAX_NAME bytes of letters, digits and . - _ : +. A version: 1 to GABI_MAX_VERSION
+ * bytes of letters, digits and . _ + ~ -, starting with a letter or digit, no number with a
+ * leading zero ("5.010" is refused: numbers compare by value, "5.10" > "5.9"). 0, or -EINVAL
+ * with why (a sentence) filled. */
+int gabi_name_check(const char *name, char *why, size_t size);
+int gabi_version_check(const char *version, char *why, size_t size);
+
 /* ---- hostcaps ---------------------------------------------------------------------------- */
 
 /* What the probe found for a kernel capability. */
@@ -220,6 +229,9 @@ const struct gabi_hostcaps_failover *gabi_hostcaps_failover(const struct gabi_ho
 bool gabi_hostcaps_runs_platform(const struct gabi_hostcaps *h, const struct gabi_platform *p);
 bool gabi_hostcaps_runs_mode(const struct gabi_hostcaps *h, const struct gabi_mode *m);
 /* Runnable platforms, newest first: fills up to max, returns the total count. */
+/* The platform a VM started on this host without one runs: the newest runnable one (NULL when
+ * the host runs none, e.g. its document reports no kernel capabilities). */
+const struct gabi_platform *gabi_hostcaps_default_platform(const struct gabi_hostcaps *h);
 size_t gabi_hostcaps_platforms(const struct gabi_hostcaps *h, const struct gabi_platform **ret,
                                size_t max);
 
@@ -264,6 +276,16 @@ GABI_DEFINE_FREEP(struct gabi_pin, gabi_pin_free)
 
 const char *gabi_pin_vm(const struct gabi_pin *pin);
 const struct gabi_platform *gabi_pin_platform(const struct gabi_pin *pin); /* may be NULL */
+/* Whether the pin's devices depend on a platform (it turns on virtio-net features: a pin with
+ * a virtio-net device does). A check refuses such a pin when it names no platform. */
+bool gabi_pin_needs_platform(const struct gabi_pin *pin);
+/* A pin that names no platform runs its source host's default (the newest platform the source
+ * runs, seed 001): set it, and remember that the source gave it (verdicts say so). A pin
+ * naming one is left as it is. -ENOENT with *reterr when the source runs no platform. */
+int gabi_pin_resolve_platform(struct gabi_pin *pin, const struct gabi_hostcaps *source,
+                              struct gabi_error *reterr);
+/* The source host whose default gave the pin its platform, or NULL (the pin named it). */
+const char *gabi_pin_platform_source(const struct gabi_pin *pin);
 size_t gabi_pin_n_devices(const struct gabi_pin *pin);
 const struct gabi_pin_device *gabi_pin_device(const struct gabi_pin *pin, size_t i);
 char *gabi_pin_to_json(const struct gabi_pin *pin);
@@ -295,6 +317,10 @@ const struct gabi_reason *gabi_verdict_reason(const struct gabi_verdict *v, size
 size_t gabi_verdict_n_choices(const struct gabi_verdict *v);
 const struct gabi_choice *gabi_verdict_choice(const struct gabi_verdict *v, size_t i);
 const char *gabi_verdict_operation(const struct gabi_verdict *v);
+/* check: the platform judged (NULL: none) and where it came from: "pin", "source" (the
+ * source host's default), "unpinned" (refused: the pin needs one and names none) or
+ * "not-needed" (no device depends on one). NULL for other operations. */
+const char *gabi_verdict_platform(const struct gabi_verdict *v, const char **ret_from);
 char *gabi_verdict_to_json(const struct gabi_verdict *v);
 
 /* Can `host` honour `pin`? Collects every reason, never only the first. */

@@ -36,8 +36,12 @@ static inline void close_and_clear(int *fd)
  * description. 0 or -errno (*fd unchanged then). */
 int gabi_fd_nonblock_own(int *fd);
 
-/* Read a whole file of at most max_size bytes, NUL-terminated. 0, or -errno (-EFBIG if larger). */
+/* Read a whole file of at most max_size bytes, NUL-terminated. 0, or -errno (-EFBIG if larger;
+ * -ESPIPE if path is not a regular file: a named pipe or a device could block for ever, so it
+ * is refused without reading). */
 int gabi_read_file(const char *path, size_t max_size, char **ret_buf, size_t *ret_size);
+/* The same from an open fd (read to EOF; standard input, say), whatever it is. */
+int gabi_read_fd(int fd, size_t max_size, char **ret_buf, size_t *ret_size);
 
 /* strlcpy-alike: copies at most size-1 bytes, always terminates; returns strlen(src). */
 size_t gabi_strlcpy(char *dst, const char *src, size_t size);

@@ -20,6 +20,12 @@ int gabi_vhost_client_connect(const char *path, int timeout_ms, struct gabi_vhos
 int gabi_vhost_client_new_fd(int fd, int timeout_ms, struct gabi_vhost_client **ret);
 struct gabi_vhost_client *gabi_vhost_client_free(struct gabi_vhost_client *c);
 GABI_DEFINE_FREEP(struct gabi_vhost_client, gabi_vhost_client_free)
+/* Called with the stream bytes that went through this front-end so far, after every step of a
+ * state transfer it relays (save, load, and a move where it copies between the back-ends):
+ * often, so the callee decides what to show and when. */
+typedef void (*gabi_vhost_progress_fn)(uint64_t bytes, void *userdata);
+void gabi_vhost_client_set_progress(struct gabi_vhost_client *c, gabi_vhost_progress_fn fn,
+                                    void *userdata);
 int gabi_vhost_client_fd(const struct gabi_vhost_client *c);
 
 /*

@@ -56,17 +56,9 @@ struct gabi_catalog *gabi_catalog_free(struct gabi_catalog *cat)
 
 static int check_name(struct jctx *c, const char *name)
 {
-    size_t len = strlen(name);
+    char why[GABI_ERROR_MESSAGE_MAX];
 
-    if (len > GABI_MAX_NAME)
-        return jerr(c, "name \"%.40s...\" is longer than %u bytes", name, GABI_MAX_NAME);
-    for (const char *p = name; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '.' || *p == '-' || *p == '_' || *p == ':' || *p == '+'))
-            return jerr(c,
-                        "name \"%s\" has character '%c'; names use letters, digits and . - _ : +",
-                        name, *p);
-    return 0;
+    return gabi_name_check(name, why, sizeof(why)) < 0 ? jerr(c, "%s", why) : 0;
 }
 
 static int parse_mode(struct jctx *c, json_t *obj, struct mode_entry *m)
@@ -214,14 +206,9 @@ static int parse_device_type(struct jctx *c, json_t *obj, struct device_type_ent
             t->pub.writes = t->pub.loads;
         }
     }
-    for (size_t i = 0; i < t->pub.writes.n; i++)
-        if (!gabi_versions_accepts(&t->pub.loads, t->pub.writes.list[i])) {
-            size_t old = jctx_push_key(c, "writes");
-            r = jerr(c, "device type \"%s\" writes version \"%s\" that it does not load",
-                     t->pub.name, t->pub.writes.list[i]);
-            jctx_pop(c, old);
-            return r;
-        }
+    r = jcheck_loads_writes(c, t->pub.name, &t->pub.loads, &t->pub.writes);
+    if (r < 0)
+        return r;
     t->hash = gabi_hash_str(t->pub.name);
     return 0;
 }

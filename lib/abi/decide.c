@@ -8,23 +8,66 @@
 
 /* ---- check: the fast answer ------------------------------------------------------------------ */
 
-static bool host_has_free_vf(const struct gabi_hostcaps *h, const char *device, uint64_t hash)
+static size_t host_free_vfs(const struct gabi_hostcaps *h, const char *device, uint64_t hash)
 {
+    size_t n = 0;
+
     for (size_t i = 0; i < h->n_failover; i++)
         if (h->failover_hash[i] == hash && !h->failover[i].in_use &&
             strcmp(h->failover[i].device, device) == 0)
-            return true;
-    return false;
+            n++;
+    return n;
 }
 
-static bool type_takes(const struct host_type *t, const char *version)
+/* Shared capacity is the host's, not the device's: every pin device of a type takes an
+ * instance of it, every failover standby a VF of its own. For the first device of a kind (the
+ * one the count is reported on) these return how many the pin needs; 0 for the others. */
+static size_t pin_type_demand(const struct gabi_pin *pin, size_t i)
 {
-    return t && t->pub.available_instances != 0 && gabi_versions_accepts(&t->pub.loads, version);
+    const struct pin_device *d = &pin->devices[i];
+    size_t n = 0;
+
+    for (size_t j = 0; j < pin->n_devices; j++) {
+        const struct pin_device *e = &pin->devices[j];
+
+        if (!e->pub.state_version || e->type_hash != d->type_hash ||
+            strcmp(e->pub.type, d->pub.type) != 0)
+            continue;
+        if (j < i)
+            return 0;
+        n++;
+    }
+    return n;
+}
+
+static size_t pin_vf_demand(const struct gabi_pin *pin, size_t i)
+{
+    const struct pin_device *d = &pin->devices[i];
+    size_t n = 0;
+
+    for (size_t j = 0; j < pin->n_devices; j++) {
+        const struct pin_device *e = &pin->devices[j];
+
+        if (!e->pub.failover_device || e->failover_hash != d->failover_hash ||
+            strcmp(e->pub.failover_device, d->pub.failover_device) != 0)
+            continue;
+        if (j < i)
+            return 0;
+        n++;
+    }
+    return n;
+}
+
+static bool type_takes(const struct host_type *t, const char *version, size_t demand)
+{
+    return t && gabi_versions_accepts(&t->pub.loads, version) &&
+           (t->pub.available_instances == UINT32_MAX || demand <= t->pub.available_instances);
 }
 
 bool gabi_check_ok(const struct gabi_pin *pin, const struct gabi_hostcaps *host)
 {
-    if (pin->platform && !bitset_test(&host->platforms, pin->platform_index))
+    if (pin->platform ? !bitset_test(&host->platforms, pin->platform_index)
+                      : gabi_pin_needs_platform(pin))
         return false;
     for (size_t i = 0; i < pin->n_devices; i++) {
         const struct pin_device *d = &pin->devices[i];
@@ -32,10 +75,12 @@ bool gabi_check_ok(const struct gabi_pin *pin, const struct gabi_hostcaps *host)
         if (d->pub.mode && !bitset_test(&host->modes, d->mode_index))
             return false;
         if (d->pub.state_version &&
-            !type_takes(hostcaps_find_type(host, d->pub.type, d->type_hash), d->pub.state_version))
+            !type_takes(hostcaps_find_type(host, d->pub.type, d->type_hash), d->pub.state_version,
+                        MAX(pin_type_demand(pin, i), (size_t)1)))
             return false;
         if (d->pub.failover_device &&
-            !host_has_free_vf(host, d->pub.failover_device, d->failover_hash))
+            host_free_vfs(host, d->pub.failover_device, d->failover_hash) <
+                MAX(pin_vf_demand(pin, i), (size_t)1))
             return false;
     }
     return true;
@@ -139,11 +184,12 @@ static int offer_reasons(struct gabi_verdict *v, const struct gabi_pin_device *d
                                b->name, h->host, t, m->name);
     }
     if (r >= 0 && m->max_queue_pairs > offer->max_queue_pairs)
-        r = verdict_add_reason(
-            v, h->host, d->id, "max_queue_pairs", gabi_arena_printf(a, "%u", m->max_queue_pairs),
-            gabi_arena_printf(a, "%u", offer->max_queue_pairs),
-            "mode %s has %u queue pairs; back-end %s on host %s offers %u", m->name,
-            m->max_queue_pairs, b->name, h->host, offer->max_queue_pairs);
+        r = verdict_add_reason(v, h->host, d->id, "max_queue_pairs",
+                               gabi_arena_printf(a, "%u", m->max_queue_pairs),
+                               gabi_arena_printf(a, "%u", offer->max_queue_pairs),
+                               "mode %s has %u queue pair%s; back-end %s on host %s offers %u",
+                               m->name, m->max_queue_pairs, m->max_queue_pairs == 1 ? "" : "s",
+                               b->name, h->host, offer->max_queue_pairs);
     if (r >= 0 && m->max_queue_size > offer->max_queue_size)
         r = verdict_add_reason(v, h->host, d->id, "max_queue_size",
                                gabi_arena_printf(a, "%u", m->max_queue_size),
@@ -199,9 +245,32 @@ static int mode_reasons(struct gabi_verdict *v, const struct gabi_pin_device *d,
     return r;
 }
 
-static int state_reasons(struct gabi_verdict *v, const struct pin_device *d,
+/* The ids of the pin's devices that match the device at index i (same type, or the same
+ * failover VF), as "a, b, c". */
+static char *demand_ids(struct gabi_arena *a, const struct gabi_pin *pin, size_t i, bool vf)
+{
+    const struct pin_device *d = &pin->devices[i];
+    char buf[2048];
+    struct gabi_strbuf sb;
+
+    gabi_strbuf_init(&sb, buf, sizeof(buf));
+    for (size_t j = i; j < pin->n_devices; j++) {
+        const struct pin_device *e = &pin->devices[j];
+        bool same = vf ? e->pub.failover_device && e->failover_hash == d->failover_hash &&
+                             strcmp(e->pub.failover_device, d->pub.failover_device) == 0
+                       : e->pub.state_version && e->type_hash == d->type_hash &&
+                             strcmp(e->pub.type, d->pub.type) == 0;
+        if (same)
+            gabi_strbuf_item(&sb, ", ", e->pub.id);
+    }
+    return gabi_arena_strdup(a, buf);
+}
+
+static int state_reasons(struct gabi_verdict *v, const struct gabi_pin *pin, size_t idx,
                          const struct gabi_hostcaps *h)
 {
+    const struct pin_device *d = &pin->devices[idx];
+    size_t demand = pin_type_demand(pin, idx);
     struct gabi_arena *a = &v->arena;
     const struct host_type *t = hostcaps_find_type(h, d->pub.type, d->type_hash);
     const char *types = NULL;
@@ -230,25 +299,33 @@ static int state_reasons(struct gabi_verdict *v, const struct pin_device *d,
         if (r < 0)
             return r;
     }
-    if (t->pub.available_instances == 0)
-        return verdict_add_reason(v, h->host, d->pub.id, "available_instances", "1", "0",
-                                  "host %s has no free instance of %s for device %s", h->host,
-                                  d->pub.type, d->pub.id);
+    if (demand && t->pub.available_instances != UINT32_MAX && demand > t->pub.available_instances)
+        return verdict_add_reason(
+            v, h->host, d->pub.id, "available_instances", gabi_arena_printf(a, "%zu", demand),
+            gabi_arena_printf(a, "%u", t->pub.available_instances),
+            "%zu device%s of type %s (%s) need%s %zu instance%s; host %s has %u free", demand,
+            demand == 1 ? "" : "s", d->pub.type, demand_ids(a, pin, idx, false),
+            demand == 1 ? "s" : "", demand, demand == 1 ? "" : "s", h->host,
+            t->pub.available_instances);
     return 0;
 }
 
-static int failover_reasons(struct gabi_verdict *v, const struct pin_device *d,
+static int failover_reasons(struct gabi_verdict *v, const struct gabi_pin *pin, size_t i,
                             const struct gabi_hostcaps *h)
 {
+    const struct pin_device *d = &pin->devices[i];
+    size_t demand = pin_vf_demand(pin, i);
+    size_t n_free = host_free_vfs(h, d->pub.failover_device, d->failover_hash);
+    struct gabi_arena *a = &v->arena;
     const char *vfs = NULL;
     char buf[2048];
     struct gabi_strbuf sb;
 
-    if (host_has_free_vf(h, d->pub.failover_device, d->failover_hash))
+    if (demand <= n_free)
         return 0;
     gabi_strbuf_init(&sb, buf, sizeof(buf));
-    for (size_t i = 0; i < h->n_failover; i++) {
-        const struct gabi_hostcaps_failover *f = &h->failover[i];
+    for (size_t k = 0; k < h->n_failover; k++) {
+        const struct gabi_hostcaps_failover *f = &h->failover[k];
 
         gabi_strbuf_item(&sb, ", ", f->address);
         gabi_strbuf_item(&sb, " ", f->device);
@@ -257,11 +334,20 @@ static int failover_reasons(struct gabi_verdict *v, const struct pin_device *d,
     }
     if (sb.len)
         vfs = buf;
-    return verdict_add_reason(
-        v, h->host, d->pub.id, "failover", d->pub.failover_device, vfs ? vfs : "none",
-        "failover standby %s needs a free %s virtual function for its "
-        "primary %s; host %s has %s",
-        d->pub.id, d->pub.failover_device, d->pub.failover_primary, h->host, vfs ? vfs : "none");
+    if (demand == 1)
+        return verdict_add_reason(
+            v, h->host, d->pub.id, "failover", d->pub.failover_device, vfs ? vfs : "none",
+            "failover standby %s needs a free %s virtual function for its primary %s; host %s "
+            "has %s",
+            d->pub.id, d->pub.failover_device, d->pub.failover_primary, h->host,
+            vfs ? vfs : "none");
+    return verdict_add_reason(v, h->host, d->pub.id, "failover",
+                              gabi_arena_printf(a, "%zu x %s", demand, d->pub.failover_device),
+                              gabi_arena_printf(a, "%zu free", n_free),
+                              "failover standbys %s need %zu free %s virtual functions, one each; "
+                              "host %s has %zu free (%s)",
+                              demand_ids(a, pin, i, true), demand, d->pub.failover_device, h->host,
+                              n_free, vfs ? vfs : "none");
 }
 
 int gabi_check(const struct gabi_catalog *cat, const struct gabi_pin *pin,
@@ -275,10 +361,26 @@ int gabi_check(const struct gabi_catalog *cat, const struct gabi_pin *pin,
     if (!v)
         return -ENOMEM;
     if (pin->platform) {
+        v->platform = gabi_arena_strdup(&v->arena, pin->platform->name);
+        v->platform_from = pin->platform_source ? "source" : "pin";
         if (!bitset_test(&host->platforms, pin->platform_index))
             r = platform_reasons(v, pin->platform, host);
         else
             r = verdict_add_choice(v, "platform", "platform", pin->platform->name);
+    } else if (gabi_pin_needs_platform(pin)) {
+        const struct gabi_platform *def = gabi_hostcaps_default_platform(host);
+
+        v->platform_from = "unpinned";
+        r = verdict_add_reason(
+            v, host->host, "", "platform", "unpinned", def ? def->name : "none",
+            "VM %s names no platform: it runs its source host's newest runnable platform (on a "
+            "kernel with tap USO, linux-6.2 with the USO features on), which this check cannot "
+            "see. Give the source's hostcaps (check --source FILE), or pin the platform the VM "
+            "runs (\"platform\": \"NAME\"; guestabi query-platforms on the source names its "
+            "default)",
+            pin->vm);
+    } else {
+        v->platform_from = "not-needed";
     }
     for (size_t i = 0; r >= 0 && i < pin->n_devices; i++) {
         const struct pin_device *d = &pin->devices[i];
@@ -291,12 +393,12 @@ int gabi_check(const struct gabi_catalog *cat, const struct gabi_pin *pin,
         }
         if (r >= 0 && d->pub.state_version) {
             size_t before = v->n_reasons;
-            r = state_reasons(v, d, host);
+            r = state_reasons(v, pin, i, host);
             if (r >= 0 && v->n_reasons == before)
                 r = verdict_add_choice(v, d->pub.id, "state_version", d->pub.state_version);
         }
         if (r >= 0 && d->pub.failover_device)
-            r = failover_reasons(v, d, host);
+            r = failover_reasons(v, pin, i, host);
     }
     if (r < 0) {
         gabi_verdict_free(v);

@@ -11,11 +11,19 @@
 #include "abi/internal.h"
 #include "abi/builtin_catalog.h"
 
+/* A document from a regular file, or from standard input for "-". */
 static int read_document(const char *path, char **ret_buf, size_t *ret_size,
                          struct gabi_error *reterr)
 {
-    int r = gabi_read_file(path, GABI_MAX_DOCUMENT_SIZE, ret_buf, ret_size);
+    int r = strcmp(path, "-") == 0
+                ? gabi_read_fd(STDIN_FILENO, GABI_MAX_DOCUMENT_SIZE, ret_buf, ret_size)
+                : gabi_read_file(path, GABI_MAX_DOCUMENT_SIZE, ret_buf, ret_size);
 
+    if (r == -ESPIPE)
+        return gabi_error_set(reterr, r, path,
+                              "not a regular file (a named pipe, a device or a directory): "
+                              "documents are read from files, or from standard input given "
+                              "as \"-\"");
     if (r == -EFBIG)
         return gabi_error_set(reterr, r, path, "document is larger than %u bytes",
                               GABI_MAX_DOCUMENT_SIZE);

@@ -130,6 +130,10 @@ size_t gabi_fleet_filter(const struct gabi_fleet *f, const struct gabi_pin *pin,
     uint64_t pairs[GABI_MAX_PIN_DEVICES], vfs[GABI_MAX_PIN_DEVICES];
     size_t n_pairs = 0, n_vfs = 0, n_ok = 0;
 
+    /* A pin that needs a platform and names none fits no host (gabi_check says why). */
+    if (!pin->platform && gabi_pin_needs_platform(pin))
+        return 0;
+
     /* What every candidate must run, as one bitset, and the hashes the rest must match. */
     for (size_t d = 0; d < pin->n_devices; d++) {
         const struct pin_device *dev = &pin->devices[d];

@@ -266,8 +266,7 @@ static int parse_backend(struct jctx *c, json_t *obj, struct gabi_hostcaps *h)
 
     if (!json_is_object(obj))
         return jerr(c, "a back-end is an object");
-    if ((r = jcheck_keys(c, obj, keys)) < 0 ||
-        (r = jget_string(c, obj, "name", true, &b.name)) < 0 ||
+    if ((r = jcheck_keys(c, obj, keys)) < 0 || (r = jget_name(c, obj, "name", true, &b.name)) < 0 ||
         (r = jget_class(c, obj, "class", &b.cls)) < 0 ||
         (r = jget_string(c, obj, "socket", false, &b.socket)) < 0 ||
         (r = jget_array(c, obj, "modes", true, GABI_MAX_MODES, &arr)) < 0 ||
@@ -335,9 +334,8 @@ static int parse_host_type(struct jctx *c, json_t *obj, struct gabi_hostcaps *h)
     t.available_instances = UINT32_MAX;
     if (!json_is_object(obj))
         return jerr(c, "a device type is an object");
-    if ((r = jcheck_keys(c, obj, keys)) < 0 ||
-        (r = jget_string(c, obj, "name", true, &t.name)) < 0 ||
-        (r = jget_string(c, obj, "kind", false, &t.kind)) < 0 ||
+    if ((r = jcheck_keys(c, obj, keys)) < 0 || (r = jget_name(c, obj, "name", true, &t.name)) < 0 ||
+        (r = jget_name(c, obj, "kind", false, &t.kind)) < 0 ||
         (r = jget_versions(c, obj, "loads", false, &t.loads)) < 0 ||
         (r = jget_versions(c, obj, "writes", false, &t.writes)) < 0 ||
         (r = jget_u32(c, obj, "available_instances", false, 0, UINT32_MAX - 1,
@@ -363,6 +361,9 @@ static int parse_host_type(struct jctx *c, json_t *obj, struct gabi_hostcaps *h)
             t.writes = t.loads;
         }
     }
+    r = jcheck_loads_writes(c, t.name, &t.loads, &t.writes);
+    if (r < 0)
+        return r;
     if (!t.kind)
         t.kind = rule ? rule->pub.kind : "mdev";
     if (hostcaps_find_type(h, t.name, gabi_hash_str(t.name)))
@@ -380,11 +381,11 @@ static int parse_failover(struct jctx *c, json_t *obj, struct gabi_hostcaps *h)
     if (!json_is_object(obj))
         return jerr(c, "a failover device is an object");
     if ((r = jcheck_keys(c, obj, keys)) < 0 ||
-        (r = jget_string(c, obj, "address", true, &f.address)) < 0 ||
-        (r = jget_string(c, obj, "pf", false, &f.pf)) < 0 ||
-        (r = jget_string(c, obj, "device", true, &f.device)) < 0 ||
-        (r = jget_string(c, obj, "driver", false, &f.driver)) < 0 ||
-        (r = jget_string(c, obj, "mac", false, &f.mac)) < 0 ||
+        (r = jget_name(c, obj, "address", true, &f.address)) < 0 ||
+        (r = jget_name(c, obj, "pf", false, &f.pf)) < 0 ||
+        (r = jget_name(c, obj, "device", true, &f.device)) < 0 ||
+        (r = jget_name(c, obj, "driver", false, &f.driver)) < 0 ||
+        (r = jget_name(c, obj, "mac", false, &f.mac)) < 0 ||
         (r = jget_bool(c, obj, "in_use", &f.in_use)) < 0)
         return r;
     r = gabi_hostcaps_add_failover(h, &f);
@@ -462,7 +463,7 @@ int gabi_hostcaps_parse(const struct gabi_catalog *cat, const char *origin, cons
     }
     jctx_init(&c, origin, &h->arena, reterr);
     if ((r = jcheck_keys(&c, root, keys)) < 0 ||
-        (r = jget_string(&c, root, "host", true, &h->host)) < 0 ||
+        (r = jget_name(&c, root, "host", true, &h->host)) < 0 ||
         (r = parse_kernel(&c, root, h)) < 0 ||
         (r = parse_list(&c, root, "backends", GABI_MAX_BACKENDS, parse_backend, h)) < 0 ||
         (r = parse_list(&c, root, "device_types", GABI_MAX_HOST_DEVICES, parse_host_type, h)) < 0 ||
@@ -535,6 +536,15 @@ bool gabi_hostcaps_runs_platform(const struct gabi_hostcaps *h, const struct gab
 bool gabi_hostcaps_runs_mode(const struct gabi_hostcaps *h, const struct gabi_mode *m)
 {
     return bitset_test(&h->modes, mode_index_of(m));
+}
+
+const struct gabi_platform *gabi_hostcaps_default_platform(const struct gabi_hostcaps *h)
+{
+    /* the catalog lists platforms newest first */
+    for (size_t i = 0; i < h->cat->platforms.n; i++)
+        if (bitset_test(&h->platforms, i))
+            return &PLATFORM(h->cat, i)->pub;
+    return NULL;
 }
 
 size_t gabi_hostcaps_platforms(const struct gabi_hostcaps *h, const struct gabi_platform **ret,

@@ -148,6 +148,7 @@ struct gabi_pin {
     const char *vm;
     const struct gabi_platform *platform;
     size_t platform_index;
+    const char *platform_source; /* host whose default gave the platform, or NULL */
     struct pin_device *devices;
     size_t n_devices;
 };
@@ -159,6 +160,7 @@ struct gabi_verdict {
     const char *operation;
     const char *host;
     bool ok;
+    const char *platform, *platform_from; /* check: the platform judged, and its origin */
     struct gabi_reason *reasons;
     size_t n_reasons, alloc_reasons;
     struct gabi_choice *choices;
@@ -215,6 +217,9 @@ int jparse(const char *origin, const char *buf, size_t size, const char *schema,
 int jcheck_keys(struct jctx *c, json_t *obj, const char *const *allowed);
 /* Typed members. `required`: absence is an error; otherwise *ret is left untouched. */
 int jget_string(struct jctx *c, json_t *obj, const char *key, bool required, const char **ret);
+/* A string that must also pass gabi_name_check / gabi_version_check (every document kind). */
+int jget_name(struct jctx *c, json_t *obj, const char *key, bool required, const char **ret);
+int jget_version(struct jctx *c, json_t *obj, const char *key, bool required, const char **ret);
 int jget_u32(struct jctx *c, json_t *obj, const char *key, bool required, uint32_t min,
              uint32_t max, uint32_t *ret);
 int jget_i64(struct jctx *c, json_t *obj, const char *key, bool required, int64_t *ret);
@@ -231,4 +236,7 @@ int jget_kcaps(struct jctx *c, json_t *obj, const char *key, uint32_t *ret);
 /* A version set: ["6.3", "6.2"] or {"version": "6.3", "minimum": "6.0"}. */
 int jget_versions(struct jctx *c, json_t *obj, const char *key, bool required,
                   struct gabi_versions *ret);
+/* "A device must load what it writes", for every document kind: an error at $...writes. */
+int jcheck_loads_writes(struct jctx *c, const char *type, const struct gabi_versions *loads,
+                        const struct gabi_versions *writes);
 int jget_class(struct jctx *c, json_t *obj, const char *key, enum gabi_device_class *ret);

@@ -94,6 +94,11 @@ int jparse(const char *origin, const char *buf, size_t size, const char *schema,
     root = json_loadb(buf, size, JSON_REJECT_DUPLICATES, &jerror);
     if (!root) {
         snprintf(where, sizeof(where), "%s:%d:%d", origin, jerror.line, jerror.column);
+        /* jansson names its own flag here; say what is wrong with the document instead */
+        if (json_error_code(&jerror) == json_error_null_character)
+            return gabi_error_set(err, -EINVAL, where,
+                                  "a string holds \\u0000 (a NUL character), which no name, "
+                                  "version or path in a document may contain");
         return gabi_error_set(err, -EINVAL, where, "invalid JSON: %s", jerror.text);
     }
     if (!json_is_object(root)) {
@@ -156,10 +161,18 @@ static int jmember(struct jctx *c, json_t *obj, const char *key, bool required, 
     json_t *v = json_object_get(obj, key);
 
     *ret = NULL;
-    if (!v || json_is_null(v)) {
+    if (!v) {
         if (required)
             return jerr(c, "missing required key \"%s\"", key);
         return 0;
+    }
+    if (json_is_null(v)) {
+        /* null is no value: leave an optional key out rather than mean "none" two ways */
+        size_t old = jctx_push_key(c, key);
+        int r = jerr(c, "null is not a value here; %s",
+                     required ? "this key is required" : "leave the key out instead");
+        jctx_pop(c, old);
+        return r;
     }
     *ret = v;
     return 0;
@@ -177,7 +190,7 @@ static int jstring_value(struct jctx *c, json_t *v, const char **ret)
     if (len > GABI_MAX_NAME * 8)
         return jerr(c, "string of %zu bytes is too long (max %u)", len, GABI_MAX_NAME * 8);
     if (strlen(json_string_value(v)) != len)
-        return jerr(c, "string contains a NUL byte");
+        return jerr(c, "string holds a NUL character (\\u0000)");
     *ret = gabi_arena_strdup(c->arena, json_string_value(v));
     return *ret ? 0 : -ENOMEM;
 }
@@ -195,6 +208,37 @@ int jget_string(struct jctx *c, json_t *obj, const char *key, bool required, con
     r = jstring_value(c, v, ret);
     jctx_pop(c, old);
     return r;
+}
+
+/* A string member checked by rule (gabi_name_check or gabi_version_check) at its path. */
+static int jget_checked(struct jctx *c, json_t *obj, const char *key, bool required,
+                        int (*rule)(const char *, char *, size_t), const char **ret)
+{
+    const char *s = NULL;
+    char why[GABI_ERROR_MESSAGE_MAX];
+    size_t old;
+    int r = jget_string(c, obj, key, required, &s);
+
+    if (r < 0 || !s)
+        return r;
+    if (rule(s, why, sizeof(why)) < 0) {
+        old = jctx_push_key(c, key);
+        r = jerr(c, "%s", why);
+        jctx_pop(c, old);
+        return r;
+    }
+    *ret = s;
+    return 0;
+}
+
+int jget_name(struct jctx *c, json_t *obj, const char *key, bool required, const char **ret)
+{
+    return jget_checked(c, obj, key, required, gabi_name_check, ret);
+}
+
+int jget_version(struct jctx *c, json_t *obj, const char *key, bool required, const char **ret)
+{
+    return jget_checked(c, obj, key, required, gabi_version_check, ret);
 }
 
 /* obj[key] of one JSON type (JSON_TRUE standing for either boolean): 0 with *ret, NULL when
@@ -441,9 +485,15 @@ int jget_versions(struct jctx *c, json_t *obj, const char *key, bool required,
         }
         json_array_foreach (v, i, e) {
             size_t old2 = jctx_push_index(c, i);
+            char why[GABI_ERROR_MESSAGE_MAX];
+
             r = jstring_value(c, e, &list[i]);
             if (r < 0)
                 goto out;
+            if (gabi_version_check(list[i], why, sizeof(why)) < 0) {
+                r = jerr(c, "%s", why);
+                goto out;
+            }
             for (size_t j = 0; j < i; j++)
                 if (strcmp(list[j], list[i]) == 0) {
                     r = jerr(c, "version \"%s\" is listed twice", list[i]);
@@ -461,10 +511,10 @@ int jget_versions(struct jctx *c, json_t *obj, const char *key, bool required,
         r = jcheck_keys(c, v, keys);
         if (r < 0)
             goto out;
-        r = jget_string(c, v, "version", true, &version);
+        r = jget_version(c, v, "version", true, &version);
         if (r < 0)
             goto out;
-        r = jget_string(c, v, "minimum", true, &minimum);
+        r = jget_version(c, v, "minimum", true, &minimum);
         if (r < 0)
             goto out;
         if (gabi_version_compare(minimum, version) > 0) {
@@ -479,6 +529,33 @@ int jget_versions(struct jctx *c, json_t *obj, const char *key, bool required,
                  json_type_name(v));
     }
 out:
+    jctx_pop(c, old);
+    return r;
+}
+
+int jcheck_loads_writes(struct jctx *c, const char *type, const struct gabi_versions *loads,
+                        const struct gabi_versions *writes)
+{
+    const char *bad = NULL;
+    size_t old;
+    int r;
+
+    for (size_t i = 0; i < writes->n && !bad; i++)
+        if (!gabi_versions_accepts(loads, writes->list[i]))
+            bad = writes->list[i];
+    if (writes->version && !bad) {
+        if (!gabi_versions_accepts(loads, writes->version))
+            bad = writes->version;
+        else if (!gabi_versions_accepts(loads, writes->minimum))
+            bad = writes->minimum;
+    }
+    if (!bad)
+        return 0;
+    old = jctx_push_key(c, "writes");
+    r = jerr(c,
+             "device type \"%s\" writes version \"%s\" that it does not load (%s): a device "
+             "must load what it writes",
+             type, bad, versions_text(c->arena, loads));
     jctx_pop(c, old);
     return r;
 }

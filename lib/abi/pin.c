@@ -28,11 +28,11 @@ static int parse_device(struct jctx *c, json_t *obj, struct gabi_pin *pin, struc
     if (!json_is_object(obj))
         return jerr(c, "a device is an object");
     if ((r = jcheck_keys(c, obj, keys)) < 0 ||
-        (r = jget_string(c, obj, "id", true, &d->pub.id)) < 0 ||
+        (r = jget_name(c, obj, "id", true, &d->pub.id)) < 0 ||
         (r = jget_class(c, obj, "class", &d->pub.cls)) < 0 ||
         (r = jget_string(c, obj, "mode", false, &mode)) < 0 ||
-        (r = jget_string(c, obj, "type", false, &d->pub.type)) < 0 ||
-        (r = jget_string(c, obj, "state_version", false, &d->pub.state_version)) < 0 ||
+        (r = jget_name(c, obj, "type", false, &d->pub.type)) < 0 ||
+        (r = jget_version(c, obj, "state_version", false, &d->pub.state_version)) < 0 ||
         (r = jget_object(c, obj, "failover", false, &failover)) < 0)
         return r;
     if (gabi_class_is_virtio(d->pub.cls)) {
@@ -69,8 +69,8 @@ static int parse_device(struct jctx *c, json_t *obj, struct gabi_pin *pin, struc
         if (d->pub.cls != GABI_CLASS_NET)
             return jerr(c, "only a virtio-net device can be a failover standby");
         if ((r = jcheck_keys(c, failover, failover_keys)) < 0 ||
-            (r = jget_string(c, failover, "primary", true, &d->pub.failover_primary)) < 0 ||
-            (r = jget_string(c, failover, "device", true, &d->pub.failover_device)) < 0)
+            (r = jget_name(c, failover, "primary", true, &d->pub.failover_primary)) < 0 ||
+            (r = jget_name(c, failover, "device", true, &d->pub.failover_device)) < 0)
             return r;
         d->failover_hash = gabi_hash_str(d->pub.failover_device);
         jctx_pop(c, old);
@@ -103,7 +103,7 @@ int gabi_pin_parse(const struct gabi_catalog *cat, const char *origin, const cha
     pin->cat = cat;
     jctx_init(&c, origin, &pin->arena, reterr);
     if ((r = jcheck_keys(&c, root, keys)) < 0 ||
-        (r = jget_string(&c, root, "vm", true, &pin->vm)) < 0 ||
+        (r = jget_name(&c, root, "vm", true, &pin->vm)) < 0 ||
         (r = jget_string(&c, root, "platform", false, &platform)) < 0 ||
         (r = jget_array(&c, root, "devices", true, GABI_MAX_PIN_DEVICES, &arr)) < 0)
         goto fail;
@@ -160,6 +160,46 @@ const char *gabi_pin_vm(const struct gabi_pin *pin)
 const struct gabi_platform *gabi_pin_platform(const struct gabi_pin *pin)
 {
     return pin->platform;
+}
+
+bool gabi_pin_needs_platform(const struct gabi_pin *pin)
+{
+    for (size_t i = 0; i < pin->n_devices; i++)
+        if (pin->devices[i].pub.cls == GABI_CLASS_NET)
+            return true;
+    return false;
+}
+
+int gabi_pin_resolve_platform(struct gabi_pin *pin, const struct gabi_hostcaps *source,
+                              struct gabi_error *reterr)
+{
+    const struct gabi_platform *p;
+
+    if (pin->platform)
+        return 0;
+    if (source->cat != pin->cat)
+        return gabi_error_set(reterr, -EINVAL, source->host,
+                              "the pin and the source host were "
+                              "read with different catalogs");
+    p = gabi_hostcaps_default_platform(source);
+    if (!p)
+        return gabi_error_set(reterr, -ENOENT, source->host,
+                              "VM %s names no platform and source host %s runs none (its document "
+                              "reports no kernel capabilities that a platform needs), so the "
+                              "platform the VM runs is unknown: pin one, or probe the source's "
+                              "kernel",
+                              pin->vm, source->host);
+    pin->platform_source = gabi_arena_strdup(&pin->arena, source->host);
+    if (!pin->platform_source)
+        return -ENOMEM;
+    pin->platform = p;
+    pin->platform_index = platform_index_of(p);
+    return 0;
+}
+
+const char *gabi_pin_platform_source(const struct gabi_pin *pin)
+{
+    return pin->platform_source;
 }
 
 size_t gabi_pin_n_devices(const struct gabi_pin *pin)

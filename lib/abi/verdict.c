@@ -129,6 +129,13 @@ const char *gabi_verdict_operation(const struct gabi_verdict *v)
     return v->operation;
 }
 
+const char *gabi_verdict_platform(const struct gabi_verdict *v, const char **ret_from)
+{
+    if (ret_from)
+        *ret_from = v->platform_from;
+    return v->platform;
+}
+
 char *gabi_verdict_to_json(const struct gabi_verdict *v)
 {
     json_t *root = json_object(), *arr;
@@ -139,6 +146,10 @@ char *gabi_verdict_to_json(const struct gabi_verdict *v)
     if (v->host)
         json_object_set_new(root, "host", json_string(v->host));
     json_object_set_new(root, "ok", json_boolean(v->ok));
+    if (v->platform_from) {
+        json_object_set_new(root, "platform", v->platform ? json_string(v->platform) : json_null());
+        json_object_set_new(root, "platform_from", json_string(v->platform_from));
+    }
     arr = json_array();
     for (size_t i = 0; i < v->n_choices; i++) {
         const struct gabi_choice *c = &v->choices[i];

@@ -10,12 +10,24 @@
 int gabi_read_file(const char *path, size_t max_size, char **ret_buf, size_t *ret_size)
 {
     _cleanup_close_ int fd = -1;
+    struct stat st;
+
+    /* O_NONBLOCK: opening a named pipe without a writer must not wait for one */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode))
+        return -ESPIPE;
+    return gabi_read_fd(fd, max_size, ret_buf, ret_size);
+}
+
+int gabi_read_fd(int fd, size_t max_size, char **ret_buf, size_t *ret_size)
+{
     _cleanup_free_ char *buf = NULL;
     size_t size = 0, alloc = 4096;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return -errno;
     buf = malloc(alloc);
     if (!buf)
         return -ENOMEM;

@@ -8,7 +8,7 @@
 
 #include "probe/internal.h"
 
-#define VERSION_MAX 64u
+#define VERSION_MAX GABI_MAX_VERSION
 
 struct versions_block {
     struct gabi_probe_versions pub; /* first: free(&pub) frees the block */
@@ -16,24 +16,6 @@ struct versions_block {
     const char *writes[GABI_MAX_VERSIONS];
     char text[];
 };
-
-static bool is_version(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > VERSION_MAX)
-        return false;
-    if (!((s[0] >= '0' && s[0] <= '9') || (s[0] >= 'a' && s[0] <= 'z') ||
-          (s[0] >= 'A' && s[0] <= 'Z')))
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              c == '.' || c == '_' || c == '+' || c == '~' || c == '-'))
-            return false;
-    }
-    return true;
-}
 
 struct vparse {
     const char *origin;
@@ -62,15 +44,13 @@ static int verr(const struct vparse *v, const char *fmt, ...)
 static int add_version(const struct vparse *v, const char **list, size_t *n, const char *s,
                        const char *what)
 {
-    char shown[VERSION_MAX + 8];
+    char shown[VERSION_MAX + 8], why[GABI_ERROR_MESSAGE_MAX];
 
     snprintf(shown, sizeof(shown), "%.*s%s", (int)VERSION_MAX, s,
              strlen(s) > VERSION_MAX ? "..." : "");
-    if (!is_version(s))
-        return verr(v,
-                    "\"%s\" is not a version (1 to 64 characters of A-Z a-z 0-9 . _ + ~ -, "
-                    "starting with a letter or digit)",
-                    shown);
+    /* the rule every document kind follows (gabi_version_check) */
+    if (gabi_version_check(s, why, sizeof(why)) < 0)
+        return verr(v, "\"%s\" is not a version: %s", shown, why);
     for (size_t i = 0; i < *n; i++)
         if (strcmp(list[i], s) == 0)
             return verr(v, "version \"%s\" is listed twice in %s", s, what);

@@ -27,7 +27,22 @@ struct gabi_vhost_client {
     uint8_t *log;
     uint64_t log_size;
     uint64_t state_limit; /* bytes a state relay passes at most */
+    gabi_vhost_progress_fn progress;
+    void *progress_userdata;
 };
+
+void gabi_vhost_client_set_progress(struct gabi_vhost_client *c, gabi_vhost_progress_fn fn,
+                                    void *userdata)
+{
+    c->progress = fn;
+    c->progress_userdata = userdata;
+}
+
+gabi_vhost_progress_fn vhost_client_progress(const struct gabi_vhost_client *c, void **ret_userdata)
+{
+    *ret_userdata = c->progress_userdata;
+    return c->progress;
+}
 
 int gabi_vhost_client_new_fd(int fd, int timeout_ms, struct gabi_vhost_client **ret)
 {

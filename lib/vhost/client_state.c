@@ -164,9 +164,11 @@ static void sigpipe_restore(struct sigpipe_guard *g)
  * Returns 0, -EFBIG when in_fd goes on past limit (nothing beyond it written), or -errno;
  * which side failed in *ret_side ("reading" / "writing").
  */
-static int relay(int in_fd, int out_fd, uint64_t limit, int timeout_ms,
-                 struct gabi_vhost_state_xfer *x, const char **ret_side)
+static int relay(const struct gabi_vhost_client *c, int in_fd, int out_fd, uint64_t limit,
+                 int timeout_ms, struct gabi_vhost_state_xfer *x, const char **ret_side)
 {
+    void *userdata = NULL;
+    gabi_vhost_progress_fn progress = vhost_client_progress(c, &userdata);
     struct sigpipe_guard guard;
     uint8_t *buf = NULL;
     bool use_splice = true;
@@ -214,6 +216,8 @@ static int relay(int in_fd, int out_fd, uint64_t limit, int timeout_ms,
             x->bytes += (uint64_t)n;
             if (use_splice)
                 x->spliced += (uint64_t)n;
+            if (progress)
+                progress(x->bytes, userdata);
             continue;
         }
         if (n == 0)
@@ -346,8 +350,8 @@ static int transfer(struct gabi_vhost_client *c, enum gabi_vhost_state_direction
     r = open_channel(c, dir, &chan, &x, reterr);
     if (r < 0)
         return r;
-    r = dir == GABI_VHOST_STATE_SAVE ? relay(chan, fd, limit, timeout_ms, &x, &side)
-                                     : relay(fd, chan, limit, timeout_ms, &x, &side);
+    r = dir == GABI_VHOST_STATE_SAVE ? relay(c, chan, fd, limit, timeout_ms, &x, &side)
+                                     : relay(c, fd, chan, limit, timeout_ms, &x, &side);
     close(chan); /* loading: the back-end's EOF */
     /* EPIPE while loading: the back-end stopped reading, and CHECK says why */
     stopped = dir == GABI_VHOST_STATE_LOAD && r == -EPIPE;
@@ -423,7 +427,7 @@ int gabi_vhost_client_move_state(struct gabi_vhost_client *src, struct gabi_vhos
         if (r >= 0)
             r = gabi_fd_nonblock_own(&target);
         if (r >= 0)
-            r = relay(src_own, target, vhost_client_state_limit(src), timeout_ms, &x, &side);
+            r = relay(src, src_own, target, vhost_client_state_limit(src), timeout_ms, &x, &side);
         close(src_own);
         if (r < 0)
             relay_failed(r, "move", side, vhost_client_state_limit(src), &x, reterr);

@@ -278,6 +278,10 @@ int vhost_state_ops_check(const struct gabi_vhost_state_ops *ops, struct gabi_er
 
 /* ---- front-end (client.c) -------------------------------------------------------------- */
 
+/* The progress callback set on c (NULL: none), and its userdata. */
+gabi_vhost_progress_fn vhost_client_progress(const struct gabi_vhost_client *c,
+                                             void **ret_userdata);
+
 /* A request that always has a reply, waiting up to timeout_ms (0: the client's) for it; with
  * ret_fd, one fd may come with the reply (*ret_fd, else -1). The reply's size in
  * *ret_reply_size, its first reply_max bytes in reply. */

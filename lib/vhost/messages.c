@@ -58,9 +58,10 @@ static struct gabi_vhost_vring *vring_of(struct gabi_vhost_backend *b, struct vh
 {
     if (index < b->n_vrings)
         return &b->vrings[index];
-    fail(b, m, -ERANGE, "vring %" PRIu32 " is beyond the %u vrings of mode %s (%" PRIu32 " %s)",
-         index, b->n_vrings, b->mode.name, b->mode.max_queue_pairs,
-         b->cls == GABI_CLASS_NET ? "queue pairs" : "queues");
+    fail(b, m, -ERANGE, "vring %" PRIu32 " is beyond the %u vring%s of mode %s (%" PRIu32 " %s%s)",
+         index, b->n_vrings, b->n_vrings == 1 ? "" : "s", b->mode.name, b->mode.max_queue_pairs,
+         b->cls == GABI_CLASS_NET ? "queue pair" : "queue",
+         b->mode.max_queue_pairs == 1 ? "" : "s");
     return NULL;
 }
 

@@ -51,12 +51,28 @@ int cli_errorf(struct cli *cli, const char *fmt, ...) __attribute__((format(prin
 int cli_usage_error(struct cli *cli, const struct cli_command *cmd, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A name or version given on the command line, checked by the rule documents follow
+ * (gabi_name_check / gabi_version_check): 0, or -1 after a usage error naming the option. */
+int cli_check_value(struct cli *cli, const struct cli_command *cmd, const char *option,
+                    const char *value, bool version);
+
+/* A number given on the command line, read as a JSON document's number is: decimal digits,
+ * no sign and no leading zero, from min to max. 0, or -1 after a usage error naming the option. */
+int cli_parse_number(struct cli *cli, const struct cli_command *cmd, const char *option,
+                     const char *arg, uint32_t min, uint32_t max, uint32_t *ret);
+
 /* Human output helpers. */
 const char *cli_short_feature(const char *name);
 void cli_print_features(FILE *f, const char *label, enum gabi_device_class cls, uint64_t mask);
 void cli_print_protocol_features(FILE *f, const char *label, uint64_t mask);
 void cli_print_verdict(FILE *f, const struct gabi_verdict *v);
 void cli_print_versions(FILE *f, const struct gabi_versions *vs);
+/* The platforms document (gabi_platforms_to_json) of those host h runs, with its "host",
+ * "kernel" and "default" (the newest runnable platform, what a VM started without one runs)
+ * and a "default" flag on each platform. NULL on allocation failure. */
+struct json_t;
+struct json_t *cli_platforms_json(const struct gabi_catalog *cat, const struct gabi_hostcaps *h,
+                                  const struct gabi_platform *const *ps, size_t n);
 /* Print a malloc'd JSON text followed by a newline, and free it. */
 int cli_print_json(char *text);
 

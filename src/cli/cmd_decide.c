@@ -6,9 +6,11 @@
 #include <string.h>
 
 #include "cli.h"
+#include <guestabi/util.h>
 
 /* Print a verdict (human or JSON) and map it to an exit code. */
-static int report(struct cli *cli, const struct gabi_verdict *v, const char *headline)
+static int report(struct cli *cli, const struct gabi_verdict *v, const char *headline,
+                  const char *note)
 {
     if (cli->json) {
         if (cli_print_json(gabi_verdict_to_json(v)) != 0)
@@ -20,6 +22,8 @@ static int report(struct cli *cli, const struct gabi_verdict *v, const char *hea
         if (n)
             printf(", %zu reason%s", n, n == 1 ? "" : "s");
         printf("\n");
+        if (note)
+            printf("  %s\n", note);
         cli_print_verdict(stdout, v);
     }
     return gabi_verdict_ok(v) ? EXIT_COMPATIBLE : EXIT_INCOMPATIBLE;
@@ -71,13 +75,13 @@ static int run_pick(struct cli *cli, int argc, char **argv)
         return cli_errorf(cli, "pick failed: %s", strerror(-r));
     snprintf(headline, sizeof(headline), "Newest ABI common to %zu host%s", hosts.n,
              hosts.n == 1 ? "" : "s");
-    return report(cli, v, headline);
+    return report(cli, v, headline, NULL);
 }
 
 /* ---- check and filter ----------------------------------------------------------------------- */
 
 struct check_opts {
-    const char *pin, *host;
+    const char *pin, *host, *source;
 };
 
 static int check_opt(struct cli *cli, int opt, const char *arg, void *userdata)
@@ -89,6 +93,8 @@ static int check_opt(struct cli *cli, int opt, const char *arg, void *userdata)
         o->pin = arg;
     else if (opt == 'H')
         o->host = arg;
+    else if (opt == 'S')
+        o->source = arg;
     else
         return -1;
     return 0;
@@ -97,19 +103,34 @@ static int check_opt(struct cli *cli, int opt, const char *arg, void *userdata)
 static const struct option check_options[] = {
     {"pin", required_argument, NULL, 'p'},
     {"host", required_argument, NULL, 'H'},
+    {"source", required_argument, NULL, 'S'},
     {NULL, 0, NULL, 0},
 };
 
-static int load_pin(struct cli *cli, const char *path, struct gabi_pin **ret)
+/* Load the pin and, with --source, give it the source's default platform when it names none. */
+static int load_pin(struct cli *cli, const char *path, const char *source, struct gabi_pin **ret)
 {
     struct gabi_error err = {0};
+    _cleanup_(gabi_hostcaps_freep) struct gabi_hostcaps *src = NULL;
+    _cleanup_(gabi_pin_freep) struct gabi_pin *pin = NULL;
+    char *srcpath = (char *)source;
 
     if (!cli_catalog(cli))
         return -1;
-    if (gabi_pin_load_file(cli->cat, path, ret, &err) < 0) {
+    if (gabi_pin_load_file(cli->cat, path, &pin, &err) < 0) {
         cli_error(cli, &err);
         return -1;
     }
+    if (source) {
+        if (cli_load_hosts(cli, &srcpath, 1, &src) < 0)
+            return -1;
+        if (gabi_pin_resolve_platform(pin, src, &err) < 0) {
+            gabi_strlcpy(err.where, source, sizeof(err.where));
+            cli_error(cli, &err);
+            return -1;
+        }
+    }
+    *ret = TAKE_PTR(pin);
     return 0;
 }
 
@@ -119,7 +140,7 @@ static int run_check(struct cli *cli, int argc, char **argv)
     _cleanup_(gabi_pin_freep) struct gabi_pin *pin = NULL;
     _cleanup_(gabi_hostcaps_freep) struct gabi_hostcaps *host = NULL;
     _cleanup_(gabi_verdict_freep) struct gabi_verdict *v = NULL;
-    char headline[512];
+    char headline[512], note[512];
     char *hostpath;
     int first, ex, r;
 
@@ -131,7 +152,7 @@ static int run_check(struct cli *cli, int argc, char **argv)
         return cli_usage_error(cli, &cli_cmd_check, "--pin and --host are both needed");
     if (first < argc)
         return cli_usage_error(cli, &cli_cmd_check, "unexpected argument \"%s\"", argv[first]);
-    if (load_pin(cli, o.pin, &pin) < 0)
+    if (load_pin(cli, o.pin, o.source, &pin) < 0)
         return EXIT_BAD_INPUT;
     hostpath = (char *)o.host;
     if (cli_load_hosts(cli, &hostpath, 1, &host) < 0)
@@ -141,7 +162,11 @@ static int run_check(struct cli *cli, int argc, char **argv)
         return cli_errorf(cli, "check failed: %s", strerror(-r));
     snprintf(headline, sizeof(headline), "VM %s on host %s", gabi_pin_vm(pin),
              gabi_hostcaps_host(host));
-    return report(cli, v, headline);
+    if (gabi_pin_platform_source(pin))
+        snprintf(note, sizeof(note),
+                 "(the pin names no platform: judged on %s, the default of source host %s)",
+                 gabi_pin_platform(pin)->name, gabi_pin_platform_source(pin));
+    return report(cli, v, headline, gabi_pin_platform_source(pin) ? note : NULL);
 }
 
 static int run_filter(struct cli *cli, int argc, char **argv)
@@ -164,7 +189,7 @@ static int run_filter(struct cli *cli, int argc, char **argv)
         return cli_usage_error(cli, &cli_cmd_filter, "name the hosts as arguments, not --host");
     if (first >= argc)
         return cli_usage_error(cli, &cli_cmd_filter, "name at least one HOSTCAPS document");
-    if (load_pin(cli, o.pin, &pin) < 0)
+    if (load_pin(cli, o.pin, o.source, &pin) < 0)
         return EXIT_BAD_INPUT;
     /* as before: a host list that cannot be allocated or loaded is bad input */
     if (hosts_load(cli, argv + first, (size_t)(argc - first), &hosts) != 0)
@@ -203,29 +228,28 @@ static int match_opt(struct cli *cli, int opt, const char *arg, void *userdata)
 {
     struct match_opts *o = userdata;
 
-    (void)cli;
     switch (opt) {
     case 'v':
         o->version = arg;
-        break;
+        return cli_check_value(cli, &cli_cmd_match, "--version", arg, true);
     case 'l':
         o->loads = arg;
         break;
     case 'm':
         o->minimum = arg;
-        break;
+        return cli_check_value(cli, &cli_cmd_match, "--minimum", arg, true);
     case 'n':
         o->newest = arg;
-        break;
+        return cli_check_value(cli, &cli_cmd_match, "--newest", arg, true);
     case 'H':
         o->host = arg;
         break;
     case 't':
         o->type = arg;
-        break;
+        return cli_check_value(cli, &cli_cmd_match, "--type", arg, false);
     case 'd':
         o->device = arg;
-        break;
+        return cli_check_value(cli, &cli_cmd_match, "--device", arg, false);
     default:
         return -1;
     }
@@ -265,14 +289,23 @@ static int run_match(struct cli *cli, int argc, char **argv)
                                "--newest V --minimum V, or --host HOSTCAPS --type TYPE");
     if (o.loads) {
         size_t n = 0;
-        char *save = NULL;
 
         copy = strdup(o.loads);
         if (!copy)
             return cli_errorf(cli, "out of memory");
-        for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        /* split at commas; an empty entry is an empty version, as in a document */
+        for (char *next = copy, *tok; (tok = strsep(&next, ","));) {
+            tok += strspn(tok, " ");
+            tok[strcspn(tok, " ")] = '\0';
             if (n >= GABI_MAX_VERSIONS)
-                return cli_errorf(cli, "--loads lists more than %u versions", GABI_MAX_VERSIONS);
+                return cli_usage_error(cli, &cli_cmd_match, "--loads lists more than %u versions",
+                                       GABI_MAX_VERSIONS);
+            if (cli_check_value(cli, &cli_cmd_match, "--loads", tok, true) < 0)
+                return EXIT_BAD_INPUT;
+            for (size_t j = 0; j < n; j++)
+                if (strcmp(list[j], tok) == 0)
+                    return cli_usage_error(cli, &cli_cmd_match,
+                                           "--loads: version \"%s\" is listed twice", tok);
             list[n++] = tok;
         }
         if (!n)
@@ -310,7 +343,7 @@ static int run_match(struct cli *cli, int argc, char **argv)
     if (r < 0)
         return cli_errorf(cli, "match failed: %s", strerror(-r));
     snprintf(headline, sizeof(headline), "Source state version %s", o.version);
-    return report(cli, v, headline);
+    return report(cli, v, headline, NULL);
 }
 
 const struct cli_command cli_cmd_pick = {
@@ -324,14 +357,21 @@ const struct cli_command cli_cmd_pick = {
 const struct cli_command cli_cmd_check = {
     "check",
     "Check a VM's pin against a host: compatible, or every reason it is not",
-    "--pin PIN --host HOSTCAPS",
+    "--pin PIN --host HOSTCAPS [--source HOSTCAPS]\n"
+    "  --pin PIN          the VM's pin\n"
+    "  --host HOSTCAPS    the destination\n"
+    "  --source HOSTCAPS  the host the VM runs on now: a pin without a platform is judged on\n"
+    "                     the source's default (its newest runnable platform), which is what\n"
+    "                     the VM runs. Without it such a pin is refused if it has a\n"
+    "                     virtio-net device.",
     run_check,
 };
 
 const struct cli_command cli_cmd_filter = {
     "filter",
     "Print the hosts that can take a VM's pin (the fleet question)",
-    "--pin PIN HOSTCAPS...",
+    "--pin PIN [--source HOSTCAPS] HOSTCAPS...\n"
+    "  --source HOSTCAPS  as for check: a pin without a platform takes the source's default",
     run_filter,
 };
 

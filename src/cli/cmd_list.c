@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 
 struct list_opts {
@@ -145,9 +147,16 @@ static int run_platforms(struct cli *cli, int argc, char **argv)
             continue;
         ps[n++] = p;
     }
-    if (cli->json) {
+    if (cli->json && host) {
+        json_t *root = cli_platforms_json(cat, host, ps, n);
+
+        ex = cli_print_json(root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL);
+        json_decref(root);
+    } else if (cli->json) {
         ex = cli_print_json(gabi_platforms_to_json(cat, ps, n));
     } else {
+        const struct gabi_platform *def = host ? gabi_hostcaps_default_platform(host) : NULL;
+
         if (host)
             printf("Platforms host %s can run, newest first:\n", gabi_hostcaps_host(host));
         for (size_t i = 0; i < n; i++) {
@@ -155,8 +164,9 @@ static int run_platforms(struct cli *cli, int argc, char **argv)
             const char *req[GABI_KCAP_COUNT];
             size_t nreq = 0;
 
-            printf("  %s  (order %lld%s%s)\n", p->name, (long long)p->order,
-                   p->base ? ", based on " : "", p->base ? p->base : "");
+            printf("  %s  (order %lld%s%s%s)\n", p->name, (long long)p->order,
+                   p->base ? ", based on " : "", p->base ? p->base : "",
+                   p == def ? "; default: the newest runnable one" : "");
             if (p->description)
                 printf("    %s\n", p->description);
             for (unsigned k = 0; k < GABI_KCAP_COUNT; k++)

@@ -7,8 +7,11 @@
  */
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include <guestabi/vhost_client.h>
 
@@ -24,19 +27,6 @@ struct negotiate_opts {
     uint32_t ring_size;
     int cls;
 };
-
-static int parse_u32(struct cli *cli, const char *what, const char *arg, uint32_t max,
-                     uint32_t *ret)
-{
-    uint64_t v;
-
-    if (gabi_parse_u64(arg, &v) < 0 || v == 0 || v > max) {
-        cli_errorf(cli, "%s \"%s\" is not a number from 1 to %u", what, arg, max);
-        return -1;
-    }
-    *ret = (uint32_t)v;
-    return 0;
-}
 
 static int negotiate_opt(struct cli *cli, int opt, const char *arg, void *userdata)
 {
@@ -56,9 +46,11 @@ static int negotiate_opt(struct cli *cli, int opt, const char *arg, void *userda
         o->protocol_features = arg;
         return 0;
     case 'q':
-        return parse_u32(cli, "--queue-pairs", arg, 0x8000, &o->queue_pairs);
+        return cli_parse_number(cli, &cli_cmd_negotiate, "--queue-pairs", arg, 1, 0x8000,
+                                &o->queue_pairs);
     case 'r':
-        return parse_u32(cli, "--ring-size", arg, 32768, &o->ring_size);
+        return cli_parse_number(cli, &cli_cmd_negotiate, "--ring-size", arg, 1, 32768,
+                                &o->ring_size);
     case 'C':
         o->cls = gabi_class_from_name(arg);
         if (o->cls < 0 || !gabi_class_is_virtio(o->cls)) {
@@ -139,8 +131,32 @@ static void step(struct gabi_vhost_client *c, const char *what, int r, char *ref
         snprintf(refusal, size, "%s failed (%s)", what, strerror(-r));
 }
 
-static void print_mask_diff(const char *what, enum gabi_device_class cls, bool protocol,
-                            uint64_t missing, size_t *n_reasons)
+/* The differences between the request and the offer: printed, or collected for --json. */
+struct diffs {
+    json_t *arr; /* --json: {"key", "message"} objects; NULL: print */
+    size_t n;
+};
+
+static void diff_add(struct diffs *d, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void diff_add(struct diffs *d, const char *key, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (d->arr)
+        json_array_append_new(d->arr, json_pack("{s:s, s:s}", "key", key, "message", msg));
+    else
+        printf("  - %s\n", msg);
+    d->n++;
+}
+
+static void print_mask_diff(struct diffs *d, const char *what, enum gabi_device_class cls,
+                            bool protocol, uint64_t missing)
 {
     for (unsigned b = 0; b < 64; b++) {
         const char *name;
@@ -149,11 +165,37 @@ static void print_mask_diff(const char *what, enum gabi_device_class cls, bool p
             continue;
         name = protocol ? gabi_protocol_feature_name(b) : gabi_feature_name(cls, b);
         if (name)
-            printf("  - %s %s is not offered\n", what, name);
+            diff_add(d, protocol ? "protocol_features" : "features", "%s %s is not offered", what,
+                     name);
         else
-            printf("  - %s bit %u is not offered\n", what, b);
-        (*n_reasons)++;
+            diff_add(d, protocol ? "protocol_features" : "features", "%s bit %u is not offered",
+                     what, b);
     }
+}
+
+/* An ABI as JSON: feature names (unnamed bits as "0x..."), queue pairs and ring size. */
+static json_t *abi_json(enum gabi_device_class cls, uint64_t f, uint64_t pf, uint32_t qp,
+                        uint32_t ring)
+{
+    json_t *feats = json_array(), *pfeats = json_array();
+
+    for (unsigned b = 0; b < 64; b++) {
+        const char *n;
+        char hex[24];
+
+        if (f & (1ull << b)) {
+            n = gabi_feature_name(cls, b);
+            snprintf(hex, sizeof(hex), "0x%llx", 1ull << b);
+            json_array_append_new(feats, json_string(n ? n : hex));
+        }
+        if (pf & (1ull << b)) {
+            n = gabi_protocol_feature_name(b);
+            snprintf(hex, sizeof(hex), "0x%llx", 1ull << b);
+            json_array_append_new(pfeats, json_string(n ? n : hex));
+        }
+    }
+    return json_pack("{s:o, s:o, s:I, s:I}", "features", feats, "protocol_features", pfeats,
+                     "queue_pairs", (json_int_t)qp, "ring_size", (json_int_t)ring);
 }
 
 static int run_negotiate(struct cli *cli, int argc, char **argv)
@@ -163,7 +205,7 @@ static int run_negotiate(struct cli *cli, int argc, char **argv)
     struct gabi_vhost_client *c = NULL;
     struct gabi_error err = {0};
     uint64_t want_f, want_pf = 0, got_f = 0, got_pf = 0, qnum = 1;
-    size_t n_reasons = 0;
+    struct diffs d = {0};
     char refusal[512] = "";
     int first, ex, r;
 
@@ -175,8 +217,6 @@ static int run_negotiate(struct cli *cli, int argc, char **argv)
         return cli_usage_error(cli, &cli_cmd_negotiate, "unexpected argument \"%s\"", argv[first]);
     if (!o.socket)
         return cli_usage_error(cli, &cli_cmd_negotiate, "--socket is needed");
-    if (cli->json)
-        return cli_usage_error(cli, &cli_cmd_negotiate, "there is no --json output yet");
     if (o.mode && (o.features || o.protocol_features || o.queue_pairs || o.ring_size))
         return cli_usage_error(cli, &cli_cmd_negotiate,
                                "ask either for a --mode or for features, queues and ring size");
@@ -209,7 +249,9 @@ static int run_negotiate(struct cli *cli, int argc, char **argv)
     /* What the back-end offers. */
     if (gabi_vhost_client_probe_offer(o.socket, 5000, &offer, &err) < 0)
         return cli_error(cli, &err);
-    {
+    if (cli->json) {
+        d.arr = json_array();
+    } else {
         printf("Back-end %s offers:\n", o.socket);
         cli_print_features(stdout, "features", o.cls, offer.features);
         cli_print_protocol_features(stdout, "protocol", offer.protocol_features);
@@ -222,24 +264,23 @@ static int run_negotiate(struct cli *cli, int argc, char **argv)
                o.queue_pairs > 1 ? "s" : "", o.ring_size ? o.ring_size : 256);
         printf("Differences:\n");
     }
-    print_mask_diff("feature", o.cls, false, want_f & ~offer.features, &n_reasons);
-    print_mask_diff("protocol feature", o.cls, true, want_pf & ~offer.protocol_features,
-                    &n_reasons);
-    if (o.queue_pairs > offer.max_queue_pairs) {
-        printf("  - %u queue pairs asked, %u offered\n", o.queue_pairs, offer.max_queue_pairs);
-        n_reasons++;
-    }
-    if (o.ring_size > offer.max_queue_size) {
-        printf("  - rings of %u entries asked, %u offered\n", o.ring_size, offer.max_queue_size);
-        n_reasons++;
-    }
-    if (!n_reasons)
+    print_mask_diff(&d, "feature", o.cls, false, want_f & ~offer.features);
+    print_mask_diff(&d, "protocol feature", o.cls, true, want_pf & ~offer.protocol_features);
+    if (o.queue_pairs > offer.max_queue_pairs)
+        diff_add(&d, "max_queue_pairs", "%u queue pair%s asked, %u offered", o.queue_pairs,
+                 o.queue_pairs == 1 ? "" : "s", offer.max_queue_pairs);
+    if (o.ring_size > offer.max_queue_size)
+        diff_add(&d, "max_queue_size", "rings of %u entries asked, %u offered", o.ring_size,
+                 offer.max_queue_size);
+    if (!d.n && !d.arr)
         printf("  none\n");
 
     /* And the back-end's own answer: ask for exactly that, as a front-end would. */
     r = gabi_vhost_client_connect(o.socket, 5000, &c, &err);
-    if (r < 0)
+    if (r < 0) {
+        json_decref(d.arr);
         return cli_error(cli, &err);
+    }
     r = gabi_vhost_client_get_features(c, &got_f);
     if (r >= 0)
         r = gabi_vhost_client_get_protocol_features(c, &got_pf);
@@ -268,12 +309,34 @@ static int run_negotiate(struct cli *cli, int argc, char **argv)
              sizeof(refusal));
     gabi_vhost_client_free(c);
 
+    if (d.arr) {
+        json_t *root = json_object();
+
+        json_object_set_new(root, "schema", json_string("guestabi.negotiate/1"));
+        json_object_set_new(root, "socket", json_string(o.socket));
+        json_object_set_new(root, "class", json_string(gabi_class_name(o.cls)));
+        json_object_set_new(root, "mode", o.mode ? json_string(o.mode) : json_null());
+        json_object_set_new(root, "offer",
+                            abi_json(o.cls, offer.features, offer.protocol_features,
+                                     offer.max_queue_pairs, offer.max_queue_size));
+        json_object_set_new(root, "asked",
+                            abi_json(o.cls, want_f, want_pf, o.queue_pairs ? o.queue_pairs : 1,
+                                     o.ring_size ? o.ring_size : 256));
+        json_object_set_new(root, "differences", d.arr);
+        json_object_set_new(root, "accepted", json_boolean(!refusal[0]));
+        json_object_set_new(root, "refusal", refusal[0] ? json_string(refusal) : json_null());
+        json_object_set_new(root, "ok", json_boolean(!refusal[0] && !d.n));
+        if (cli_print_json(json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) != 0)
+            d.n = 1;
+        json_decref(root);
+        return refusal[0] || d.n ? EXIT_INCOMPATIBLE : EXIT_COMPATIBLE;
+    }
     if (refusal[0]) {
         printf("The back-end refused: %s\n", refusal);
         return EXIT_INCOMPATIBLE;
     }
     printf("The back-end accepted the request.\n");
-    return n_reasons ? EXIT_INCOMPATIBLE : EXIT_COMPATIBLE;
+    return d.n ? EXIT_INCOMPATIBLE : EXIT_COMPATIBLE;
 }
 
 const struct cli_command cli_cmd_negotiate = {
@@ -289,6 +352,8 @@ const struct cli_command cli_cmd_negotiate = {
     "  --protocol-features LIST vhost-user protocol features (MQ, REPLY_ACK, ...)\n"
     "  --queue-pairs N          queue pairs (virtio-blk: queues)\n"
     "  --ring-size N            entries per ring\n"
+    "With --json: guestabi.negotiate/1, the offer, the request, every difference and the\n"
+    "back-end's answer.\n"
     "Exit status: 0 the back-end accepted everything asked, 1 it refused or lacks something.",
     run_negotiate,
 };

@@ -51,6 +51,10 @@ static int parse_vhost_user(struct cli *cli, struct probe_opts *po, const char *
         cli_errorf(cli, "out of memory");
         return -1;
     }
+    if (cli_check_value(cli, &cli_cmd_probe, "--vhost-user NAME", name, false) < 0) {
+        free(name);
+        return -1;
+    }
     po->vu[po->o.n_vhost_user++] = (struct gabi_probe_vhost_user){
         .name = name, .cls = (enum gabi_device_class)c, .socket = eq + 1};
     return 0;
@@ -108,7 +112,7 @@ static int probe_opt(struct cli *cli, int opt, const char *arg, void *userdata)
         return 0;
     case 'N':
         po->o.host = arg;
-        return 0;
+        return cli_check_value(cli, &cli_cmd_probe, "--host-name", arg, false);
     case 'V':
         return parse_vhost_user(cli, po, arg);
     case 'O':
@@ -255,8 +259,9 @@ static void print_backends(const struct gabi_probe *p)
 
         printf("  %s (%s) %s\n", b->name, gabi_class_name(b->cls), b->socket);
         if (b->state == GABI_PROBE_BACKEND_PROBED) {
-            printf("    runs %zu catalog mode%s; offers %u queue pairs of %u entries\n", b->n_modes,
-                   b->n_modes == 1 ? "" : "s", b->offer.max_queue_pairs, b->offer.max_queue_size);
+            printf("    runs %zu catalog mode%s; offers %u queue pair%s of %u entries\n",
+                   b->n_modes, b->n_modes == 1 ? "" : "s", b->offer.max_queue_pairs,
+                   b->offer.max_queue_pairs == 1 ? "" : "s", b->offer.max_queue_size);
             cli_print_features(stdout, "features", b->cls, b->offer.features);
         } else {
             printf("    %s\n", b->message);
@@ -364,22 +369,11 @@ static json_t *missing_json(const struct gabi_platform *pl, const struct gabi_ho
 static int platforms_json(struct cli *cli, const struct gabi_hostcaps *h,
                           const struct gabi_platform *const *ps, size_t n)
 {
-    char *text = gabi_platforms_to_json(cli->cat, ps, n);
-    json_t *root, *arr, *v, *not_runnable;
-    size_t i;
+    json_t *root = cli_platforms_json(cli->cat, h, ps, n), *not_runnable;
+    char *text;
 
-    if (!text)
-        return cli_errorf(cli, "out of memory");
-    root = json_loads(text, 0, NULL);
-    free(text);
     if (!root)
         return cli_errorf(cli, "out of memory");
-    json_object_set_new(root, "host", json_string(gabi_hostcaps_host(h)));
-    json_object_set_new(root, "kernel", json_string(gabi_hostcaps_kernel(h)));
-    json_object_set_new(root, "default", n ? json_string(ps[0]->name) : json_null());
-    arr = json_object_get(root, "platforms");
-    json_array_foreach (arr, i, v)
-        json_object_set_new(v, "default", json_boolean(i == 0));
     not_runnable = json_array();
     for (size_t k = 0; k < gabi_catalog_n_platforms(cli->cat); k++) {
         const struct gabi_platform *pl = gabi_catalog_platform(cli->cat, k);

@@ -83,6 +83,42 @@ int cli_usage_error(struct cli *cli, const struct cli_command *cmd, const char *
     return EXIT_BAD_INPUT;
 }
 
+int cli_check_value(struct cli *cli, const struct cli_command *cmd, const char *option,
+                    const char *value, bool version)
+{
+    char why[GABI_ERROR_MESSAGE_MAX];
+
+    if ((version ? gabi_version_check(value, why, sizeof(why))
+                 : gabi_name_check(value, why, sizeof(why))) == 0)
+        return 0;
+    cli_usage_error(cli, cmd, "%s \"%s\": %s", option, value, why);
+    return -1;
+}
+
+int cli_parse_number(struct cli *cli, const struct cli_command *cmd, const char *option,
+                     const char *arg, uint32_t min, uint32_t max, uint32_t *ret)
+{
+    uint64_t v = 0;
+    bool digits = *arg != '\0';
+
+    /* decimal as in a JSON document: no sign, no leading zero (strtoul would read "010" as
+     * octal 8), no hex */
+    for (const char *p = arg; *p && digits; p++)
+        digits = *p >= '0' && *p <= '9' && !(p == arg && *p == '0' && p[1]);
+    /* stops once past any uint32_t: v then exceeds max */
+    for (const char *p = arg; digits && *p && v <= UINT32_MAX; p++)
+        v = v * 10 + (uint64_t)(*p - '0');
+    if (!digits || v < min || v > max) {
+        cli_usage_error(cli, cmd,
+                        "%s \"%s\": a whole number from %u to %u, written in decimal "
+                        "without a leading zero",
+                        option, arg, min, max);
+        return -1;
+    }
+    *ret = (uint32_t)v;
+    return 0;
+}
+
 static int add_catalog_dir(struct cli *cli, const char *dir)
 {
     if (cli->n_catalog_dirs >= CLI_MAX_CATALOG_DIRS)

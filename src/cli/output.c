@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 
 const char *cli_short_feature(const char *name)
@@ -118,6 +120,31 @@ void cli_print_verdict(FILE *f, const struct gabi_verdict *v)
         else
             fprintf(f, "  - [%s] %s\n", r->key, r->message);
     }
+}
+
+json_t *cli_platforms_json(const struct gabi_catalog *cat, const struct gabi_hostcaps *h,
+                           const struct gabi_platform *const *ps, size_t n)
+{
+    const struct gabi_platform *def = gabi_hostcaps_default_platform(h);
+    char *text = gabi_platforms_to_json(cat, ps, n);
+    json_t *root, *arr, *v;
+    size_t i;
+
+    if (!text)
+        return NULL;
+    root = json_loads(text, 0, NULL);
+    free(text);
+    if (!root)
+        return NULL;
+    json_object_set_new(root, "host", json_string(gabi_hostcaps_host(h)));
+    json_object_set_new(root, "kernel",
+                        gabi_hostcaps_kernel(h) ? json_string(gabi_hostcaps_kernel(h))
+                                                : json_null());
+    json_object_set_new(root, "default", def ? json_string(def->name) : json_null());
+    arr = json_object_get(root, "platforms");
+    json_array_foreach (arr, i, v)
+        json_object_set_new(v, "default", json_boolean(ps[i] == def));
+    return root;
 }
 
 int cli_print_json(char *text)

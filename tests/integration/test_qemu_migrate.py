@@ -51,9 +51,9 @@ def guestabi(*args):
 
 
 def probe_backend(sc, name, sock):
-    """What the destination's back-end can run, asked through its socket."""
+    """What a host's kernel (its platforms) and back-end (asked through its socket) can run."""
     out = os.path.join(sc.dir, name + "-hostcaps.json")
-    st, text = guestabi("probe", "--json", "--only", "vhost-user", "--host-name", name,
+    st, text = guestabi("probe", "--json", "--only", "kernel,vhost-user", "--host-name", name,
                         "--vhost-user", "virtio-net:%s=%s" % (name, sock))
     check(st == 0, "probe failed:\n" + text)
     with open(out, "w") as f:
@@ -75,8 +75,10 @@ def migrate_case(sc, gn, src_mode, dst_mode, tag, taps):
     write_pin(pin, src_mode)
 
     # Before anything is created on the destination: can its back-end honour the pin?
+    # The pin names no platform: the VM runs its source's default, so the source is named.
+    src_caps = probe_backend(sc, "src-" + tag, src_sock)
     dst_caps = probe_backend(sc, "dst-" + tag, dst_sock)
-    st, verdict = guestabi("check", "--pin", pin, "--host", dst_caps)
+    st, verdict = guestabi("check", "--pin", pin, "--host", dst_caps, "--source", src_caps)
     vmlib.log("guestabi check (%s -> %s): exit %d\n%s" % (src_mode, dst_mode, st, verdict))
     if st != 0:
         return st, verdict, None

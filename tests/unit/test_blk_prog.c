@@ -107,7 +107,7 @@ TEST(modes)
 
     REQUIRE(tb_proc_init(&p) == 0);
     CHECK_INT(tb_proc_run(&p, (const char *[]){"--list-modes", NULL}, out, sizeof(out)), 0);
-    CHECK_CONTAINS(out, "upstream.guestabi-blk.v1\t1 queues of 128\t");
+    CHECK_CONTAINS(out, "upstream.guestabi-blk.v1\t1 queue of 128\t");
     CHECK(!strstr(out, "guestabi-net"));
     /* v2 (device state included) is the newest, listed first */
     CHECK_CONTAINS(out, "upstream.guestabi-blk.v2\t4 queues of 256\t");
@@ -135,7 +135,7 @@ TEST(modes)
                   (const char *[]){"--list-modes", "--readonly", "--catalog", test_catalog(), NULL},
                   out, sizeof(out)),
               0);
-    CHECK_CONTAINS(out, "test.guestabi-blk.ro\t1 queues of 128\t");
+    CHECK_CONTAINS(out, "test.guestabi-blk.ro\t1 queue of 128\t");
     CHECK_INT(tb_proc_run(&p,
                           (const char *[]){"--socket", "@S", "--ram", "1M", "--catalog",
                                            test_catalog(), "--mode", "test.guestabi-blk.ro", NULL},

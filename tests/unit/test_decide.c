@@ -242,7 +242,11 @@ TEST(failover_and_state_reasons)
     REQUIRE(r);
     CHECK_CONTAINS(r->offered, "(in use)");
     CHECK(find_reason(v, "net1", "mode") == NULL);
-    CHECK_INT(gabi_verdict_n_reasons(v), 4);
+    /* net1 makes the pin depend on a platform it does not name */
+    r = find_reason(v, "", "platform");
+    REQUIRE(r);
+    CHECK_STR(r->wanted, "unpinned");
+    CHECK_INT(gabi_verdict_n_reasons(v), 5);
     CHECK(!gabi_check_ok(pin, h));
     gabi_verdict_free(v);
     gabi_pin_free(pin);
@@ -489,6 +493,168 @@ TEST(fleet_filter_agrees_with_check)
     gabi_fleet_free(fleet);
     for (int i = 0; i < N; i++)
         gabi_hostcaps_free(hosts[i]);
+    gabi_catalog_free(cat);
+}
+
+/* Shared capacity is the host's: two mtty-1 devices need two instances, two failover standbys
+ * two free VFs. check, the fast check and the fleet table give the same answer on the same
+ * documents (tests/data/capacity, also the golden cases capacity-*). */
+TEST(shared_capacity_counted_per_host)
+{
+    static const char *const host_files[] = {"tests/data/capacity/host-small.json",
+                                             "tests/data/capacity/host-big.json"};
+    struct gabi_catalog *cat = builtin_catalog();
+    struct gabi_hostcaps *hosts[2] = {NULL, NULL};
+    struct gabi_pin *one = NULL, *two = NULL;
+    struct gabi_fleet *fleet = NULL;
+    struct gabi_verdict *v = NULL;
+    struct gabi_error err = {0};
+    const struct gabi_reason *r;
+    size_t idx[2];
+
+    REQUIRE(cat);
+    for (size_t i = 0; i < 2; i++)
+        REQUIRE(gabi_hostcaps_load_file(cat, source_path(host_files[i]), &hosts[i], &err) == 0);
+    REQUIRE(gabi_pin_load_file(cat, source_path("tests/data/capacity/pin-one.json"), &one, &err) ==
+            0);
+    REQUIRE(gabi_pin_load_file(cat, source_path("tests/data/capacity/pin-two.json"), &two, &err) ==
+            0);
+
+    /* one of each fits the small host */
+    REQUIRE(gabi_check(cat, one, hosts[0], &v) == 0);
+    CHECK(gabi_verdict_ok(v));
+    CHECK(gabi_check_ok(one, hosts[0]));
+    v = gabi_verdict_free(v);
+
+    /* two of each do not: needed and free are both named */
+    REQUIRE(gabi_check(cat, two, hosts[0], &v) == 0);
+    CHECK(!gabi_verdict_ok(v));
+    CHECK(!gabi_check_ok(two, hosts[0]));
+    r = find_reason(v, "serial0", "available_instances");
+    REQUIRE(r);
+    CHECK_STR(r->wanted, "2");
+    CHECK_STR(r->offered, "1");
+    CHECK_CONTAINS(r->message, "serial0, serial1");
+    r = find_reason(v, "net0", "failover");
+    REQUIRE(r);
+    CHECK_STR(r->wanted, "2 x 8086:154c");
+    CHECK_STR(r->offered, "1 free");
+    CHECK_INT(gabi_verdict_n_reasons(v), 2);
+    v = gabi_verdict_free(v);
+
+    /* the big host has room for both */
+    REQUIRE(gabi_check(cat, two, hosts[1], &v) == 0);
+    CHECK(gabi_verdict_ok(v));
+    v = gabi_verdict_free(v);
+
+    /* and the fleet table agrees */
+    REQUIRE(gabi_fleet_new(cat, (const struct gabi_hostcaps *const *)hosts, 2, &fleet) == 0);
+    CHECK_INT(gabi_fleet_filter(fleet, one, idx), 2);
+    REQUIRE(gabi_fleet_filter(fleet, two, idx) == 1);
+    CHECK_INT(idx[0], 1);
+
+    gabi_fleet_free(fleet);
+    gabi_pin_free(one);
+    gabi_pin_free(two);
+    gabi_hostcaps_free(hosts[0]);
+    gabi_hostcaps_free(hosts[1]);
+    gabi_catalog_free(cat);
+}
+
+/* Seed 001: a pin without a platform never passes unnoticed. Without the source it is refused
+ * with the reason; with it, the source's default is what is judged, and the verdict says so. */
+TEST(platformless_pin_judged_on_the_source_default)
+{
+    struct gabi_catalog *cat = builtin_catalog();
+    struct gabi_hostcaps *h2019 = NULL, *h2024 = NULL;
+    struct gabi_pin *pin = NULL;
+    struct gabi_verdict *v = NULL;
+    struct gabi_error err = {0};
+    struct gabi_fleet *fleet = NULL;
+    const struct gabi_hostcaps *both[2];
+    const struct gabi_reason *r;
+    const char *from = NULL;
+    size_t idx[2];
+    char *text;
+
+    REQUIRE(cat);
+    REQUIRE(gabi_hostcaps_load_file(cat, source_path("docs/examples/host-2019.json"), &h2019,
+                                    &err) == 0);
+    REQUIRE(gabi_hostcaps_load_file(cat, source_path("docs/examples/host-2024.json"), &h2024,
+                                    &err) == 0);
+    both[0] = h2019;
+    both[1] = h2024;
+    CHECK_STR(gabi_hostcaps_default_platform(h2024)->name, "linux-6.2");
+    CHECK_STR(gabi_hostcaps_default_platform(h2019)->name, "linux-5.14");
+    REQUIRE(gabi_fleet_new(cat, both, 2, &fleet) == 0);
+
+    /* unresolved: refused on either host, by check, the fast check and the fleet table */
+    pin = pin_from(cat, "{\"schema\": \"guestabi.pin/1\", \"vm\": \"v\", \"devices\": [{\"id\": "
+                        "\"net0\", \"class\": \"virtio-net\", \"mode\": "
+                        "\"upstream.guestabi-net.v1\"}]}");
+    REQUIRE(pin);
+    CHECK(gabi_pin_needs_platform(pin));
+    for (size_t i = 0; i < 2; i++) {
+        REQUIRE(gabi_check(cat, pin, both[i], &v) == 0);
+        CHECK(!gabi_verdict_ok(v));
+        r = find_reason(v, "", "platform");
+        REQUIRE(r);
+        CHECK_CONTAINS(r->message, "--source");
+        CHECK(gabi_verdict_platform(v, &from) == NULL);
+        CHECK_STR(from, "unpinned");
+        CHECK(!gabi_check_ok(pin, both[i]));
+        v = gabi_verdict_free(v);
+    }
+    CHECK_INT(gabi_fleet_filter(fleet, pin, idx), 0);
+
+    /* started on the USO host: it runs linux-6.2, which the 2019 host cannot offer */
+    REQUIRE(gabi_pin_resolve_platform(pin, h2024, &err) == 0);
+    CHECK_STR(gabi_pin_platform(pin)->name, "linux-6.2");
+    CHECK_STR(gabi_pin_platform_source(pin), "rack9-2024");
+    REQUIRE(gabi_check(cat, pin, h2019, &v) == 0);
+    CHECK(!gabi_verdict_ok(v));
+    r = find_reason(v, "", "platform");
+    REQUIRE(r);
+    CHECK_STR(r->wanted, "linux-6.2: tap.uso4");
+    CHECK_STR(gabi_verdict_platform(v, &from), "linux-6.2");
+    CHECK_STR(from, "source");
+    text = gabi_verdict_to_json(v);
+    CHECK_CONTAINS(text, "\"platform\": \"linux-6.2\"");
+    CHECK_CONTAINS(text, "\"platform_from\": \"source\"");
+    free(text);
+    v = gabi_verdict_free(v);
+    REQUIRE(gabi_fleet_filter(fleet, pin, idx) == 1);
+    CHECK_INT(idx[0], 1);
+    gabi_pin_free(pin);
+
+    /* started on the 2019 host: linux-5.14, which both run */
+    pin = pin_from(cat, "{\"schema\": \"guestabi.pin/1\", \"vm\": \"v\", \"devices\": [{\"id\": "
+                        "\"net0\", \"class\": \"virtio-net\", \"mode\": "
+                        "\"upstream.guestabi-net.v1\"}]}");
+    REQUIRE(pin && gabi_pin_resolve_platform(pin, h2019, &err) == 0);
+    REQUIRE(gabi_check(cat, pin, h2024, &v) == 0);
+    CHECK(gabi_verdict_ok(v));
+    CHECK_STR(gabi_verdict_platform(v, NULL), "linux-5.14");
+    v = gabi_verdict_free(v);
+    CHECK_INT(gabi_fleet_filter(fleet, pin, idx), 2);
+    gabi_pin_free(pin);
+
+    /* no device depends on a platform: nothing to resolve, and the verdict says so */
+    pin = pin_from(cat, "{\"schema\": \"guestabi.pin/1\", \"vm\": \"v\", \"devices\": [{\"id\": "
+                        "\"serial0\", \"class\": \"mdev\", \"type\": \"mtty-1\", "
+                        "\"state_version\": \"1.0\"}]}");
+    REQUIRE(pin);
+    CHECK(!gabi_pin_needs_platform(pin));
+    REQUIRE(gabi_check(cat, pin, h2019, &v) == 0);
+    CHECK(gabi_verdict_ok(v));
+    CHECK(gabi_verdict_platform(v, &from) == NULL);
+    CHECK_STR(from, "not-needed");
+    gabi_verdict_free(v);
+    gabi_pin_free(pin);
+
+    gabi_fleet_free(fleet);
+    gabi_hostcaps_free(h2019);
+    gabi_hostcaps_free(h2024);
     gabi_catalog_free(cat);
 }
 

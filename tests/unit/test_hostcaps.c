@@ -2,6 +2,10 @@
 /* hostcaps documents: parsing, derived platforms, building, and round trips. */
 
 #include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "abi_fixtures.h"
 #include "tap.h"
@@ -169,6 +173,33 @@ TEST(declared_platforms_narrow)
     CHECK_INT(gabi_hostcaps_platforms(h, ps, 8), 1);
     CHECK_STR(ps[0]->name, "linux-4.14");
     gabi_hostcaps_free(h);
+    gabi_catalog_free(cat);
+}
+
+/* A named pipe given as a document is refused at once (it could block for ever); so are
+ * directories. alarm() turns a hang into a failure instead of a stuck test. */
+TEST(non_regular_documents_refused)
+{
+    struct gabi_catalog *cat = builtin_catalog();
+    struct gabi_hostcaps *h = NULL;
+    struct gabi_pin *pin = NULL;
+    struct gabi_error err = {0};
+    char dir[] = "/tmp/gabi-fifo-XXXXXX", fifo[64];
+
+    REQUIRE(cat);
+    REQUIRE(mkdtemp(dir));
+    snprintf(fifo, sizeof(fifo), "%s/doc.json", dir);
+    REQUIRE(mkfifo(fifo, 0600) == 0);
+    alarm(10);
+    CHECK_INT(gabi_hostcaps_load_file(cat, fifo, &h, &err), -ESPIPE);
+    CHECK_STR(err.where, fifo);
+    CHECK_CONTAINS(err.message, "not a regular file");
+    CHECK_CONTAINS(err.message, "\"-\"");
+    CHECK_INT(gabi_pin_load_file(cat, fifo, &pin, &err), -ESPIPE);
+    CHECK_INT(gabi_pin_load_file(cat, dir, &pin, &err), -ESPIPE);
+    alarm(0);
+    unlink(fifo);
+    rmdir(dir);
     gabi_catalog_free(cat);
 }
 

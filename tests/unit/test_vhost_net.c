@@ -30,7 +30,7 @@ TEST(help_modes_and_bad_arguments)
     CHECK_CONTAINS(out, "--socket PATH");
     CHECK_CONTAINS(out, "--busy-poll");
     CHECK_INT(netproc_run((const char *[]){"--list-modes", NULL}, out, sizeof(out)), 0);
-    CHECK_CONTAINS(out, "upstream.guestabi-net.v1\t1 queue pairs of 256");
+    CHECK_CONTAINS(out, "upstream.guestabi-net.v1\t1 queue pair of 256");
     CHECK_CONTAINS(out, "upstream.guestabi-net.v2\t4 queue pairs of 1024");
     CHECK_CONTAINS(out, "upstream.guestabi-net.v3\t8 queue pairs of 1024");
     CHECK(!strstr(out, "dpdk.")); /* those need TSO, control queues, packed rings */

@@ -273,8 +273,7 @@ TEST(virtio_blk_queues_and_config)
     CHECK_INT(gabi_vhost_client_set_vring_num(c, 0, 128), 0);
     /* one vring per queue: vring 1 is a second queue */
     CHECK_INT(gabi_vhost_client_set_vring_num(c, 1, 128), -EIO);
-    check_closed(&h, c,
-                 "vring 1 is beyond the 1 vrings of mode upstream.guestabi-blk.v1 (1 queues)");
+    check_closed(&h, c, "vring 1 is beyond the 1 vring of mode upstream.guestabi-blk.v1 (1 queue)");
     gabi_vhost_client_free(c);
     harness_stop(&h);
 }
@@ -358,7 +357,7 @@ TEST(refuses_more_queues)
     CHECK_INT(gabi_vhost_client_set_vring_num(c, 1, 256), 0);
     CHECK_INT(gabi_vhost_client_set_vring_num(c, 2, 256), -EIO);
     check_closed(&h, c,
-                 "vring 2 is beyond the 2 vrings of mode upstream.guestabi-net.v1 (1 queue pairs)");
+                 "vring 2 is beyond the 2 vrings of mode upstream.guestabi-net.v1 (1 queue pair)");
     gabi_vhost_client_free(c);
     harness_stop(&h);
 }
