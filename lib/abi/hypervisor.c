@@ -344,14 +344,11 @@ int hv_check(struct gabi_verdict *v, const struct gabi_pin *pin, const struct ga
     if (!pin->machine)
         return 0;
     if (!h->hv.has_machines)
-        return verdict_add_choice(
-            v, "machine", "machine",
-            gabi_arena_printf(a,
-                              "%s (not checked: the machine types of the hypervisor %s are "
-                              "unknown)",
-                              pin->machine,
-                              h->hv.state == GABI_HV_PROBED ? hv_label(a, h)
-                                                            : hv_unknown_text(a, h)));
+        return verdict_add_choice(v, "machine", "machine",
+                                  gabi_arena_printf(a,
+                                                    "%s (not checked: the machine types of host "
+                                                    "%s's hypervisor are unknown)",
+                                                    pin->machine, h->host));
     if (gabi_hostcaps_has_machine(h, pin->machine))
         return verdict_add_choice(v, "machine", "machine", pin->machine);
     /* Name the machine types of the same family ("pc-q35-"), else all of them. */
