@@ -20,13 +20,16 @@
 
 #include "probe/internal.h"
 
-/* One run's outcome: the exit status, or why there is none. */
+/* One QEMU run: the child, its pipes, what it printed and how it ended. */
 struct qemu_run {
-    char *out; /* stdout, NUL-terminated */
-    size_t size;
-    char err[256]; /* the start of stderr, for messages */
-    int status;    /* waitpid() status when the child exited */
-    bool timed_out, too_large;
+    pid_t pid;
+    int out, err; /* read ends; -1 once at EOF */
+    char *buf;    /* stdout, NUL-terminated */
+    size_t size, alloc;
+    char first_err[256]; /* the start of stderr, for messages */
+    size_t err_size;
+    int status; /* waitpid() status once reaped */
+    bool reaped, timed_out, too_large;
 };
 
 static long long now_ms(void)
@@ -76,55 +79,16 @@ static int resolve_binary(struct gabi_probe *p, const char *qemu, const char **r
     return -ENOENT;
 }
 
-/* Read what is there on fd into buf (growing up to max); false at EOF or error. */
-static bool drain(int fd, char **buf, size_t *size, size_t *alloc, size_t max, bool *too_large)
-{
-    char chunk[4096];
-    ssize_t n = read(fd, chunk, sizeof(chunk));
-
-    if (n < 0)
-        return errno == EINTR || errno == EAGAIN;
-    if (n == 0)
-        return false;
-    if (*size + (size_t)n > max) {
-        *too_large = true;
-        return false;
-    }
-    if (*size + (size_t)n + 1 > *alloc) {
-        size_t na = MAX(*alloc * 2, *size + (size_t)n + 1);
-        char *nb = realloc(*buf, na);
-
-        if (!nb) {
-            *too_large = true;
-            return false;
-        }
-        *buf = nb;
-        *alloc = na;
-    }
-    memcpy(*buf + *size, chunk, (size_t)n);
-    *size += (size_t)n;
-    (*buf)[*size] = '\0';
-    return true;
-}
-
-/* Run `binary arg1 arg2` with a deadline. 0 with *run filled (whatever the exit status), or
- * -errno when the child could not be started. */
-static int run_qemu(const char *binary, const char *arg1, const char *arg2, unsigned timeout_ms,
-                    struct qemu_run *run)
+/* Start `binary arg1 [arg2]` with stdin on /dev/null and its output on pipes. 0, or -errno
+ * when the child could not be started (exec's errno comes back on a CLOEXEC pipe). */
+static int run_start(const char *binary, const char *arg1, const char *arg2, int null_fd,
+                     struct qemu_run *run)
 {
     const char *argv[] = {binary, arg1, arg2, NULL};
     int out[2] = {-1, -1}, err[2] = {-1, -1}, exec_err[2] = {-1, -1};
-    _cleanup_close_ int null_fd = -1;
-    size_t err_size = 0, out_alloc = 0;
-    long long deadline = now_ms() + timeout_ms;
-    bool out_open = true, err_open = true;
     int child_errno = 0, r = 0;
     pid_t pid;
 
-    memset(run, 0, sizeof(*run));
-    null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (null_fd < 0)
-        return -errno;
     if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(exec_err, O_CLOEXEC) < 0) {
         r = -errno;
         goto out;
@@ -135,8 +99,8 @@ static int run_qemu(const char *binary, const char *arg1, const char *arg2, unsi
         goto out;
     }
     if (pid == 0) {
-        /* The child: only async-signal-safe calls. Its own process group, so a timeout kills
-         * whatever it started too. */
+        /* The child: only async-signal-safe calls. Its own process group, so that a timeout
+         * kills whatever it started too. */
         int e;
 
         setpgid(0, 0);
@@ -148,78 +112,16 @@ static int run_qemu(const char *binary, const char *arg1, const char *arg2, unsi
             _exit(127);
         _exit(127);
     }
-    close_and_clear(&out[1]);
-    close_and_clear(&err[1]);
     close_and_clear(&exec_err[1]);
     if (read(exec_err[0], &child_errno, sizeof(child_errno)) == (ssize_t)sizeof(child_errno)) {
-        waitpid(pid, NULL, 0);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
         r = -child_errno;
         goto out;
     }
-    run->err[0] = '\0';
-    while (out_open || err_open) {
-        struct pollfd pfd[2] = {{.fd = out_open ? out[0] : -1, .events = POLLIN},
-                                {.fd = err_open ? err[0] : -1, .events = POLLIN}};
-        long long left = deadline - now_ms();
-        int n;
-
-        if (left <= 0) {
-            run->timed_out = true;
-            break;
-        }
-        n = poll(pfd, 2, (int)MIN(left, 1000));
-        if (n < 0 && errno != EINTR) {
-            run->timed_out = true; /* cannot wait any longer: treat as not answering */
-            break;
-        }
-        if (n <= 0)
-            continue;
-        if (pfd[0].revents && !drain(out[0], &run->out, &run->size, &out_alloc,
-                                     GABI_PROBE_MAX_QEMU_OUT, &run->too_large))
-            out_open = false;
-        if (run->too_large)
-            break;
-        if (pfd[1].revents) {
-            /* stderr: keep its start for messages, read and drop the rest */
-            char sink[4096];
-            ssize_t k = read(err[0], sink, sizeof(sink));
-
-            if (k > 0) {
-                size_t c = MIN(sizeof(run->err) - 1 - err_size, (size_t)k);
-
-                memcpy(run->err + err_size, sink, c);
-                err_size += c;
-                run->err[err_size] = '\0';
-            } else if (k == 0 || (errno != EINTR && errno != EAGAIN)) {
-                err_open = false;
-            }
-        }
-    }
-    /* Wait for the exit until the deadline; then kill the group. */
-    for (;;) {
-        pid_t w = run->timed_out || run->too_large ? 0 : waitpid(pid, &run->status, WNOHANG);
-
-        if (w == pid)
-            break;
-        if (w < 0 && errno != EINTR) {
-            r = -errno;
-            break;
-        }
-        if (run->timed_out || run->too_large || now_ms() >= deadline) {
-            run->timed_out = !run->too_large;
-            kill(-pid, SIGKILL);
-            kill(pid, SIGKILL);
-            while (waitpid(pid, &run->status, 0) < 0 && errno == EINTR)
-                ;
-            break;
-        }
-        nanosleep(&(struct timespec){.tv_nsec = 2000000}, NULL);
-    }
-    if (!run->out) {
-        run->out = calloc(1, 1);
-        if (!run->out)
-            r = -ENOMEM;
-    }
+    run->pid = pid;
+    run->out = TAKE_FD(out[0]);
+    run->err = TAKE_FD(err[0]);
 out:
     close_and_clear(&out[0]);
     close_and_clear(&out[1]);
@@ -230,13 +132,143 @@ out:
     return r;
 }
 
+/* Read what is there on run->out, growing the buffer up to GABI_PROBE_MAX_QEMU_OUT. */
+static void read_out(struct qemu_run *run)
+{
+    char chunk[4096];
+    ssize_t n = read(run->out, chunk, sizeof(chunk));
+
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (n <= 0) {
+        close_and_clear(&run->out);
+        return;
+    }
+    if (run->size + (size_t)n > GABI_PROBE_MAX_QEMU_OUT) {
+        run->too_large = true;
+        close_and_clear(&run->out);
+        return;
+    }
+    if (run->size + (size_t)n + 1 > run->alloc) {
+        size_t na = MAX(run->alloc * 2, run->size + (size_t)n + 1);
+        char *nb = realloc(run->buf, na);
+
+        if (!nb) {
+            run->too_large = true; /* cannot hold it: not understood */
+            close_and_clear(&run->out);
+            return;
+        }
+        run->buf = nb;
+        run->alloc = na;
+    }
+    memcpy(run->buf + run->size, chunk, (size_t)n);
+    run->size += (size_t)n;
+    run->buf[run->size] = '\0';
+}
+
+/* Keep the start of stderr, read and drop the rest. */
+static void read_err(struct qemu_run *run)
+{
+    char chunk[4096];
+    ssize_t n = read(run->err, chunk, sizeof(chunk));
+
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (n <= 0) {
+        close_and_clear(&run->err);
+        return;
+    }
+    n = (ssize_t)MIN(sizeof(run->first_err) - 1 - run->err_size, (size_t)n);
+    memcpy(run->first_err + run->err_size, chunk, (size_t)n);
+    run->err_size += (size_t)n;
+    run->first_err[run->err_size] = '\0';
+}
+
+/* Kill a run with its process group, and reap it. */
+static void run_kill(struct qemu_run *run)
+{
+    close_and_clear(&run->out);
+    close_and_clear(&run->err);
+    kill(-run->pid, SIGKILL);
+    kill(run->pid, SIGKILL);
+    while (waitpid(run->pid, &run->status, 0) < 0 && errno == EINTR)
+        ;
+    run->reaped = true;
+}
+
+/* Drive the started runs to their end, all at once, until the deadline: read their output,
+ * reap them; kill (with its process group) and reap whatever is still running then. */
+static void runs_finish(struct qemu_run *runs, size_t n, long long deadline)
+{
+    for (;;) {
+        struct pollfd pfd[6];
+        struct qemu_run *owner[6];
+        size_t n_fds = 0, n_live = 0;
+        long long left = deadline - now_ms();
+
+        for (size_t i = 0; i < n; i++) {
+            struct qemu_run *run = &runs[i];
+
+            if (run->pid <= 0 || run->reaped)
+                continue;
+            if (run->too_large) {
+                run_kill(run); /* what it printed is refused already */
+                continue;
+            }
+            if (run->out < 0 && run->err < 0 &&
+                waitpid(run->pid, &run->status, WNOHANG) == run->pid) {
+                run->reaped = true;
+                continue;
+            }
+            n_live++;
+            if (run->out >= 0) {
+                owner[n_fds] = run;
+                pfd[n_fds++] = (struct pollfd){.fd = run->out, .events = POLLIN};
+            }
+            if (run->err >= 0) {
+                owner[n_fds] = run;
+                pfd[n_fds++] = (struct pollfd){.fd = run->err, .events = POLLIN};
+            }
+        }
+        if (n_live == 0)
+            return;
+        if (left <= 0)
+            break;
+        /* With every pipe closed, poll() only sleeps: look for the exit again in 2 ms. */
+        if (poll(pfd, n_fds, n_fds ? (int)MIN(left, 1000) : (int)MIN(left, 2)) <= 0)
+            continue;
+        for (size_t k = 0; k < n_fds; k++) {
+            if (!pfd[k].revents)
+                continue;
+            if (pfd[k].fd == owner[k]->out)
+                read_out(owner[k]);
+            else
+                read_err(owner[k]);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (runs[i].pid <= 0 || runs[i].reaped)
+            continue;
+        runs[i].timed_out = true;
+        run_kill(&runs[i]);
+    }
+}
+
+static void run_release(struct qemu_run *run)
+{
+    close_and_clear(&run->out);
+    close_and_clear(&run->err);
+    free(run->buf);
+    run->buf = NULL;
+}
+
 /* Why a finished run does not count, or NULL when it exited 0. */
 static const char *run_failure(struct gabi_probe *p, const struct qemu_run *run,
                                unsigned timeout_ms)
 {
     char first[160];
 
-    gabi_strlcpy(first, run->err, sizeof(first));
+    gabi_strlcpy(first, run->first_err, sizeof(first));
     first[strcspn(first, "\n")] = '\0';
     if (run->too_large)
         return gabi_arena_printf(&p->arena, "printed more than %u bytes", GABI_PROBE_MAX_QEMU_OUT);
@@ -394,7 +426,11 @@ int probe_hypervisor(struct gabi_probe *p, const struct gabi_probe_options *o)
     const char *qemu = o->qemu ? o->qemu : GABI_PROBE_QEMU_DEFAULT;
     unsigned timeout = o->qemu_timeout_ms ? o->qemu_timeout_ms : GABI_PROBE_QEMU_TIMEOUT;
     struct gabi_hostcaps_hypervisor hv = {.name = "qemu"};
-    const char **machines = NULL;
+    struct qemu_run runs[ARRAY_SIZE(questions)];
+    int start_err[ARRAY_SIZE(questions)];
+    enum gabi_hv_state state = GABI_HV_FAILED;
+    _cleanup_close_ int null_fd = -1;
+    const char **machines = NULL, *why = NULL, *what = NULL;
     int r;
 
     r = resolve_binary(p, qemu, &hv.binary);
@@ -408,45 +444,53 @@ int probe_hypervisor(struct gabi_probe *p, const struct gabi_probe_options *o)
                               strchr(qemu, '/') ? "cannot be run" : "not found on PATH",
                               strerror(-r)));
     }
+    /* The three questions run at once: each costs a QEMU start, and they do not depend on
+     * each other. One deadline bounds them all. */
+    null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null_fd < 0)
+        return set_failed(p, &hv, GABI_HV_FAILED,
+                          gabi_arena_printf(&p->arena, "/dev/null: %s", strerror(errno)));
     for (size_t q = 0; q < ARRAY_SIZE(questions); q++) {
-        const char *what =
+        runs[q] = (struct qemu_run){.out = -1, .err = -1};
+        start_err[q] = run_start(hv.binary, questions[q][0], questions[q][1], null_fd, &runs[q]);
+    }
+    runs_finish(runs, ARRAY_SIZE(questions), now_ms() + timeout);
+    for (size_t q = 0; q < ARRAY_SIZE(questions) && !why; q++) {
+        const char *out = runs[q].buf ? runs[q].buf : "";
+
+        what =
             gabi_arena_printf(&p->arena, "%s %s%s%s", hv.binary, questions[q][0],
                               questions[q][1] ? " " : "", questions[q][1] ? questions[q][1] : "");
-        struct qemu_run run;
-        const char *why;
-
-        r = run_qemu(hv.binary, questions[q][0], questions[q][1], timeout, &run);
-        if (r < 0)
-            return set_failed(
-                p, &hv, r == -ENOENT ? GABI_HV_ABSENT : GABI_HV_FAILED,
-                gabi_arena_printf(&p->arena, "%s: cannot be run: %s", what, strerror(-r)));
-        why = run_failure(p, &run, timeout);
-        if (!why) {
-            if (q == 0) {
-                hv.version = parse_version(p, run.out);
-                if (!hv.version)
-                    why = "printed no \"QEMU emulator version X.Y.Z\" line";
-            } else if (q == 1) {
-                r = parse_machines(p, run.out, &machines, &hv.n_machines);
-                if (r == -ENOMEM) {
-                    free(run.out);
-                    return r;
-                }
-                if (r < 0)
-                    why = r == -E2BIG ? "listed more than 512 machine types"
-                                      : "printed no \"Supported machines are:\" list";
-                hv.machines = machines;
-                hv.has_machines = r == 0;
-            } else if (parse_device_help(run.out, &hv.net_features, &p->n_hv_properties) < 0) {
-                why = "listed no virtio-net-pci property";
-            }
+        if (start_err[q] < 0) {
+            state = start_err[q] == -ENOENT ? GABI_HV_ABSENT : GABI_HV_FAILED;
+            why = gabi_arena_printf(&p->arena, "cannot be run: %s", strerror(-start_err[q]));
+            continue;
         }
-        free(run.out);
-        gabi_log_debug("probe", "%s: %s", what, why ? why : "ok");
+        why = run_failure(p, &runs[q], timeout);
         if (why)
-            return set_failed(p, &hv, GABI_HV_FAILED,
-                              gabi_arena_printf(&p->arena, "%s: %s", what, why));
+            continue;
+        if (q == 0) {
+            hv.version = parse_version(p, out);
+            if (!hv.version)
+                why = "printed no \"QEMU emulator version X.Y.Z\" line";
+        } else if (q == 1) {
+            r = parse_machines(p, out, &machines, &hv.n_machines);
+            if (r == -ENOMEM)
+                why = "out of memory";
+            else if (r < 0)
+                why = r == -E2BIG ? "listed more than 512 machine types"
+                                  : "printed no \"Supported machines are:\" list";
+            hv.machines = machines;
+            hv.has_machines = r == 0;
+        } else if (parse_device_help(out, &hv.net_features, &p->n_hv_properties) < 0) {
+            why = "listed no virtio-net-pci property";
+        }
     }
+    for (size_t q = 0; q < ARRAY_SIZE(questions); q++)
+        run_release(&runs[q]);
+    gabi_log_debug("probe", "%s: %s", hv.binary, why ? why : "ok");
+    if (why)
+        return set_failed(p, &hv, state, gabi_arena_printf(&p->arena, "%s: %s", what, why));
     hv.state = GABI_HV_PROBED;
     return gabi_hostcaps_set_hypervisor(p->hostcaps, &hv);
 }
