@@ -178,11 +178,44 @@ TEST(qemu_2_11_old_format)
     gabi_catalog_free(cat);
 }
 
+/* The state letter in /proc/PID/stat of the pid written in dir/file; 0 when it is gone.
+ * Waits a moment for a killed process to be reaped by whoever inherited it. */
+static char process_state(const char *dir, const char *file)
+{
+    char path[4096], stat[512] = "";
+    const char *paren;
+    FILE *f;
+    long pid = 0;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    f = fopen(path, "r");
+    if (!f || fscanf(f, "%ld", &pid) != 1 || pid <= 0) {
+        if (f)
+            fclose(f);
+        return '?';
+    }
+    fclose(f);
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    for (int i = 0; i < 50; i++) {
+        f = fopen(path, "r");
+        if (!f)
+            return 0;
+        if (!fgets(stat, sizeof(stat), f))
+            stat[0] = '\0';
+        fclose(f);
+        paren = strrchr(stat, ')');
+        if (!paren || paren[1] != ' ' || paren[2] == 'Z')
+            return paren ? paren[2] : 0;
+        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+    }
+    return paren ? paren[2] : 0;
+}
+
 /* A QEMU that never answers is killed at the timeout, with whatever it started. */
 TEST(qemu_that_hangs)
 {
     struct gabi_catalog *cat = builtin_catalog();
-    char *dir = tmpdir_new();
+    char *dir = tmpdir_new(), body[9000];
     const struct gabi_hostcaps_hypervisor *hv;
     struct gabi_probe *p;
     double t;
@@ -199,12 +232,14 @@ TEST(qemu_that_hangs)
     CHECK_PROBLEM(p, "hang", "did not finish within 300 ms");
     gabi_probe_free(p);
     /* a child in the background keeps the pipes open: the whole group goes */
+    snprintf(body, sizeof(body), "sleep 30 &\necho $! > '%s/bg.pid'\nsleep 30", dir);
     t = now_ms();
-    p = probe_qemu(cat, script(dir, "hang2", "sleep 30 &\nsleep 30"), 300);
+    p = probe_qemu(cat, script(dir, "hang2", body), 300);
     t = now_ms() - t;
     REQUIRE(p);
     CHECK_INT(gabi_probe_hypervisor(p)->state, GABI_HV_FAILED);
     CHECK(t < 3000);
+    CHECK_INT(process_state(dir, "bg.pid") == 'S' || process_state(dir, "bg.pid") == 'R', 0);
     printf("# hanging QEMUs reported after %.0f ms\n", t);
     gabi_probe_free(p);
     tmpdir_remove(dir);
