@@ -445,16 +445,15 @@ static int platforms_json(struct cli *cli, const struct gabi_hostcaps *h,
     json_object_set_new(root, "host", json_string(gabi_hostcaps_host(h)));
     json_object_set_new(root, "kernel", json_string(gabi_hostcaps_kernel(h)));
     {
-        const struct gabi_hostcaps_hypervisor *hv = gabi_hostcaps_hypervisor(h);
-        json_t *o = json_pack("{s:s}", "state", gabi_hv_state_name(hv->state));
+        /* the hostcaps document's member, or {"state": "unknown"} */
+        char *caps = gabi_hostcaps_to_json(h);
+        json_t *doc = caps ? json_loads(caps, 0, NULL) : NULL;
+        json_t *hv = doc ? json_object_get(doc, "hypervisor") : NULL;
 
-        if (hv->binary)
-            json_object_set_new(o, "binary", json_string(hv->binary));
-        if (hv->version)
-            json_object_set_new(o, "version", json_string(hv->version));
-        if (hv->message)
-            json_object_set_new(o, "message", json_string(hv->message));
-        json_object_set_new(root, "hypervisor", o);
+        json_object_set_new(root, "hypervisor",
+                            hv ? json_incref(hv) : json_pack("{s:s}", "state", "unknown"));
+        json_decref(doc);
+        free(caps);
     }
     json_object_set_new(root, "default", n ? json_string(ps[0]->name) : json_null());
     arr = json_object_get(root, "platforms");
