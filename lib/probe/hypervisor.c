@@ -215,10 +215,15 @@ static void runs_finish(struct qemu_run *runs, size_t n, long long deadline)
                 run_kill(run); /* what it printed is refused already */
                 continue;
             }
-            if (run->out < 0 && run->err < 0 &&
-                waitpid(run->pid, &run->status, WNOHANG) == run->pid) {
-                run->reaped = true;
-                continue;
+            if (run->out < 0 && run->err < 0) {
+                pid_t w = waitpid(run->pid, &run->status, WNOHANG);
+
+                /* ECHILD: a program that ignores SIGCHLD has its children reaped for it; the
+                 * status is lost, and the output (complete: the pipes closed) decides. */
+                if (w == run->pid || (w < 0 && errno == ECHILD)) {
+                    run->reaped = true;
+                    continue;
+                }
             }
             n_live++;
             if (run->out >= 0) {

@@ -5,6 +5,7 @@
  * when it has one.
  */
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -153,6 +154,30 @@ TEST(recorded_versions)
         gabi_hostcaps_free(h);
         gabi_probe_free(p);
     }
+    tmpdir_remove(dir);
+    gabi_catalog_free(cat);
+}
+
+/* A program that ignores SIGCHLD has its children reaped by the kernel: the probe still gets
+ * the answers, and does not wait for the deadline. */
+TEST(sigchld_ignored)
+{
+    struct gabi_catalog *cat = builtin_catalog();
+    char *dir = tmpdir_new();
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+    struct gabi_probe *p;
+    double t;
+
+    REQUIRE(cat && dir);
+    REQUIRE(sigaction(SIGCHLD, &ign, &old) == 0);
+    t = now_ms();
+    p = probe_qemu(cat, fake_qemu(dir, "10.0.2"), 3000);
+    t = now_ms() - t;
+    sigaction(SIGCHLD, &old, NULL);
+    REQUIRE(p);
+    CHECK_INT(gabi_probe_hypervisor(p)->state, GABI_HV_PROBED);
+    CHECK(t < 2500);
+    gabi_probe_free(p);
     tmpdir_remove(dir);
     gabi_catalog_free(cat);
 }
