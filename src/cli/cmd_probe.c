@@ -12,7 +12,6 @@
 #include <guestabi/vhost.h>
 
 #include "cli.h"
-#include "common/util.h"
 
 struct probe_opts {
     struct gabi_probe_options o;
@@ -122,9 +121,12 @@ static int probe_opt(struct cli *cli, int opt, const char *arg, void *userdata)
         po->o.qemu = arg;
         return 0;
     case 'T': {
-        uint64_t ms;
+        char *end;
+        unsigned long ms;
 
-        if (gabi_parse_u64(arg, &ms) < 0 || ms < 1 || ms > 600000) {
+        errno = 0;
+        ms = strtoul(arg, &end, 10);
+        if (errno || end == arg || *end || arg[0] == '-' || ms < 1 || ms > 600000) {
             cli_errorf(cli, "--qemu-timeout \"%s\": expected 1 to 600000 (ms)", arg);
             return -1;
         }

@@ -253,6 +253,32 @@ TEST(query_platforms_here)
     gabi_catalog_free(cat);
 }
 
+/* --qemu and --qemu-timeout: a missing QEMU is reported in the document, not an error; a bad
+ * timeout is a usage error. */
+TEST(probe_qemu_options)
+{
+    struct run r;
+
+    r = RUN("probe", "--json", "--only", "hypervisor", "--qemu", "/nonexistent/qemu");
+    CHECK_INT(r.status, 0);
+    CHECK_CONTAINS(r.out, "\"state\": \"absent\"");
+    CHECK_CONTAINS(r.out, "/nonexistent/qemu cannot be run");
+    CHECK_STR(r.err, "");
+    run_free(&r);
+    r = RUN("query-platforms", "--qemu", "/nonexistent/qemu");
+    CHECK_CONTAINS(r.out, "Hypervisor absent: /nonexistent/qemu cannot be run: No such file or "
+                          "directory: platforms judged on the kernel alone\n");
+    run_free(&r);
+    r = RUN("query-platforms", "--qemu-timeout", "0");
+    CHECK_INT(r.status, 2);
+    CHECK_CONTAINS(r.err, "--qemu-timeout \"0\": expected 1 to 600000 (ms)");
+    run_free(&r);
+    r = RUN("probe", "--only", "kernel,hypervisr");
+    CHECK_INT(r.status, 2);
+    CHECK_CONTAINS(r.err, "parts are kernel, mdev, failover, vhost-user, hypervisor");
+    run_free(&r);
+}
+
 /*
  * The seed-001 case: a kernel whose tap takes USO under a QEMU without the USO properties
  * (Debian 12: QEMU 7.2). query-platforms must not offer linux-6.2 and must say which QEMU
