@@ -43,6 +43,7 @@
 #define GABI_MAX_PIN_DEVICES   64u
 #define GABI_MAX_NAME          128u /* bytes in a name */
 #define GABI_MAX_VERSION       64u  /* bytes in a state version */
+#define GABI_MAX_MACHINES      512u /* machine types of one hypervisor */
 
 struct gabi_catalog;
 struct gabi_hostcaps;
@@ -206,6 +207,29 @@ struct gabi_hostcaps_failover {
     bool in_use;
 };
 
+/* What is known of the hypervisor a host runs its VMs with (docs/formats.md "hypervisor"). */
+enum gabi_hv_state {
+    GABI_HV_UNKNOWN = 0, /* the hostcaps name none: platforms are judged on the kernel alone */
+    GABI_HV_PROBED,      /* probed or stated: its properties and machine types count */
+    GABI_HV_ABSENT,      /* the binary was not found: judged as unknown, and said so */
+    GABI_HV_FAILED,      /* it did not answer (non-zero exit, timeout, output not understood) */
+    GABI_HV_STATE_COUNT,
+};
+const char *gabi_hv_state_name(enum gabi_hv_state s);
+int gabi_hv_state_from_name(const char *name);
+
+struct gabi_hostcaps_hypervisor {
+    enum gabi_hv_state state;
+    const char *name;      /* "qemu" */
+    const char *binary;    /* the binary probed, or NULL */
+    const char *version;   /* "7.2.22"; NULL unless PROBED */
+    uint64_t net_features; /* virtio-net features whose property (gabi_hv_properties()) it has */
+    bool has_machines;     /* the machine types below are known */
+    size_t n_machines;
+    const char *const *machines; /* as the hypervisor lists them */
+    const char *message;         /* ABSENT / FAILED: why */
+};
+
 int gabi_hostcaps_parse(const struct gabi_catalog *cat, const char *origin, const char *buf,
                         size_t size, struct gabi_hostcaps **ret, struct gabi_error *reterr);
 int gabi_hostcaps_load_file(const struct gabi_catalog *cat, const char *path,
@@ -224,6 +248,15 @@ const struct gabi_hostcaps_device_type *gabi_hostcaps_device_type(const struct g
 size_t gabi_hostcaps_n_failover(const struct gabi_hostcaps *h);
 const struct gabi_hostcaps_failover *gabi_hostcaps_failover(const struct gabi_hostcaps *h,
                                                             size_t i);
+
+/* The hypervisor member; state GABI_HV_UNKNOWN when the document has none. */
+const struct gabi_hostcaps_hypervisor *gabi_hostcaps_hypervisor(const struct gabi_hostcaps *h);
+/* The kernel-dependent features of platform p that the host's hypervisor cannot switch on
+ * (0 unless the hypervisor is PROBED). */
+uint64_t gabi_hostcaps_platform_missing_features(const struct gabi_hostcaps *h,
+                                                 const struct gabi_platform *p);
+/* Whether the hypervisor has machine type `machine` (false when machine types are unknown). */
+bool gabi_hostcaps_has_machine(const struct gabi_hostcaps *h, const char *machine);
 
 /* Whether the host can run a platform / a mode (some back-end of its class runs it). */
 bool gabi_hostcaps_runs_platform(const struct gabi_hostcaps *h, const struct gabi_platform *p);
@@ -246,6 +279,10 @@ int gabi_hostcaps_add_backend(struct gabi_hostcaps *h, const struct gabi_hostcap
 int gabi_hostcaps_add_device_type(struct gabi_hostcaps *h,
                                   const struct gabi_hostcaps_device_type *t);
 int gabi_hostcaps_add_failover(struct gabi_hostcaps *h, const struct gabi_hostcaps_failover *f);
+/* Set the hypervisor member (strings and machine list copied): 0, -EINVAL (more than
+ * GABI_MAX_MACHINES machine types) or -ENOMEM. Runnable platforms follow. */
+int gabi_hostcaps_set_hypervisor(struct gabi_hostcaps *h,
+                                 const struct gabi_hostcaps_hypervisor *hv);
 /* The modes of `cls` a back-end offering exactly this can run (the offer must cover the mode;
  * see docs/formats.md), newest first; returns the count written (up to max). */
 size_t gabi_catalog_modes_for_offer(const struct gabi_catalog *cat, enum gabi_device_class cls,
@@ -286,6 +323,7 @@ int gabi_pin_resolve_platform(struct gabi_pin *pin, const struct gabi_hostcaps *
                               struct gabi_error *reterr);
 /* The source host whose default gave the pin its platform, or NULL (the pin named it). */
 const char *gabi_pin_platform_source(const struct gabi_pin *pin);
+const char *gabi_pin_machine(const struct gabi_pin *pin); /* "pc-q35-8.2", or NULL */
 size_t gabi_pin_n_devices(const struct gabi_pin *pin);
 const struct gabi_pin_device *gabi_pin_device(const struct gabi_pin *pin, size_t i);
 char *gabi_pin_to_json(const struct gabi_pin *pin);

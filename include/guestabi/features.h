@@ -146,6 +146,27 @@ unsigned gabi_kcap_tun_flag(enum gabi_kcap cap);
  * device's packets go through a tap (QEMU's tap peer checks), 0 for a feature that needs none. */
 uint32_t gabi_kcap_needed_by_net_feature(unsigned bit);
 
+/* ---- hypervisor properties -------------------------------------------------------------- */
+
+/*
+ * A kernel-dependent virtio-net feature reaches a VM only if the hypervisor can switch it on:
+ * QEMU's virtio-net devices have one property per feature ("host_uso" for
+ * VIRTIO_NET_F_HOST_USO). The table names, per feature, that property and the first QEMU
+ * release that has it (docs/catalog.md cites each).
+ */
+struct gabi_hv_property {
+    const char *name;  /* "host_uso" */
+    unsigned bit;      /* VIRTIO_NET_F_* bit it switches */
+    const char *since; /* first QEMU release with it: "8.2" */
+};
+
+/* The table, in feature-bit order: *ret_n entries. */
+const struct gabi_hv_property *gabi_hv_properties(size_t *ret_n);
+/* The property for a virtio-net feature bit, or NULL when no property switches it. */
+const struct gabi_hv_property *gabi_hv_property_for_feature(unsigned bit);
+/* The property of that name, or NULL. */
+const struct gabi_hv_property *gabi_hv_property_find(const char *name);
+
 /* ---- suggestions for unknown names ----------------------------------------------------- */
 
 #define GABI_SUGGEST_MAX 3

@@ -14,6 +14,10 @@
  *   failover    SR-IOV VFs of every PF netdev under <sysfs>/class/net, read only.
  *   vhost-user  back-end sockets, through a front-end the caller supplies (a hook: the probe
  *               itself speaks no vhost-user; guestabi passes lib/vhost's front-end).
+ *   hypervisor  the QEMU binary VMs run with: `-version`, `-machine help` and
+ *               `-device virtio-net-pci,help`, each a child process killed after a timeout;
+ *               no VM is started. A missing binary is ABSENT, a run that times out, exits
+ *               non-zero or prints what cannot be parsed is FAILED: neither is "no properties".
  *
  * Every answer for a capability is one of: supported, unsupported (the kernel refused it with
  * EINVAL), absent (the device or interface does not exist), not-permitted (EPERM, EACCES).
@@ -37,7 +41,8 @@ enum {
     GABI_PROBE_MDEV = 1u << 1,
     GABI_PROBE_FAILOVER = 1u << 2,
     GABI_PROBE_VHOST_USER = 1u << 3,
-    GABI_PROBE_ALL = (1u << 4) - 1,
+    GABI_PROBE_HYPERVISOR = 1u << 4,
+    GABI_PROBE_ALL = (1u << 5) - 1,
 };
 
 /* Bounds on what the probe reads. */
@@ -46,6 +51,9 @@ enum {
 #define GABI_PROBE_MAX_VFS        256u  /* sriov_numvfs of one PF */
 #define GABI_PROBE_MAX_PROBLEMS   64u   /* problems kept; the rest are only counted */
 #define GABI_PROBE_MAX_VHOST_USER 64u   /* back-end sockets (GABI_MAX_BACKENDS) */
+#define GABI_PROBE_QEMU_DEFAULT   "qemu-system-x86_64" /* looked up on PATH */
+#define GABI_PROBE_QEMU_TIMEOUT   5000u        /* ms one QEMU run may take before it is killed */
+#define GABI_PROBE_MAX_QEMU_OUT   (256u << 10) /* bytes of one QEMU run's output */
 
 /* ---- the vhost-user hook ----------------------------------------------------------------- */
 
@@ -83,6 +91,9 @@ struct gabi_probe_options {
     size_t n_vhost_user;
     gabi_probe_vhost_user_fn vhost_user_probe; /* NULL: back-ends are reported not probed */
     void *vhost_user_userdata;
+    const char *qemu;         /* the QEMU binary: a path, or a name looked up on PATH; NULL:
+                                 GABI_PROBE_QEMU_DEFAULT */
+    unsigned qemu_timeout_ms; /* per QEMU run; 0: GABI_PROBE_QEMU_TIMEOUT */
 };
 
 /* ---- results ----------------------------------------------------------------------------- */
@@ -187,6 +198,11 @@ const struct gabi_probe_mdev_type *gabi_probe_mdev_type(const struct gabi_probe 
 
 size_t gabi_probe_n_backends(const struct gabi_probe *p);
 const struct gabi_probe_backend *gabi_probe_backend(const struct gabi_probe *p, size_t i);
+
+/* The hypervisor (the hostcaps member, state UNKNOWN when the part was not probed), and how
+ * many virtio-net-pci properties QEMU listed in all (the hostcaps keep the feature ones). */
+const struct gabi_hostcaps_hypervisor *gabi_probe_hypervisor(const struct gabi_probe *p);
+size_t gabi_probe_hypervisor_n_properties(const struct gabi_probe *p);
 
 /* Problems kept (at most GABI_PROBE_MAX_PROBLEMS) and how many there were in all. */
 size_t gabi_probe_n_problems(const struct gabi_probe *p);

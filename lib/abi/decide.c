@@ -69,6 +69,8 @@ bool gabi_check_ok(const struct gabi_pin *pin, const struct gabi_hostcaps *host)
     if (pin->platform ? !bitset_test(&host->platforms, pin->platform_index)
                       : gabi_pin_needs_platform(pin))
         return false;
+    if (pin->machine && host->hv.has_machines && !gabi_hostcaps_has_machine(host, pin->machine))
+        return false;
     for (size_t i = 0; i < pin->n_devices; i++) {
         const struct pin_device *d = &pin->devices[i];
 
@@ -108,6 +110,10 @@ static int platform_reasons(struct gabi_verdict *v, const struct gabi_platform *
     const char *runs = host_platforms_text(a, h);
     int r;
 
+    if ((r = hv_platform_reasons(v, p, h)) < 0)
+        return r;
+    if (!missing && gabi_hostcaps_platform_missing_features(h, p))
+        return 0;
     if (!missing)
         return verdict_add_reason(v, h->host, "", "platform", p->name, runs,
                                   "host %s does not list platform %s among those it runs (%s)",
@@ -382,6 +388,8 @@ int gabi_check(const struct gabi_catalog *cat, const struct gabi_pin *pin,
     } else {
         v->platform_from = "not-needed";
     }
+    if (r >= 0)
+        r = hv_check(v, pin, host);
     for (size_t i = 0; r >= 0 && i < pin->n_devices; i++) {
         const struct pin_device *d = &pin->devices[i];
 
@@ -553,6 +561,7 @@ int gabi_pick(const struct gabi_catalog *cat, const struct gabi_hostcaps *const 
               size_t n_hosts, struct gabi_verdict **ret)
 {
     struct gabi_verdict *v;
+    bool picked_platform = false;
     int r;
 
     if (n_hosts == 0)
@@ -565,8 +574,11 @@ int gabi_pick(const struct gabi_catalog *cat, const struct gabi_hostcaps *const 
     for (size_t h = 0; h < n_hosts; h++)
         if (hosts[h]->kcaps || hosts[h]->has_declared_platforms) {
             r = pick_platform(v, cat, hosts, n_hosts);
+            picked_platform = true;
             break;
         }
+    if (r >= 0)
+        r = hv_pick(v, hosts, n_hosts, picked_platform);
     for (int cls = GABI_CLASS_NET; r >= 0 && cls < GABI_CLASS_COUNT; cls++) {
         bool present = false;
 

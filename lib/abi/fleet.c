@@ -166,7 +166,7 @@ size_t gabi_fleet_filter(const struct gabi_fleet *f, const struct gabi_pin *pin,
         }
         /* The summary only rules hosts out; the host's own check has the last word (hash
          * equality is not string equality). */
-        if ((n_pairs || n_vfs) && !gabi_check_ok(pin, f->hosts[i]))
+        if ((n_pairs || n_vfs || pin->machine) && !gabi_check_ok(pin, f->hosts[i]))
             continue;
         ret[n_ok++] = i;
     }

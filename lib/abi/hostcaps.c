@@ -64,6 +64,8 @@ void hostcaps_update_platforms(struct gabi_hostcaps *h)
             continue;
         if (h->has_declared_platforms && !bitset_test(&h->declared_platforms, p->index))
             continue;
+        if (gabi_hostcaps_platform_missing_features(h, &p->pub))
+            continue; /* the hypervisor cannot switch some of its features on */
         bitset_set(&h->platforms, p->index);
     }
 }
@@ -444,8 +446,9 @@ static int parse_declared_platforms(struct jctx *c, json_t *root, struct gabi_ho
 int gabi_hostcaps_parse(const struct gabi_catalog *cat, const char *origin, const char *buf,
                         size_t size, struct gabi_hostcaps **ret, struct gabi_error *reterr)
 {
-    static const char *const keys[] = {"schema",       "host",     "kernel",    "backends",
-                                       "device_types", "failover", "platforms", NULL};
+    static const char *const keys[] = {"schema",    "host",         "kernel",
+                                       "backends",  "device_types", "failover",
+                                       "platforms", "hypervisor",   NULL};
     struct gabi_hostcaps *h;
     struct jctx c;
     json_t *root;
@@ -468,7 +471,8 @@ int gabi_hostcaps_parse(const struct gabi_catalog *cat, const char *origin, cons
         (r = parse_list(&c, root, "backends", GABI_MAX_BACKENDS, parse_backend, h)) < 0 ||
         (r = parse_list(&c, root, "device_types", GABI_MAX_HOST_DEVICES, parse_host_type, h)) < 0 ||
         (r = parse_list(&c, root, "failover", GABI_MAX_HOST_DEVICES, parse_failover, h)) < 0 ||
-        (r = parse_declared_platforms(&c, root, h)) < 0) {
+        (r = parse_declared_platforms(&c, root, h)) < 0 ||
+        (r = hostcaps_parse_hypervisor(&c, root, h)) < 0) {
         json_decref(root);
         gabi_hostcaps_free(h);
         return r;
@@ -583,6 +587,8 @@ char *gabi_hostcaps_to_json(const struct gabi_hostcaps *h)
                                 json_string(gabi_cap_state_name(h->caps[k])));
     json_object_set_new(kernel, "capabilities", caps);
     json_object_set_new(root, "kernel", kernel);
+    if (h->hv.state != GABI_HV_UNKNOWN)
+        json_object_set_new(root, "hypervisor", hostcaps_hypervisor_json(h));
 
     arr = json_array();
     for (size_t i = 0; i < h->cat->platforms.n; i++)

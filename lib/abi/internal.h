@@ -126,10 +126,20 @@ struct gabi_hostcaps {
     size_t n_types;
     struct gabi_hostcaps_failover *failover;
     size_t n_failover;
-    uint64_t *failover_hash; /* hash of each failover device's "vendor:device" */
+    uint64_t *failover_hash;            /* hash of each failover device's "vendor:device" */
+    struct gabi_hostcaps_hypervisor hv; /* state UNKNOWN when the document has none */
 };
 
+/* The virtio-net features some hypervisor property switches (gabi_hv_properties()). */
+uint64_t hv_switchable_features(void);
+struct jctx;
+/* The "hypervisor" member (lib/abi/hypervisor.c): parse it into h->hv, or build it. */
+int hostcaps_parse_hypervisor(struct jctx *c, json_t *root, struct gabi_hostcaps *h);
+json_t *hostcaps_hypervisor_json(const struct gabi_hostcaps *h);
+
 void hostcaps_update_platforms(struct gabi_hostcaps *h);
+/* "pc-q35-8.2" -> 6, the length of its family "pc-q35"; 0 for an unversioned name ("q35"). */
+size_t hv_machine_family_len(const char *machine);
 const struct host_type *hostcaps_find_type(const struct gabi_hostcaps *h, const char *name,
                                            uint64_t hash);
 
@@ -149,6 +159,7 @@ struct gabi_pin {
     const struct gabi_platform *platform;
     size_t platform_index;
     const char *platform_source; /* host whose default gave the platform, or NULL */
+    const char *machine;         /* machine type, or NULL */
     struct pin_device *devices;
     size_t n_devices;
 };
@@ -174,6 +185,15 @@ int verdict_add_reason(struct gabi_verdict *v, const char *host, const char *dev
                        ...) __attribute__((format(printf, 7, 8)));
 int verdict_add_choice(struct gabi_verdict *v, const char *subject, const char *key,
                        const char *value);
+
+/* The hypervisor half of decisions (lib/abi/hypervisor.c): a reason per property of platform
+ * p the host's hypervisor lacks; the machine type and what was not judged, for a check; the
+ * newest machine type per family every host has, for a pick. */
+int hv_platform_reasons(struct gabi_verdict *v, const struct gabi_platform *p,
+                        const struct gabi_hostcaps *h);
+int hv_check(struct gabi_verdict *v, const struct gabi_pin *pin, const struct gabi_hostcaps *h);
+int hv_pick(struct gabi_verdict *v, const struct gabi_hostcaps *const *hosts, size_t n,
+            bool platform_picked);
 
 /* ---- text helpers for reasons and documents ------------------------------------------------ */
 

@@ -81,7 +81,7 @@ static int parse_device(struct jctx *c, json_t *obj, struct gabi_pin *pin, struc
 int gabi_pin_parse(const struct gabi_catalog *cat, const char *origin, const char *buf, size_t size,
                    struct gabi_pin **ret, struct gabi_error *reterr)
 {
-    static const char *const keys[] = {"schema", "vm", "platform", "devices", NULL};
+    static const char *const keys[] = {"schema", "vm", "platform", "machine", "devices", NULL};
     struct gabi_pin *pin;
     const char *platform = NULL;
     struct jctx c;
@@ -105,6 +105,7 @@ int gabi_pin_parse(const struct gabi_catalog *cat, const char *origin, const cha
     if ((r = jcheck_keys(&c, root, keys)) < 0 ||
         (r = jget_name(&c, root, "vm", true, &pin->vm)) < 0 ||
         (r = jget_string(&c, root, "platform", false, &platform)) < 0 ||
+        (r = jget_string(&c, root, "machine", false, &pin->machine)) < 0 ||
         (r = jget_array(&c, root, "devices", true, GABI_MAX_PIN_DEVICES, &arr)) < 0)
         goto fail;
     if (platform) {
@@ -117,6 +118,12 @@ int gabi_pin_parse(const struct gabi_catalog *cat, const char *origin, const cha
         }
         pin->platform_index = platform_index_of(pin->platform);
         jctx_pop(&c, old);
+    }
+    if (pin->machine && (strlen(pin->machine) >= GABI_MAX_NAME ||
+                         strcspn(pin->machine, " \t\n") != strlen(pin->machine))) {
+        jctx_push_key(&c, "machine");
+        r = jerr(&c, "a machine type is 1 to %u characters without spaces", GABI_MAX_NAME - 1);
+        goto fail;
     }
     pin->devices = calloc(json_array_size(arr) + 1, sizeof(*pin->devices));
     if (!pin->devices) {
@@ -202,6 +209,11 @@ const char *gabi_pin_platform_source(const struct gabi_pin *pin)
     return pin->platform_source;
 }
 
+const char *gabi_pin_machine(const struct gabi_pin *pin)
+{
+    return pin->machine;
+}
+
 size_t gabi_pin_n_devices(const struct gabi_pin *pin)
 {
     return pin->n_devices;
@@ -221,6 +233,8 @@ char *gabi_pin_to_json(const struct gabi_pin *pin)
     json_object_set_new(root, "vm", json_string(pin->vm));
     if (pin->platform)
         json_object_set_new(root, "platform", json_string(pin->platform->name));
+    if (pin->machine)
+        json_object_set_new(root, "machine", json_string(pin->machine));
     for (size_t i = 0; i < pin->n_devices; i++) {
         const struct gabi_pin_device *d = &pin->devices[i].pub;
         json_t *o = json_object();

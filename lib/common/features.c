@@ -268,6 +268,48 @@ uint32_t gabi_kcap_needed_by_net_feature(unsigned bit)
     return 0;
 }
 
+/* ---- hypervisor properties ------------------------------------------------------------ */
+
+/* QEMU's virtio-net feature properties (hw/net/virtio-net.c virtio_net_properties): the
+ * classic offloads since the feature-bit properties of QEMU 0.13, USO since 8.2. */
+static const struct gabi_hv_property hv_properties[] = {
+    {"csum", GABI_NET_F_CSUM, "0.13"},
+    {"guest_csum", GABI_NET_F_GUEST_CSUM, "0.13"},
+    {"guest_tso4", GABI_NET_F_GUEST_TSO4, "0.13"},
+    {"guest_tso6", GABI_NET_F_GUEST_TSO6, "0.13"},
+    {"guest_ecn", GABI_NET_F_GUEST_ECN, "0.13"},
+    {"guest_ufo", GABI_NET_F_GUEST_UFO, "0.13"},
+    {"host_tso4", GABI_NET_F_HOST_TSO4, "0.13"},
+    {"host_tso6", GABI_NET_F_HOST_TSO6, "0.13"},
+    {"host_ecn", GABI_NET_F_HOST_ECN, "0.13"},
+    {"host_ufo", GABI_NET_F_HOST_UFO, "0.13"},
+    {"guest_uso4", GABI_NET_F_GUEST_USO4, "8.2"},
+    {"guest_uso6", GABI_NET_F_GUEST_USO6, "8.2"},
+    {"host_uso", GABI_NET_F_HOST_USO, "8.2"},
+};
+
+const struct gabi_hv_property *gabi_hv_properties(size_t *ret_n)
+{
+    *ret_n = ARRAY_SIZE(hv_properties);
+    return hv_properties;
+}
+
+const struct gabi_hv_property *gabi_hv_property_for_feature(unsigned bit)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(hv_properties); i++)
+        if (hv_properties[i].bit == bit)
+            return &hv_properties[i];
+    return NULL;
+}
+
+const struct gabi_hv_property *gabi_hv_property_find(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(hv_properties); i++)
+        if (strcmp(hv_properties[i].name, name) == 0)
+            return &hv_properties[i];
+    return NULL;
+}
+
 /* ---- suggestions ---------------------------------------------------------------------------- */
 
 /* Levenshtein distance, case-insensitive, capped at 64-character inputs. */

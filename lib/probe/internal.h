@@ -31,6 +31,7 @@ struct gabi_probe {
     size_t n_mdev;
     struct gabi_probe_backend *backends;
     size_t n_backends;
+    size_t n_hv_properties;
     struct gabi_probe_problem problems[GABI_PROBE_MAX_PROBLEMS];
     size_t n_problems;
     size_t n_problems_total;
@@ -52,6 +53,8 @@ extern const unsigned probe_vnet_hdr_sizes[GABI_PROBE_N_VNET_HDR];
 void probe_kernel(struct gabi_probe *p);
 int probe_mdev(struct gabi_probe *p, int sysfs_fd);
 int probe_failover(struct gabi_probe *p, int sysfs_fd);
+/* The hypervisor part (hypervisor.c): sets the hostcaps member; -ENOMEM only. */
+int probe_hypervisor(struct gabi_probe *p, const struct gabi_probe_options *o);
 
 /* ---- bounded sysfs reading ------------------------------------------------------------- */
 

@@ -225,6 +225,8 @@ int gabi_probe_run(const struct gabi_catalog *cat, const struct gabi_probe_optio
         goto oom;
     if ((p->parts & GABI_PROBE_VHOST_USER) && probe_vhost_user(p, opts) < 0)
         goto oom;
+    if ((p->parts & GABI_PROBE_HYPERVISOR) && probe_hypervisor(p, opts) < 0)
+        goto oom;
     *ret = p;
     return 0;
 
@@ -308,6 +310,18 @@ size_t gabi_probe_n_backends(const struct gabi_probe *p)
 const struct gabi_probe_backend *gabi_probe_backend(const struct gabi_probe *p, size_t i)
 {
     return i < p->n_backends ? &p->backends[i] : NULL;
+}
+
+const struct gabi_hostcaps_hypervisor *gabi_probe_hypervisor(const struct gabi_probe *p)
+{
+    static const struct gabi_hostcaps_hypervisor none = {0};
+
+    return p->hostcaps ? gabi_hostcaps_hypervisor(p->hostcaps) : &none;
+}
+
+size_t gabi_probe_hypervisor_n_properties(const struct gabi_probe *p)
+{
+    return p->n_hv_properties;
 }
 
 size_t gabi_probe_n_problems(const struct gabi_probe *p)

@@ -66,10 +66,9 @@ static int parse_parts(struct cli *cli, struct probe_opts *po, const char *arg)
         const char *name;
         unsigned part;
     } names[] = {
-        {"kernel", GABI_PROBE_KERNEL},
-        {"mdev", GABI_PROBE_MDEV},
-        {"failover", GABI_PROBE_FAILOVER},
-        {"vhost-user", GABI_PROBE_VHOST_USER},
+        {"kernel", GABI_PROBE_KERNEL},         {"mdev", GABI_PROBE_MDEV},
+        {"failover", GABI_PROBE_FAILOVER},     {"vhost-user", GABI_PROBE_VHOST_USER},
+        {"hypervisor", GABI_PROBE_HYPERVISOR},
     };
     const char *s = arg;
     unsigned parts = 0;
@@ -84,7 +83,9 @@ static int parse_parts(struct cli *cli, struct probe_opts *po, const char *arg)
                 found = true;
             }
         if (!found) {
-            cli_errorf(cli, "--only \"%s\": parts are kernel, mdev, failover, vhost-user", arg);
+            cli_errorf(cli,
+                       "--only \"%s\": parts are kernel, mdev, failover, vhost-user, hypervisor",
+                       arg);
             return -1;
         }
         s += len;
@@ -120,6 +121,22 @@ static int probe_opt(struct cli *cli, int opt, const char *arg, void *userdata)
     case 'X':
         po->strict = true;
         return 0;
+    case 'Q':
+        po->o.qemu = arg;
+        return 0;
+    case 'T': {
+        char *end;
+        unsigned long ms;
+
+        errno = 0;
+        ms = strtoul(arg, &end, 10);
+        if (errno || end == arg || *end || arg[0] == '-' || ms < 1 || ms > 600000) {
+            cli_errorf(cli, "--qemu-timeout \"%s\": expected 1 to 600000 (ms)", arg);
+            return -1;
+        }
+        po->o.qemu_timeout_ms = (unsigned)ms;
+        return 0;
+    }
     }
     return -1;
 }
@@ -138,12 +155,16 @@ static const struct option probe_options[] = {
     {"vhost-user", required_argument, NULL, 'V'},
     {"only", required_argument, NULL, 'O'},
     {"strict", no_argument, NULL, 'X'},
+    {"qemu", required_argument, NULL, 'Q'},
+    {"qemu-timeout", required_argument, NULL, 'T'},
     {NULL, 0, NULL, 0},
 };
 
 static const struct option query_platforms_options[] = {
     {"dev-root", required_argument, NULL, 'D'},
     {"host-name", required_argument, NULL, 'N'},
+    {"qemu", required_argument, NULL, 'Q'},
+    {"qemu-timeout", required_argument, NULL, 'T'},
     {NULL, 0, NULL, 0},
 };
 
@@ -238,12 +259,59 @@ static void print_kernel(const struct gabi_probe *p)
         cli_print_features(stdout, "vhost-net", GABI_CLASS_NET, vf);
 }
 
+/* "guest_uso4, guest_uso6, host_uso": the properties of pl's features h's hypervisor lacks. */
+static const char *missing_properties(const struct gabi_hostcaps *h, const struct gabi_platform *pl,
+                                      char *buf, size_t size)
+{
+    uint64_t missing = gabi_hostcaps_platform_missing_features(h, pl);
+    size_t len = 0;
+
+    buf[0] = '\0';
+    for (unsigned b = 0; b < 64 && len < size; b++)
+        if (missing & (1ull << b))
+            len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? ", " : "",
+                                    gabi_hv_property_for_feature(b)->name);
+    return buf[0] ? buf : NULL;
+}
+
+/* How the hypervisor half was judged, one line. */
+static void print_hypervisor_line(const struct gabi_hostcaps *h)
+{
+    const struct gabi_hostcaps_hypervisor *hv = gabi_hostcaps_hypervisor(h);
+
+    if (hv->state == GABI_HV_PROBED)
+        printf("Hypervisor QEMU %s (%s): %zu machine types\n", hv->version,
+               hv->binary ? hv->binary : "stated", hv->n_machines);
+    else
+        printf("Hypervisor %s%s%s: platforms judged on the kernel alone\n",
+               gabi_hv_state_name(hv->state), hv->message ? ": " : "",
+               hv->message ? hv->message : "");
+}
+
+static void print_hypervisor(const struct gabi_probe *p)
+{
+    const struct gabi_hostcaps_hypervisor *hv = gabi_probe_hypervisor(p);
+    const struct gabi_hv_property *t;
+    size_t n;
+
+    print_hypervisor_line(gabi_probe_hostcaps(p));
+    if (hv->state != GABI_HV_PROBED)
+        return;
+    t = gabi_hv_properties(&n);
+    printf("  virtio-net feature properties (of %zu properties in all):\n",
+           gabi_probe_hypervisor_n_properties(p));
+    for (size_t i = 0; i < n; i++)
+        printf("    %-13s %-8s %s (QEMU %s)\n", t[i].name,
+               hv->net_features & (1ull << t[i].bit) ? "present" : "absent",
+               gabi_feature_name(GABI_CLASS_NET, t[i].bit), t[i].since);
+}
+
 static void print_platforms_line(const struct gabi_hostcaps *h)
 {
     const struct gabi_platform *ps[GABI_MAX_PLATFORMS];
     size_t n = gabi_hostcaps_platforms(h, ps, GABI_MAX_PLATFORMS);
 
-    printf("Platforms this kernel runs, newest first:");
+    printf("Platforms this host runs (kernel and hypervisor), newest first:");
     for (size_t i = 0; i < n && i < GABI_MAX_PLATFORMS; i++)
         printf("%s %s%s", i ? "," : "", ps[i]->name, i == 0 ? " (default)" : "");
     printf("%s\n", n ? "" : " none");
@@ -333,10 +401,12 @@ static int run_probe(struct cli *cli, int argc, char **argv)
         ex = cli_print_json(gabi_hostcaps_to_json(gabi_probe_hostcaps(p)));
     } else {
         printf("Host %s\n", gabi_hostcaps_host(gabi_probe_hostcaps(p)));
-        if (parts & GABI_PROBE_KERNEL) {
+        if (parts & GABI_PROBE_KERNEL)
             print_kernel(p);
+        if (parts & GABI_PROBE_HYPERVISOR)
+            print_hypervisor(p);
+        if (parts & GABI_PROBE_KERNEL)
             print_platforms_line(gabi_probe_hostcaps(p));
-        }
         if (parts & GABI_PROBE_VHOST_USER)
             print_backends(p);
         if (parts & GABI_PROBE_MDEV)
@@ -374,13 +444,34 @@ static int platforms_json(struct cli *cli, const struct gabi_hostcaps *h,
 
     if (!root)
         return cli_errorf(cli, "out of memory");
+    {
+        /* the hostcaps document's member, or {"state": "unknown"} */
+        char *caps = gabi_hostcaps_to_json(h);
+        json_t *doc = caps ? json_loads(caps, 0, NULL) : NULL;
+        json_t *hv = doc ? json_object_get(doc, "hypervisor") : NULL;
+
+        json_object_set_new(root, "hypervisor",
+                            hv ? json_incref(hv) : json_pack("{s:s}", "state", "unknown"));
+        json_decref(doc);
+        free(caps);
+    }
     not_runnable = json_array();
     for (size_t k = 0; k < gabi_catalog_n_platforms(cli->cat); k++) {
         const struct gabi_platform *pl = gabi_catalog_platform(cli->cat, k);
 
-        if (!gabi_hostcaps_runs_platform(h, pl))
-            json_array_append_new(not_runnable, json_pack("{s:s, s:o}", "name", pl->name, "missing",
-                                                          missing_json(pl, h)));
+        uint64_t lacks = gabi_hostcaps_platform_missing_features(h, pl);
+        json_t *props = json_array();
+
+        if (gabi_hostcaps_runs_platform(h, pl)) {
+            json_decref(props);
+            continue;
+        }
+        for (unsigned b = 0; b < 64; b++)
+            if (lacks & (1ull << b))
+                json_array_append_new(props, json_string(gabi_hv_property_for_feature(b)->name));
+        json_array_append_new(not_runnable,
+                              json_pack("{s:s, s:o, s:o}", "name", pl->name, "missing",
+                                        missing_json(pl, h), "missing_properties", props));
     }
     json_object_set_new(root, "not_runnable", not_runnable);
     text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -398,7 +489,7 @@ static int run_query_platforms(struct cli *cli, int argc, char **argv)
     int ex;
 
     p = setup(cli, &cli_cmd_query_platforms, argc, argv, query_platforms_options, &po,
-              GABI_PROBE_KERNEL, &ex);
+              GABI_PROBE_KERNEL | GABI_PROBE_HYPERVISOR, &ex);
     free_opts(&po);
     if (!p)
         return ex;
@@ -410,6 +501,7 @@ static int run_query_platforms(struct cli *cli, int argc, char **argv)
     if (cli->json) {
         ex = platforms_json(cli, h, ps, n);
     } else {
+        print_hypervisor_line(h);
         printf("Platforms host %s (kernel %s) can run, newest first:\n", gabi_hostcaps_host(h),
                gabi_hostcaps_kernel(h));
         for (size_t i = 0; i < n; i++) {
@@ -422,17 +514,23 @@ static int run_query_platforms(struct cli *cli, int argc, char **argv)
             printf("  none\n");
         for (size_t k = 0; k < gabi_catalog_n_platforms(cli->cat); k++) {
             const struct gabi_platform *pl = gabi_catalog_platform(cli->cat, k);
+            const char *props;
+            char buf[512];
             bool first = true;
 
             if (gabi_hostcaps_runs_platform(h, pl))
                 continue;
-            printf("  %-16s not runnable: needs", pl->name);
+            printf("  %-16s not runnable:", pl->name);
             for (unsigned c = 0; c < GABI_KCAP_COUNT; c++)
                 if ((pl->requires & (1u << c)) && gabi_hostcaps_cap(h, c) != GABI_CAP_SUPPORTED) {
-                    printf("%s %s (%s)", first ? "" : ",", gabi_kcap_name(c),
+                    printf("%s %s (%s)", first ? " needs" : ",", gabi_kcap_name(c),
                            gabi_cap_state_name(gabi_hostcaps_cap(h, c)));
                     first = false;
                 }
+            props = missing_properties(h, pl, buf, sizeof(buf));
+            if (props)
+                printf("%s QEMU %s has no virtio-net property %s", first ? "" : ";",
+                       gabi_hostcaps_hypervisor(h)->version, props);
             printf("\n");
         }
         ex = 0;
@@ -445,18 +543,20 @@ static int run_query_platforms(struct cli *cli, int argc, char **argv)
 
 const struct cli_command cli_cmd_probe = {
     "probe",
-    "Probe this host: kernel tap offloads, vhost-net, mdev types, SR-IOV VFs (hostcaps)",
+    "Probe this host: kernel tap offloads, vhost-net, mdev types, SR-IOV VFs, QEMU (hostcaps)",
     "[--sysfs-root DIR] [--dev-root DIR] [--host-name NAME] [--only PARTS]\n"
-    "                [--vhost-user CLASS:NAME=PATH]... [--strict]\n"
+    "                [--vhost-user CLASS:NAME=PATH]... [--strict] [--qemu PATH]\n"
     "  --sysfs-root DIR   read sysfs there instead of /sys (fixture trees)\n"
     "  --dev-root DIR     open net/tun and vhost-net there instead of /dev\n"
     "  --host-name NAME   the host's name in the document (default: uname's nodename)\n"
-    "  --only PARTS       probe only these parts: kernel,mdev,failover,vhost-user\n"
+    "  --only PARTS       probe only these parts: kernel,mdev,failover,vhost-user,hypervisor\n"
     "  --vhost-user CLASS:NAME=PATH\n"
     "                     a vhost-user back-end socket to probe: connect as a front-end,\n"
     "                     read its offer (features, protocol features, queues, ring size)\n"
     "                     and map it to the catalog modes it can run\n"
     "  --strict           exit 2 when anything could not be read (see the warnings)\n"
+    "  --qemu PATH        the QEMU binary VMs run with (default: qemu-system-x86_64 on PATH)\n"
+    "  --qemu-timeout MS  kill a QEMU run that takes longer (default 5000)\n"
     "--json prints the hostcaps document. Unreadable sysfs content is a warning on stderr\n"
     "and is left out; exit 2 only for bad options or roots (or --strict).",
     run_probe,
@@ -464,11 +564,14 @@ const struct cli_command cli_cmd_probe = {
 
 const struct cli_command cli_cmd_query_platforms = {
     "query-platforms",
-    "List the catalog platforms this host's kernel can run, newest (the default) first",
-    "[--dev-root DIR] [--host-name NAME]\n"
+    "List the catalog platforms this host's kernel and QEMU can run, newest (the default) first",
+    "[--dev-root DIR] [--host-name NAME] [--qemu PATH]\n"
     "  --dev-root DIR     open net/tun and vhost-net there instead of /dev\n"
     "  --host-name NAME   the host's name in the output (default: uname's nodename)\n"
-    "A platform runs when the kernel has every capability it lists. Choosing no platform\n"
+    "  --qemu PATH        the QEMU binary VMs run with (default: qemu-system-x86_64 on PATH)\n"
+    "  --qemu-timeout MS  kill a QEMU run that takes longer (default 5000)\n"
+    "A platform runs when the kernel has every capability it lists and QEMU has the\n"
+    "virtio-net property of every feature it turns on. Choosing no platform\n"
     "means the newest runnable one. Exit 1 when none is runnable.",
     run_query_platforms,
 };
