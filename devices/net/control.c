@@ -7,7 +7,8 @@
  *   stats [PORT]          {"schema": "guestabi-net.stats/1", "ports": [...]}: per port its
  *                         socket, link, MTU, connection, suspension, last state transfer,
  *                         per-queue-pair counters and their totals, the mode, the features
- *                         and protocol features negotiated ("0x..."), the started rings
+ *                         and protocol features negotiated ("0x..."), the started rings,
+ *                         the connections so far and why the last one closed
  *   link PORT up|down     {"ok": true}: the port's administrative link (part of its state)
  *
  * PORT is a port's index (the order of --socket) or its socket path. Errors are
@@ -173,6 +174,9 @@ static json_t *port_json(struct net_port *p)
         json_object_set_new(obj, "features", json_string(hex[0]));
         json_object_set_new(obj, "protocol_features", json_string(hex[1]));
         json_object_set_new(obj, "started_rings", rings);
+        json_object_set_new(obj, "connections",
+                            json_integer((json_int_t)gabi_vhost_backend_n_connections(p->b)));
+        json_object_set_new(obj, "last_error", json_string(gabi_vhost_backend_error(p->b)));
     }
     if (r != -ENOENT)
         json_object_set_new(obj, "state_transfer",

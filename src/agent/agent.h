@@ -66,7 +66,9 @@ struct port {
     uint64_t ctl_sent_ms; /* a request is outstanding since then; 0: none */
     json_t *stats;        /* the last stats of this port, or NULL */
     uint64_t stats_ms;
-    int connected; /* -1 unknown, 0, 1 */
+    int connected;        /* -1 unknown, 0, 1 */
+    int64_t connections;  /* front-end connections the back-end reported */
+    char last_error[512]; /* why its last connection closed, or "" */
 };
 
 struct agent {

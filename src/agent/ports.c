@@ -335,6 +335,7 @@ int port_start(struct agent *a, struct port *p, struct gabi_error *reterr)
     p->started_ms = agent_now_ms();
     p->restart_at_ms = 0;
     p->connected = -1;
+    p->connections = 0;
     json_decref(p->stats);
     p->stats = NULL;
     /* until it says READY (its socket listens), or exits, or the time is up */
@@ -493,19 +494,32 @@ static void ctl_poll(struct agent *a, struct port *p)
     p->ctl_sent_ms = now;
 }
 
-static void update_connected(struct agent *a, struct port *p, int connected)
+/* What the back-end reported about its front-end, as events: a connection that came and
+ * went between two polls still gives port.connected and port.disconnected. */
+static void update_connected(struct agent *a, struct port *p, json_t *stats)
 {
-    if (connected == p->connected)
-        return;
-    if (connected == 1)
+    int connected = json_is_true(json_object_get(stats, "connected"));
+    int64_t conns = json_integer_value(json_object_get(stats, "connections"));
+    const char *err = json_string_value(json_object_get(stats, "last_error"));
+    bool fresh = conns > p->connections;
+
+    if (err)
+        gabi_strlcpy(p->last_error, err, sizeof(p->last_error));
+    if (fresh && p->connected == 1)
+        agent_event(a, "port.disconnected",
+                    json_pack("{s:s, s:s, s:s}", "id", p->id, "socket", p->socket, "reason",
+                              "the front-end reconnected"));
+    if (fresh || (connected && p->connected != 1))
         agent_event(
             a, "port.connected",
             json_pack("{s:s, s:s, s:s}", "id", p->id, "socket", p->socket, "mode", p->mode->name));
-    else if (p->connected == 1)
-        agent_event(a, "port.disconnected",
-                    json_pack("{s:s, s:s, s:s}", "id", p->id, "socket", p->socket, "reason",
-                              "the front-end closed the connection"));
+    if (!connected && (fresh || p->connected == 1))
+        agent_event(
+            a, "port.disconnected",
+            json_pack("{s:s, s:s, s:s}", "id", p->id, "socket", p->socket, "reason",
+                      p->last_error[0] ? p->last_error : "the front-end closed the connection"));
     p->connected = connected;
+    p->connections = conns;
 }
 
 void port_ctl_event(struct agent *a, uint64_t serial, uint32_t events)
@@ -544,7 +558,7 @@ void port_ctl_event(struct agent *a, uint64_t serial, uint32_t events)
             json_decref(p->stats);
             p->stats = json_incref(port);
             p->stats_ms = agent_now_ms();
-            update_connected(a, p, json_is_true(json_object_get(port, "connected")));
+            update_connected(a, p, port);
         }
         json_decref(j);
     }
@@ -638,6 +652,9 @@ json_t *port_json(const struct agent *a, const struct port *p)
     json_object_set_new(o, "last_exit", p->last_exit[0] ? json_string(p->last_exit) : json_null());
     json_object_set_new(o, "connected",
                         p->connected < 0 ? json_null() : json_boolean(p->connected));
+    json_object_set_new(o, "connections", json_integer((json_int_t)p->connections));
+    json_object_set_new(o, "last_error",
+                        p->last_error[0] ? json_string(p->last_error) : json_null());
     if (p->stats) {
         json_t *s = p->stats, *rings = json_object_get(s, "started_rings"), *r;
         uint64_t f = hex_value(json_object_get(s, "features"));
