@@ -499,7 +499,7 @@ static int m_port_list(struct gabi_rpc_call *call, json_t *params, json_t **ret,
         return r;
     arr = json_array();
     for (struct port *p = a->ports; p; p = p->next)
-        json_array_insert_new(arr, 0, port_json(a, p)); /* the list is newest first */
+        json_array_insert_new(arr, 0, port_json(a, p)); /* in the order they were added */
     *ret = json_pack("{s:o}", "ports", arr);
     return 0;
 }
@@ -544,7 +544,7 @@ const struct gabi_rpc_method agent_methods[] = {
      "NAME} | {\"loopback\": true} | {\"disk\": PATH} | {\"ram\": BYTES}}",
      "the port, as port.get"},
     {"port.del", m_port_del, "{\"id\": ID}", "{\"id\", \"deleted\": true}"},
-    {"port.list", m_port_list, "{}", "{\"ports\": [port...]}, newest first"},
+    {"port.list", m_port_list, "{}", "{\"ports\": [port...]}, in the order they were added"},
     {"port.get", m_port_get, "{\"id\": ID}",
      "the port: mode, back-end process, connection, negotiated features, rings, counters"},
     {"events.subscribe", m_events_subscribe, "{}",
