@@ -681,7 +681,13 @@ json_t *port_json(const struct agent *a, const struct port *p)
         json_object_set_new(o, "stats_age_ms",
                             json_integer((json_int_t)(agent_now_ms() - p->stats_ms)));
     } else {
-        json_object_set_new(o, "stats", json_null());
+        /* the same members, unknown until the back-end first answers (never, for blk) */
+        static const char *const keys[] = {
+            "features", "protocol_features", "queue_pairs",    "ring_sizes",
+            "link",     "counters",          "state_transfer", "stats_age_ms"};
+
+        for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+            json_object_set_new(o, keys[i], json_null());
     }
     (void)a;
     return o;

@@ -249,8 +249,8 @@ static void print_port(json_t *p)
            json_integer_value(json_object_get(p, "connections")) == 1 ? "" : "s");
     if (json_is_string(json_object_get(p, "last_error")))
         printf("  %-12s %s\n", "last close", str(p, "last_error"));
-    if (!json_object_get(p, "features"))
-        return;
+    if (!json_is_array(json_object_get(p, "features")))
+        return; /* not known (yet): a virtio-blk port, or a back-end that did not answer */
     print_names("features", json_object_get(p, "features"));
     print_names("protocol", json_object_get(p, "protocol_features"));
     printf("  %-12s %" JSON_INTEGER_FORMAT " pair%s, rings of", "queues",

@@ -100,7 +100,7 @@ class Client:
 class Agent:
     """guestabid on a scratch directory: socket, state dir, run dir."""
 
-    def __init__(self, workdir, name="guestabid", extra=(), state_dir=None):
+    def __init__(self, workdir, name="guestabid", extra=(), state_dir=None, env=None):
         self.name = name
         self.dir = workdir
         self.socket = os.path.join(workdir, name + ".sock")
@@ -114,6 +114,7 @@ class Agent:
                      "--poll-ms", "100"] + list(extra)
         self.log_path = os.path.join(workdir, name + ".log")
         self.proc = None
+        self.env = env
         self.start()
 
     def start(self, timeout=30):
@@ -121,7 +122,7 @@ class Agent:
         self.logf = open(self.log_path, "a")
         self.proc = subprocess.Popen(self.argv + ["--ready-fd", str(w)], pass_fds=(w,),
                                      stdin=subprocess.DEVNULL, stdout=self.logf,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, env=self.env)
         os.close(w)
         got = b""
         deadline = time.monotonic() + timeout
