@@ -319,11 +319,12 @@ int port_start(struct agent *a, struct port *p, struct gabi_error *reterr)
             dup2(devnull, STDIN_FILENO);
         dup2(logfd, STDOUT_FILENO);
         dup2(logfd, STDERR_FILENO);
-        if (ready[1] == 3) {
+        if (ready[1] == 3)
             fcntl(3, F_SETFD, 0);
-        } else {
+        else
             dup2(ready[1], 3);
-        }
+        /* nothing else of the agent's, not even what it inherited without CLOEXEC */
+        close_range(4, ~0u, 0);
         execv(argv[0], (char *const *)argv);
         dprintf(STDERR_FILENO, "guestabid: exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
