@@ -75,7 +75,13 @@ static const struct gabi_rpc_method methods[] = {
     {"subscribe", m_subscribe, "{}", "true"},
 };
 
-static char path[108];
+static char path[108], dir_path[64];
+
+static void cleanup(void)
+{
+    server = gabi_rpc_server_free(server); /* unlinks the socket */
+    rmdir(dir_path);
+}
 
 static void setup(void)
 {
@@ -92,6 +98,7 @@ static void setup(void)
 
     if (!mkdtemp(dir))
         abort();
+    snprintf(dir_path, sizeof(dir_path), "%s", dir);
     snprintf(path, sizeof(path), "%s/rpc.sock", dir);
     cfg.path = path;
     if (gabi_rpc_server_new(&cfg, methods, sizeof(methods) / sizeof(methods[0]), NULL, &server,
@@ -99,6 +106,7 @@ static void setup(void)
         fprintf(stderr, "fuzz_rpc: %s: %s\n", err.where, err.message);
         abort();
     }
+    atexit(cleanup);
 }
 
 /* One line from the server must be a response or a notification. */
