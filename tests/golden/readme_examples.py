@@ -23,14 +23,18 @@ def examples(lines):
     while i < len(lines):
         line = lines[i]
         if line.startswith("    $ guestabi "):
-            argv = shlex.split(line[len("    $ "):])
-            expected, j = [], i + 1
+            command, j = line[len("    $ "):], i + 1
+            while command.endswith("\\") and j < len(lines):  # a command continued
+                command = command[:-1] + " " + lines[j].strip()
+                j += 1
+            argv = shlex.split(command, comments=True)
+            expected = []
             while j < len(lines) and lines[j].startswith("    ") and \
                     not lines[j].startswith("    $ "):
                 expected.append(lines[j][4:])
                 j += 1
             files = [a for a in argv[2:] if "/" in a or a.endswith(".json")]
-            if argv[1] in RUNNABLE and all(f.startswith("docs/examples/") for f in files):
+            if argv[1] in RUNNABLE and all(f.startswith(("docs/examples/", "tests/data/")) for f in files):
                 yield i + 1, argv, expected
             i = j
         else:
