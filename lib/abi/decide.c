@@ -19,37 +19,27 @@ static size_t host_free_vfs(const struct gabi_hostcaps *h, const char *device, u
     return n;
 }
 
-/* Shared capacity is the host's, not the device's: every pin device of a type takes an
- * instance of it, every failover standby a VF of its own. For the first device of a kind (the
- * one the count is reported on) these return how many the pin needs; 0 for the others. */
-static size_t pin_type_demand(const struct gabi_pin *pin, size_t i)
+/* Whether two pin devices draw on the same shared capacity of a host: an instance of one
+ * device type (vf false), or a free VF of one vendor:device (vf true). */
+static bool same_demand(const struct pin_device *a, const struct pin_device *b, bool vf)
 {
-    const struct pin_device *d = &pin->devices[i];
-    size_t n = 0;
-
-    for (size_t j = 0; j < pin->n_devices; j++) {
-        const struct pin_device *e = &pin->devices[j];
-
-        if (!e->pub.state_version || e->type_hash != d->type_hash ||
-            strcmp(e->pub.type, d->pub.type) != 0)
-            continue;
-        if (j < i)
-            return 0;
-        n++;
-    }
-    return n;
+    if (vf)
+        return a->pub.failover_device && b->pub.failover_device &&
+               a->failover_hash == b->failover_hash &&
+               strcmp(a->pub.failover_device, b->pub.failover_device) == 0;
+    return a->pub.state_version && b->pub.state_version && a->type_hash == b->type_hash &&
+           strcmp(a->pub.type, b->pub.type) == 0;
 }
 
-static size_t pin_vf_demand(const struct gabi_pin *pin, size_t i)
+/* Shared capacity is the host's, not the device's: every pin device of a type takes an
+ * instance of it, every failover standby a VF of its own. For the first device of a kind (the
+ * one the count is reported on) this returns how many the pin needs; 0 for the others. */
+static size_t pin_demand(const struct gabi_pin *pin, size_t i, bool vf)
 {
-    const struct pin_device *d = &pin->devices[i];
     size_t n = 0;
 
     for (size_t j = 0; j < pin->n_devices; j++) {
-        const struct pin_device *e = &pin->devices[j];
-
-        if (!e->pub.failover_device || e->failover_hash != d->failover_hash ||
-            strcmp(e->pub.failover_device, d->pub.failover_device) != 0)
+        if (!same_demand(&pin->devices[j], &pin->devices[i], vf))
             continue;
         if (j < i)
             return 0;
@@ -78,11 +68,11 @@ bool gabi_check_ok(const struct gabi_pin *pin, const struct gabi_hostcaps *host)
             return false;
         if (d->pub.state_version &&
             !type_takes(hostcaps_find_type(host, d->pub.type, d->type_hash), d->pub.state_version,
-                        MAX(pin_type_demand(pin, i), (size_t)1)))
+                        MAX(pin_demand(pin, i, false), (size_t)1)))
             return false;
         if (d->pub.failover_device &&
             host_free_vfs(host, d->pub.failover_device, d->failover_hash) <
-                MAX(pin_vf_demand(pin, i), (size_t)1))
+                MAX(pin_demand(pin, i, true), (size_t)1))
             return false;
     }
     return true;
@@ -255,20 +245,13 @@ static int mode_reasons(struct gabi_verdict *v, const struct gabi_pin_device *d,
  * failover VF), as "a, b, c". */
 static char *demand_ids(struct gabi_arena *a, const struct gabi_pin *pin, size_t i, bool vf)
 {
-    const struct pin_device *d = &pin->devices[i];
     char buf[2048];
     struct gabi_strbuf sb;
 
     gabi_strbuf_init(&sb, buf, sizeof(buf));
-    for (size_t j = i; j < pin->n_devices; j++) {
-        const struct pin_device *e = &pin->devices[j];
-        bool same = vf ? e->pub.failover_device && e->failover_hash == d->failover_hash &&
-                             strcmp(e->pub.failover_device, d->pub.failover_device) == 0
-                       : e->pub.state_version && e->type_hash == d->type_hash &&
-                             strcmp(e->pub.type, d->pub.type) == 0;
-        if (same)
-            gabi_strbuf_item(&sb, ", ", e->pub.id);
-    }
+    for (size_t j = i; j < pin->n_devices; j++)
+        if (same_demand(&pin->devices[j], &pin->devices[i], vf))
+            gabi_strbuf_item(&sb, ", ", pin->devices[j].pub.id);
     return gabi_arena_strdup(a, buf);
 }
 
@@ -276,7 +259,7 @@ static int state_reasons(struct gabi_verdict *v, const struct gabi_pin *pin, siz
                          const struct gabi_hostcaps *h)
 {
     const struct pin_device *d = &pin->devices[idx];
-    size_t demand = pin_type_demand(pin, idx);
+    size_t demand = pin_demand(pin, idx, false);
     struct gabi_arena *a = &v->arena;
     const struct host_type *t = hostcaps_find_type(h, d->pub.type, d->type_hash);
     const char *types = NULL;
@@ -320,7 +303,7 @@ static int failover_reasons(struct gabi_verdict *v, const struct gabi_pin *pin, 
                             const struct gabi_hostcaps *h)
 {
     const struct pin_device *d = &pin->devices[i];
-    size_t demand = pin_vf_demand(pin, i);
+    size_t demand = pin_demand(pin, i, true);
     size_t n_free = host_free_vfs(h, d->pub.failover_device, d->failover_hash);
     struct gabi_arena *a = &v->arena;
     const char *vfs = NULL;

@@ -14,19 +14,26 @@ static bool name_char(char ch)
            ch == '.' || ch == '-' || ch == '_' || ch == ':' || ch == '+';
 }
 
-int gabi_name_check(const char *name, char *why, size_t size)
+/* 1 to max bytes; what (a "name", a "version") says which in the sentence. */
+static int check_length(const char *what, const char *s, size_t max, char *why, size_t size)
 {
-    size_t len = strlen(name);
+    size_t len = strlen(s);
 
     if (len == 0) {
-        snprintf(why, size, "empty name");
+        snprintf(why, size, "empty %s", what);
         return -EINVAL;
     }
-    if (len > GABI_MAX_NAME) {
-        snprintf(why, size, "name \"%.40s...\" is %zu bytes, longer than %u", name, len,
-                 GABI_MAX_NAME);
+    if (len > max) {
+        snprintf(why, size, "%s \"%.40s...\" is %zu bytes, longer than %zu", what, s, len, max);
         return -EINVAL;
     }
+    return 0;
+}
+
+int gabi_name_check(const char *name, char *why, size_t size)
+{
+    if (check_length("name", name, GABI_MAX_NAME, why, size) < 0)
+        return -EINVAL;
     for (const char *p = name; *p; p++)
         if (!name_char(*p)) {
             if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
@@ -44,17 +51,8 @@ int gabi_name_check(const char *name, char *why, size_t size)
 
 int gabi_version_check(const char *version, char *why, size_t size)
 {
-    size_t len = strlen(version);
-
-    if (len == 0) {
-        snprintf(why, size, "empty version");
+    if (check_length("version", version, GABI_MAX_VERSION, why, size) < 0)
         return -EINVAL;
-    }
-    if (len > GABI_MAX_VERSION) {
-        snprintf(why, size, "version \"%.20s...\" is %zu bytes, longer than %u", version, len,
-                 GABI_MAX_VERSION);
-        return -EINVAL;
-    }
     if (!((*version >= 'a' && *version <= 'z') || (*version >= 'A' && *version <= 'Z') ||
           (*version >= '0' && *version <= '9'))) {
         snprintf(why, size, "version \"%s\" starts with neither a letter nor a digit", version);

@@ -274,15 +274,19 @@ struct state_result {
     const struct gabi_error *err;
 };
 
-static json_t *check_json(uint64_t code, bool asked)
+/* One side's CHECK_DEVICE_STATE answer: its failure code, or success when the whole transfer
+ * succeeded; null when this side was not asked, or gave no failure (it may not have been
+ * reached). */
+static json_t *check_json(uint64_t code, bool side, bool ok)
 {
-    const char *n =
-        code < 256 ? gabi_vhost_state_outcome_name(code == 0 ? GABI_VHOST_STATE_SUCCEEDED
-                                                             : (enum gabi_vhost_state_outcome)code)
-                   : NULL;
+    const char *n = code && code < 256
+                        ? gabi_vhost_state_outcome_name((enum gabi_vhost_state_outcome)code)
+                        : NULL;
 
-    if (!asked)
+    if (!side || (!ok && !code))
         return json_null();
+    if (ok)
+        return json_pack("{s:I, s:s}", "code", (json_int_t)0, "outcome", "succeeded");
     return json_pack("{s:I, s:s}", "code", (json_int_t)code, "outcome", n ? n : "unknown");
 }
 
@@ -311,8 +315,9 @@ static int print_state_json(const struct state_result *res)
     else
         json_object_set_new(root, "stream", json_null());
     json_object_set_new(root, "check",
-                        json_pack("{s:o, s:o}", "source", check_json(res->x.check_code[0], !load),
-                                  "destination", check_json(res->x.check_code[1], !save)));
+                        json_pack("{s:o, s:o}", "source",
+                                  check_json(res->x.check_code[0], !load, res->ok), "destination",
+                                  check_json(res->x.check_code[1], !save, res->ok)));
     json_object_set_new(root, "reason",
                         res->reason && res->reason[0] ? json_string(res->reason) : json_null());
     if (res->err)

@@ -146,6 +146,11 @@ def main():
             st, out, err = run("state", "load", "--from", junk, "--to", b)
             check(st == 1 and "bad-magic" in err and "nothing was sent" in err,
                   "not a stream: refused before sending: " + err)
+            st, out, err = run("state", "load", "--json", "--from", junk, "--to", b)
+            res = json.loads(out)
+            check(st == 1 and res["stream"] is None and res["check"]["destination"] is None and
+                  res["bytes"] == 0 and "nothing was sent" in res["error"]["message"],
+                  "not a stream, --json: no header, no CHECK asked, the error")
 
             # negotiate --json
             st, out, err = run("negotiate", "--json", "--socket", b, "--mode",

@@ -329,4 +329,45 @@ TEST(offer_maps_to_modes)
     gabi_catalog_free(cat);
 }
 
+/* The one rule for names and versions (documents, probe, command line). */
+TEST(name_and_version_rules)
+{
+    static const struct {
+        const char *version;
+        bool ok;
+    } versions[] = {
+        {"5.10", true}, {"10.0", true},   {"0.1", true},   {"1.0~rc1", true}, {"v2", true},
+        {"100", true},  {"5.010", false}, {"1.00", false}, {"01", false},     {"", false},
+        {"-1", false},  {"1:2", false},   {"1 2", false},  {"1/2", false},
+    };
+    char why[256], name[GABI_MAX_NAME + 2], version[GABI_MAX_VERSION + 2];
+
+    for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+        bool ok = gabi_version_check(versions[i].version, why, sizeof(why)) == 0;
+
+        if (ok != versions[i].ok)
+            TAP_FAIL("version \"%s\": %s, expected %s", versions[i].version, ok ? "accepted" : why,
+                     versions[i].ok ? "accepted" : "refused");
+    }
+    CHECK(gabi_version_check("5.010", why, sizeof(why)) < 0);
+    CHECK_CONTAINS(why, "leading zero");
+    memset(version, '1', GABI_MAX_VERSION);
+    version[GABI_MAX_VERSION] = '\0';
+    CHECK(gabi_version_check(version, why, sizeof(why)) == 0);
+    version[GABI_MAX_VERSION] = '1';
+    version[GABI_MAX_VERSION + 1] = '\0';
+    CHECK(gabi_version_check(version, why, sizeof(why)) < 0);
+
+    memset(name, 'n', GABI_MAX_NAME);
+    name[GABI_MAX_NAME] = '\0';
+    CHECK(gabi_name_check(name, why, sizeof(why)) == 0);
+    name[GABI_MAX_NAME] = 'n';
+    name[GABI_MAX_NAME + 1] = '\0';
+    CHECK(gabi_name_check(name, why, sizeof(why)) < 0);
+    CHECK_CONTAINS(why, "longer than 128");
+    CHECK(gabi_name_check("0000:3b:02.0", why, sizeof(why)) == 0);
+    CHECK(gabi_name_check("vm web", why, sizeof(why)) < 0);
+    CHECK(gabi_name_check("", why, sizeof(why)) < 0);
+}
+
 TAP_MAIN()
