@@ -351,12 +351,7 @@ int tb_connect(struct tb_guest *g, const char *path, uint64_t features, unsigned
     r = gabi_vhost_guestmem_new(TB_MEM_SIZE, 2, &g->gm, &err);
     if (r < 0)
         return r;
-    if (gabi_vhost_client_protocol_features(g->c) & (1ull << GABI_PF_CONFIGURE_MEM_SLOTS)) {
-        for (unsigned i = 0; i < 2 && r >= 0; i++)
-            r = gabi_vhost_client_add_mem_reg(g->c, g->gm, i);
-    } else {
-        r = gabi_vhost_client_set_mem_table(g->c, g->gm);
-    }
+    r = gabi_vhost_client_share_guestmem(g->c, g->gm);
     if (r < 0)
         return r;
     for (unsigned i = 0; i < n_queues; i++) {
