@@ -483,68 +483,84 @@ static int writer_send_payload(struct gabi_vhost_state_writer *w)
     return r;
 }
 
+/* The steps of a stream, as the reader's below: 0 after progress, -EAGAIN when the channel is
+ * full, or a failure recorded by writer_fail (w->outcome no longer PENDING). */
+
+/* The header or the trailer, whichever the phase is. */
+static int writer_send_frame(struct gabi_vhost_state_writer *w)
+{
+    bool header = w->phase == PHASE_HEADER;
+    const uint8_t *frame = header ? w->header : w->trailer;
+    size_t frame_size = header ? sizeof(w->header) : sizeof(w->trailer);
+    ssize_t n = channel_send(&w->ch, frame + w->frame_done, frame_size - w->frame_done);
+
+    if (n == -EAGAIN)
+        return -EAGAIN;
+    if (n < 0)
+        return writer_fail(w, GABI_VHOST_STATE_IO, (int)n,
+                           "writing the device-state %s failed: %s%s",
+                           header ? "header" : "trailer", strerror((int)-n),
+                           n == -EPIPE ? " (the reader closed the channel)" : "");
+    w->frame_done += (size_t)n;
+    w->stats.bytes += (uint64_t)n;
+    if (w->frame_done < frame_size)
+        return 0;
+    w->frame_done = 0;
+    if (!header) {
+        w->phase = PHASE_EOF;
+    } else if (w->payload_size == 0) {
+        state_trailer_encode(0, w->trailer);
+        w->phase = PHASE_TRAILER;
+    } else {
+        w->phase = PHASE_PAYLOAD;
+    }
+    return 0;
+}
+
+static int writer_send_payload_phase(struct gabi_vhost_state_writer *w)
+{
+    int r = writer_send_payload(w);
+
+    if (r < 0)
+        return r;
+    if (w->offset == w->payload_size && !w->have_seg) {
+        state_trailer_encode(w->crc, w->trailer);
+        w->phase = PHASE_TRAILER;
+    }
+    return 0;
+}
+
+static int writer_step(struct gabi_vhost_state_writer *w)
+{
+    switch (w->phase) {
+    case PHASE_HEADER:
+    case PHASE_TRAILER:
+        return writer_send_frame(w);
+    case PHASE_PAYLOAD:
+        return writer_send_payload_phase(w);
+    case PHASE_EOF:
+    default:
+        /* closing the fd is the end-of-stream mark */
+        writer_release(w);
+        w->outcome = GABI_VHOST_STATE_SUCCEEDED;
+        return 0;
+    }
+}
+
 int gabi_vhost_state_writer_process(struct gabi_vhost_state_writer *w, struct gabi_error *reterr)
 {
-    if (w->outcome != GABI_VHOST_STATE_PENDING) {
-        int r = finished(w->outcome, &w->err, reterr);
-        return r < 0 ? r : GABI_VHOST_STATE_DONE;
-    }
-    for (;;) {
-        const uint8_t *frame;
-        size_t frame_size;
-        ssize_t n;
-        int r;
+    int r;
 
-        switch (w->phase) {
-        case PHASE_PAYLOAD:
-            r = writer_send_payload(w);
-            if (r == -EAGAIN)
-                return GABI_VHOST_STATE_MORE;
-            if (r < 0)
-                return finished(w->outcome, &w->err, reterr);
-            if (w->offset == w->payload_size && !w->have_seg) {
-                state_trailer_encode(w->crc, w->trailer);
-                w->phase = PHASE_TRAILER;
-            }
-            continue;
-        case PHASE_HEADER:
-            frame = w->header;
-            frame_size = sizeof(w->header);
-            break;
-        case PHASE_TRAILER:
-            frame = w->trailer;
-            frame_size = sizeof(w->trailer);
-            break;
-        case PHASE_EOF:
-        default:
-            /* closing the fd is the end-of-stream mark */
-            writer_release(w);
-            w->outcome = GABI_VHOST_STATE_SUCCEEDED;
-            return GABI_VHOST_STATE_DONE;
-        }
-        n = channel_send(&w->ch, frame + w->frame_done, frame_size - w->frame_done);
-        if (n == -EAGAIN)
+    while (w->outcome == GABI_VHOST_STATE_PENDING) {
+        r = writer_step(w);
+        if (r == -EAGAIN && w->outcome == GABI_VHOST_STATE_PENDING)
             return GABI_VHOST_STATE_MORE;
-        if (n < 0) {
-            writer_fail(w, GABI_VHOST_STATE_IO, (int)n, "writing the device-state %s failed: %s%s",
-                        w->phase == PHASE_HEADER ? "header" : "trailer", strerror((int)-n),
-                        n == -EPIPE ? " (the reader closed the channel)" : "");
-            return finished(w->outcome, &w->err, reterr);
-        }
-        w->frame_done += (size_t)n;
-        w->stats.bytes += (uint64_t)n;
-        if (w->frame_done < frame_size)
-            continue;
-        w->frame_done = 0;
-        if (w->phase == PHASE_TRAILER) {
-            w->phase = PHASE_EOF;
-        } else if (w->payload_size == 0) {
-            state_trailer_encode(0, w->trailer);
-            w->phase = PHASE_TRAILER;
-        } else {
-            w->phase = PHASE_PAYLOAD;
-        }
+        if (r < 0)
+            break;
     }
+    /* the one exit of a stream that is over (or of a failure a step did not record) */
+    r = finished(w->outcome, &w->err, reterr);
+    return r < 0 ? r : GABI_VHOST_STATE_DONE;
 }
 
 /* ---- reader ------------------------------------------------------------------------------ */
@@ -1002,10 +1018,14 @@ int gabi_vhost_state_reader_process(struct gabi_vhost_state_reader *rd, struct g
 {
     int r;
 
-    while (rd->outcome == GABI_VHOST_STATE_PENDING)
-        if (reader_step(rd) == -EAGAIN && rd->outcome == GABI_VHOST_STATE_PENDING)
+    while (rd->outcome == GABI_VHOST_STATE_PENDING) {
+        r = reader_step(rd);
+        if (r == -EAGAIN && rd->outcome == GABI_VHOST_STATE_PENDING)
             return GABI_VHOST_STATE_MORE;
-    /* the one exit of a stream that is over, however it ended */
+        if (r < 0)
+            break;
+    }
+    /* the one exit of a stream that is over (or of a failure a step did not record) */
     r = finished(rd->outcome, &rd->err, reterr);
     return r < 0 ? r : GABI_VHOST_STATE_DONE;
 }

@@ -86,3 +86,15 @@ int gabi_vhost_client_start_vring(struct gabi_vhost_client *c, unsigned index,
         r = gabi_vhost_client_set_vring_enable(c, index, true);
     return r;
 }
+
+int gabi_vhost_client_share_guestmem(struct gabi_vhost_client *c,
+                                     const struct gabi_vhost_guestmem *gm)
+{
+    int r = 0;
+
+    if (!(gabi_vhost_client_protocol_features(c) & (1ull << GABI_PF_CONFIGURE_MEM_SLOTS)))
+        return gabi_vhost_client_set_mem_table(c, gm);
+    for (unsigned i = 0; i < gabi_vhost_guestmem_n_regions(gm) && r >= 0; i++)
+        r = gabi_vhost_client_add_mem_reg(c, gm, i);
+    return r;
+}

@@ -105,3 +105,14 @@ int gabi_vhost_client_rem_mem_reg(struct gabi_vhost_client *c, const struct gabi
  * = 1 with log_gpa the used ring's gpa), KICK, CALL, ENABLE 1. */
 int gabi_vhost_client_start_vring(struct gabi_vhost_client *c, unsigned index,
                                   struct gabi_vhost_guestq *q, uint16_t base, bool log);
+
+/* Share all of gm as QEMU does: one ADD_MEM_REG per region once CONFIGURE_MEM_SLOTS is
+ * negotiated, else one SET_MEM_TABLE. */
+int gabi_vhost_client_share_guestmem(struct gabi_vhost_client *c,
+                                     const struct gabi_vhost_guestmem *gm);
+
+/* ---- compat modes from the built-in catalog ----------------------------------------------- */
+
+/* The built-in catalog's mode `name` as lib/vhost runs it (loaded once; a name the catalog
+ * does not ship aborts the test). Tests take the modes the product ships from here. */
+const struct gabi_vhost_mode *test_catalog_mode(const char *name);

@@ -22,17 +22,6 @@
 #define TRANSPORT_V1                                                                               \
     ((1ull << GABI_F_VERSION_1) | (1ull << GABI_F_LOG_ALL) | (1ull << GABI_F_PROTOCOL_FEATURES))
 
-const struct gabi_vhost_mode tb_mode_v1 = {
-    .name = "upstream.guestabi-blk.v1",
-    .features = (1ull << GABI_BLK_F_SEG_MAX) | (1ull << GABI_BLK_F_BLK_SIZE) |
-                (1ull << GABI_BLK_F_FLUSH) | TRANSPORT_V1,
-    .protocol_features = (1ull << GABI_PF_MQ) | (1ull << GABI_PF_LOG_SHMFD) |
-                         (1ull << GABI_PF_REPLY_ACK) | (1ull << GABI_PF_CONFIG) |
-                         (1ull << GABI_PF_CONFIGURE_MEM_SLOTS),
-    .max_queue_pairs = 1,
-    .max_queue_size = 128,
-};
-
 const struct gabi_vhost_mode tb_mode_mq = {
     .name = "test.guestabi-blk.mq",
     .features = (1ull << GABI_BLK_F_SEG_MAX) | (1ull << GABI_BLK_F_BLK_SIZE) |
@@ -55,20 +44,6 @@ const struct gabi_vhost_mode tb_mode_ro = {
         (1ull << GABI_PF_MQ) | (1ull << GABI_PF_REPLY_ACK) | (1ull << GABI_PF_CONFIG),
     .max_queue_pairs = 1,
     .max_queue_size = 128,
-};
-
-const struct gabi_vhost_mode tb_mode_v2 = {
-    .name = "upstream.guestabi-blk.v2",
-    .features = (1ull << GABI_BLK_F_SEG_MAX) | (1ull << GABI_BLK_F_BLK_SIZE) |
-                (1ull << GABI_BLK_F_FLUSH) | (1ull << GABI_BLK_F_MQ) |
-                (1ull << GABI_BLK_F_DISCARD) | (1ull << GABI_BLK_F_WRITE_ZEROES) |
-                (1ull << GABI_F_INDIRECT_DESC) | (1ull << GABI_F_EVENT_IDX) | TRANSPORT_V1,
-    .protocol_features = (1ull << GABI_PF_MQ) | (1ull << GABI_PF_LOG_SHMFD) |
-                         (1ull << GABI_PF_REPLY_ACK) | (1ull << GABI_PF_CONFIG) |
-                         (1ull << GABI_PF_RESET_DEVICE) | (1ull << GABI_PF_CONFIGURE_MEM_SLOTS) |
-                         (1ull << GABI_PF_STATUS) | (1ull << GABI_PF_DEVICE_STATE),
-    .max_queue_pairs = 4,
-    .max_queue_size = 256,
 };
 
 /* ---- the device in this process ----------------------------------------------------------- */
@@ -376,12 +351,7 @@ int tb_connect(struct tb_guest *g, const char *path, uint64_t features, unsigned
     r = gabi_vhost_guestmem_new(TB_MEM_SIZE, 2, &g->gm, &err);
     if (r < 0)
         return r;
-    if (gabi_vhost_client_protocol_features(g->c) & (1ull << GABI_PF_CONFIGURE_MEM_SLOTS)) {
-        for (unsigned i = 0; i < 2 && r >= 0; i++)
-            r = gabi_vhost_client_add_mem_reg(g->c, g->gm, i);
-    } else {
-        r = gabi_vhost_client_set_mem_table(g->c, g->gm);
-    }
+    r = gabi_vhost_client_share_guestmem(g->c, g->gm);
     if (r < 0)
         return r;
     for (unsigned i = 0; i < n_queues; i++) {

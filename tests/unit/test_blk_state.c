@@ -107,8 +107,8 @@ static void move_disk(bool src_ram, bool dst_ram)
     struct tb_guest ga, gb;
 
     printf("# %s -> %s\n", src_ram ? "RAM" : "file", dst_ram ? "RAM" : "file");
-    REQUIRE(tb_dev_start(&a, &tb_mode_v2, &src) == 0);
-    REQUIRE(tb_dev_start(&b, &tb_mode_v2, &dst) == 0);
+    REQUIRE(tb_dev_start(&a, test_catalog_mode("upstream.guestabi-blk.v2"), &src) == 0);
+    REQUIRE(tb_dev_start(&b, test_catalog_mode("upstream.guestabi-blk.v2"), &dst) == 0);
     REQUIRE(tb_connect(&ga, a.sock, ALL, 2, 256, EVENTIDX) == 0);
     REQUIRE(fill(&ga, 100) == 0);
     REQUIRE(tb_suspend(&ga) == 0);
@@ -158,7 +158,7 @@ TEST(a_loaded_file_keeps_its_name_and_mode)
     struct stat st;
     int fd;
 
-    REQUIRE(tb_dev_start(&a, &tb_mode_v2, &src) == 0);
+    REQUIRE(tb_dev_start(&a, test_catalog_mode("upstream.guestabi-blk.v2"), &src) == 0);
     REQUIRE(tb_connect(&g, a.sock, ALL, 1, 256, 0) == 0);
     REQUIRE(fill(&g, 600) == 0);
     REQUIRE(tb_suspend(&g) == 0);
@@ -172,7 +172,7 @@ TEST(a_loaded_file_keeps_its_name_and_mode)
     close(fd);
     CHECK_INT(symlink("real.img", link_path), 0);
     dst.use_file = link_path;
-    REQUIRE(tb_dev_start(&b, &tb_mode_v2, &dst) == 0);
+    REQUIRE(tb_dev_start(&b, test_catalog_mode("upstream.guestabi-blk.v2"), &dst) == 0);
     c = bare(b.sock);
     REQUIRE(c);
     CHECK_INT(gabi_vhost_client_move_state(g.c, c, TIMEOUT, NULL, &err), 0);
@@ -204,8 +204,8 @@ TEST(save_and_load_through_a_file)
     int fd = memfd_create("state", MFD_CLOEXEC);
 
     REQUIRE(fd >= 0);
-    REQUIRE(tb_dev_start(&a, &tb_mode_v2, &ram) == 0);
-    REQUIRE(tb_dev_start(&b, &tb_mode_v2, &ram) == 0);
+    REQUIRE(tb_dev_start(&a, test_catalog_mode("upstream.guestabi-blk.v2"), &ram) == 0);
+    REQUIRE(tb_dev_start(&b, test_catalog_mode("upstream.guestabi-blk.v2"), &ram) == 0);
     REQUIRE(tb_connect(&g, a.sock, ALL, 1, 256, 0) == 0);
     REQUIRE(fill(&g, 200) == 0);
     REQUIRE(tb_suspend(&g) == 0);
@@ -288,7 +288,7 @@ TEST(failed_loads_leave_the_disk_alone)
     uint8_t byte;
 
     REQUIRE(fd >= 0 && bad >= 0);
-    REQUIRE(tb_dev_start(&a, &tb_mode_v2, &src) == 0);
+    REQUIRE(tb_dev_start(&a, test_catalog_mode("upstream.guestabi-blk.v2"), &src) == 0);
     REQUIRE(tb_connect(&g, a.sock, ALL, 1, 256, 0) == 0);
     REQUIRE(fill(&g, 300) == 0);
     /* a running source refuses to save */
@@ -299,7 +299,7 @@ TEST(failed_loads_leave_the_disk_alone)
     tb_disconnect(&g);
 
     /* the destination: a file disk holding data of its own */
-    REQUIRE(tb_dev_start(&b, &tb_mode_v2, &dst) == 0);
+    REQUIRE(tb_dev_start(&b, test_catalog_mode("upstream.guestabi-blk.v2"), &dst) == 0);
     REQUIRE(tb_connect(&g, b.sock, ALL, 1, 256, 0) == 0);
     REQUIRE(fill(&g, 400) == 0);
     tb_disconnect(&g);
@@ -328,7 +328,7 @@ TEST(failed_loads_leave_the_disk_alone)
 
     /* a disk of another size */
     dst.size = 2 * DISK;
-    REQUIRE(tb_dev_start(&b, &tb_mode_v2, &dst) == 0);
+    REQUIRE(tb_dev_start(&b, test_catalog_mode("upstream.guestabi-blk.v2"), &dst) == 0);
     CHECK(load_from(&b, fd, &code, why, sizeof(why)) < 0);
     CHECK_INT(code, GABI_VHOST_STATE_SINK);
     CHECK_CONTAINS(why, "does not fit");
@@ -336,7 +336,7 @@ TEST(failed_loads_leave_the_disk_alone)
     /* a version the rule does not load */
     dst.size = DISK;
     dst.loads = "2";
-    REQUIRE(tb_dev_start(&b, &tb_mode_v2, &dst) == 0);
+    REQUIRE(tb_dev_start(&b, test_catalog_mode("upstream.guestabi-blk.v2"), &dst) == 0);
     CHECK(load_from(&b, fd, &code, why, sizeof(why)) < 0);
     CHECK_INT(code, GABI_VHOST_STATE_REFUSED);
     CHECK_CONTAINS(why, "loads only 2");
@@ -344,7 +344,7 @@ TEST(failed_loads_leave_the_disk_alone)
     /* a read-only disk */
     dst.loads = NULL;
     dst.readonly = true;
-    REQUIRE(tb_dev_start(&b, &tb_mode_v2, &dst) == 0);
+    REQUIRE(tb_dev_start(&b, test_catalog_mode("upstream.guestabi-blk.v2"), &dst) == 0);
     CHECK(load_from(&b, fd, &code, why, sizeof(why)) < 0);
     CHECK_CONTAINS(why, "read-only");
     CHECK_INT(tb_dev_peek(&b, 0, buf_b, MIB), 0);
@@ -352,7 +352,7 @@ TEST(failed_loads_leave_the_disk_alone)
     tb_dev_stop(&b);
     /* and the intact stream loads */
     dst.readonly = false;
-    REQUIRE(tb_dev_start(&b, &tb_mode_v2, &dst) == 0);
+    REQUIRE(tb_dev_start(&b, test_catalog_mode("upstream.guestabi-blk.v2"), &dst) == 0);
     CHECK_INT(load_from(&b, fd, &code, why, sizeof(why)), 0);
     REQUIRE(tb_connect(&g, b.sock, ALL, 1, 256, 0) == 0);
     CHECK(holds(&g, 300));

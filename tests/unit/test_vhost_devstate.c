@@ -157,15 +157,17 @@ static int nop_save_begin(struct gabi_vhost_backend *b, uint64_t *ret_size,
 
 TEST(device_state_needs_the_device_s_ops)
 {
-    struct gabi_vhost_mode v3 = harness_mode_v2; /* with DEVICE_STATE, as the catalog's v3 */
-    struct gabi_vhost_backend_config cfg = {
-        .name = "t", .cls = GABI_CLASS_NET, .mode = &v3, .device_features = ~0ull};
+    /* the catalog's v3 offers DEVICE_STATE */
+    struct gabi_vhost_backend_config cfg = {.name = "t",
+                                            .cls = GABI_CLASS_NET,
+                                            .mode = test_catalog_mode("upstream.guestabi-net.v3"),
+                                            .device_features = ~0ull};
     struct gabi_vhost_state_ops ops = {
         .device_type = "t", .version = "1", .save_begin = nop_save_begin};
     struct gabi_vhost_backend *b = NULL;
     struct gabi_error err = {0};
 
-    v3.protocol_features |= 1ull << GABI_PF_DEVICE_STATE;
+    REQUIRE(cfg.mode->protocol_features & (1ull << GABI_PF_DEVICE_STATE));
     /* a mode offering DEVICE_STATE, a device without state ops: refused, naming the bit */
     CHECK_INT(gabi_vhost_backend_new(&cfg, NULL, NULL, &b, &err), -EOPNOTSUPP);
     CHECK_CONTAINS(err.message, "VHOST_USER_PROTOCOL_F_DEVICE_STATE (bit 19)");
@@ -191,7 +193,7 @@ TEST(refused_without_device_state)
     int p[2], fd = -1;
 
     /* a mode without DEVICE_STATE: the helpers fail early, nothing is sent */
-    REQUIRE(harness_start(&h, &harness_mode_v2) == 0);
+    REQUIRE(harness_start(&h, test_catalog_mode("upstream.guestabi-net.v2")) == 0);
     REQUIRE(guest_idle(&g, h.path, ALL) == 0);
     REQUIRE(pipe2(p, O_CLOEXEC) == 0);
     CHECK_INT(gabi_vhost_client_set_device_state_fd(g.c, GABI_VHOST_STATE_SAVE, 0, p[1], &fd),

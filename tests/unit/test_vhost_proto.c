@@ -103,22 +103,26 @@ TEST(offers_exactly_the_mode)
     struct gabi_vhost_client *c = NULL;
     uint64_t v;
 
-    REQUIRE(harness_start(&h, &harness_mode_v2) == 0);
+    REQUIRE(harness_start(&h, test_catalog_mode("upstream.guestabi-net.v2")) == 0);
     REQUIRE(gabi_vhost_client_connect(h.path, 0, &c, NULL) == 0);
     CHECK_INT(gabi_vhost_client_get_features(c, &v), 0);
-    CHECK(v == harness_mode_v2.features);
+    CHECK(v == test_catalog_mode("upstream.guestabi-net.v2")->features);
     CHECK_INT(gabi_vhost_client_get_protocol_features(c, &v), 0);
-    CHECK(v == harness_mode_v2.protocol_features);
-    CHECK_INT(gabi_vhost_client_set_protocol_features(c, harness_mode_v2.protocol_features), 0);
+    CHECK(v == test_catalog_mode("upstream.guestabi-net.v2")->protocol_features);
+    CHECK_INT(gabi_vhost_client_set_protocol_features(
+                  c, test_catalog_mode("upstream.guestabi-net.v2")->protocol_features),
+              0);
     CHECK_INT(gabi_vhost_client_get_queue_num(c, &v), 0);
     CHECK_INT(v, 4);
     CHECK_INT(gabi_vhost_client_get_max_mem_slots(c, &v), 0);
     CHECK_INT(v, GABI_VHOST_MAX_MEM_SLOTS);
     CHECK_INT(gabi_vhost_client_set_owner(c), 0);
-    CHECK_INT(gabi_vhost_client_set_features(c, harness_mode_v2.features), 0);
+    CHECK_INT(
+        gabi_vhost_client_set_features(c, test_catalog_mode("upstream.guestabi-net.v2")->features),
+        0);
     gabi_vhost_client_free(c);
     CHECK_INT(harness_wait_disconnects(&h, 1), 0);
-    CHECK(h.features_seen == harness_mode_v2.features);
+    CHECK(h.features_seen == test_catalog_mode("upstream.guestabi-net.v2")->features);
     harness_stop(&h);
 }
 
@@ -196,7 +200,7 @@ TEST(qemu_72_order_with_mem_slots)
     struct guest g;
     uint64_t f, pf;
 
-    REQUIRE(harness_start(&h, &harness_mode_v2) == 0);
+    REQUIRE(harness_start(&h, test_catalog_mode("upstream.guestabi-net.v2")) == 0);
     REQUIRE(guest_new(&g, 2, 0) == 0);
     REQUIRE(gabi_vhost_client_connect(h.path, 0, &c, NULL) == 0);
     /* what QEMU 7.2 sends at its start, before any guest driver */
@@ -245,24 +249,13 @@ static void check_closed(struct harness *h, struct gabi_vhost_client *c, const c
 
 TEST(virtio_blk_queues_and_config)
 {
-    /* the catalog's upstream.guestabi-blk.v1 */
-    static const struct gabi_vhost_mode blk_v1 = {
-        .name = "upstream.guestabi-blk.v1",
-        .features = (1ull << GABI_BLK_F_SEG_MAX) | (1ull << GABI_BLK_F_BLK_SIZE) |
-                    (1ull << GABI_BLK_F_FLUSH) | (1ull << GABI_F_VERSION_1) |
-                    (1ull << GABI_F_LOG_ALL) | (1ull << GABI_F_PROTOCOL_FEATURES),
-        .protocol_features = (1ull << GABI_PF_MQ) | (1ull << GABI_PF_LOG_SHMFD) |
-                             (1ull << GABI_PF_REPLY_ACK) | (1ull << GABI_PF_CONFIG) |
-                             (1ull << GABI_PF_CONFIGURE_MEM_SLOTS),
-        .max_queue_pairs = 1,
-        .max_queue_size = 128,
-    };
+    const struct gabi_vhost_mode *blk_v1 = test_catalog_mode("upstream.guestabi-blk.v1");
     struct harness h;
     struct gabi_vhost_client *c;
     uint8_t cfg[6];
     uint64_t n = 0;
 
-    REQUIRE(harness_start_class(&h, &blk_v1, GABI_CLASS_BLK, blk_v1.features) == 0);
+    REQUIRE(harness_start_class(&h, blk_v1, GABI_CLASS_BLK, blk_v1->features) == 0);
     CHECK_INT(gabi_vhost_backend_n_vrings(h.b), 1);
     c = harness_client(&h, ALL, ALL);
     REQUIRE(c);
@@ -283,12 +276,13 @@ TEST(refuses_unoffered_feature)
     struct harness h;
     struct gabi_vhost_client *c = NULL;
 
-    REQUIRE(harness_start(&h, &harness_mode_v1) == 0);
+    REQUIRE(harness_start(&h, test_catalog_mode("upstream.guestabi-net.v1")) == 0);
     REQUIRE(gabi_vhost_client_connect(h.path, 0, &c, NULL) == 0);
     CHECK_INT(gabi_vhost_client_set_protocol_features(c, PF_REPLY_ACK), 0);
     /* v1 has no EVENT_IDX: refused with a failure ack, then closed */
     CHECK_INT(
-        gabi_vhost_client_set_features(c, harness_mode_v1.features | (1ull << GABI_F_EVENT_IDX)),
+        gabi_vhost_client_set_features(c, test_catalog_mode("upstream.guestabi-net.v1")->features |
+                                              (1ull << GABI_F_EVENT_IDX)),
         -EIO);
     check_closed(
         &h, c,
@@ -303,7 +297,7 @@ TEST(refuses_unoffered_feature_without_reply_ack)
     struct harness h;
     struct gabi_vhost_client *c = NULL;
 
-    REQUIRE(harness_start(&h, &harness_mode_v1) == 0);
+    REQUIRE(harness_start(&h, test_catalog_mode("upstream.guestabi-net.v1")) == 0);
     REQUIRE(gabi_vhost_client_connect(h.path, 0, &c, NULL) == 0);
     /* no REPLY_ACK: the request "succeeds" on the wire, the connection is closed */
     CHECK_INT(gabi_vhost_client_set_features(c, 1ull << GABI_NET_F_CSUM), 0);
@@ -317,7 +311,7 @@ TEST(refuses_unoffered_protocol_feature)
     struct harness h;
     struct gabi_vhost_client *c = NULL;
 
-    REQUIRE(harness_start(&h, &harness_mode_v1) == 0);
+    REQUIRE(harness_start(&h, test_catalog_mode("upstream.guestabi-net.v1")) == 0);
     REQUIRE(gabi_vhost_client_connect(h.path, 0, &c, NULL) == 0);
     CHECK_INT(gabi_vhost_client_set_protocol_features(c, PF_REPLY_ACK | (1ull << GABI_PF_STATUS)),
               0);
@@ -334,7 +328,7 @@ TEST(refuses_message_of_unnegotiated_protocol_feature)
     struct gabi_vhost_client *c;
     uint8_t status;
 
-    REQUIRE(harness_start(&h, &harness_mode_v2) == 0);
+    REQUIRE(harness_start(&h, test_catalog_mode("upstream.guestabi-net.v2")) == 0);
     c = harness_client(&h, ALL, PF_REPLY_ACK);
     REQUIRE(c);
     CHECK(gabi_vhost_client_get_status(c, &status) < 0);
@@ -349,7 +343,7 @@ TEST(refuses_more_queues)
     struct gabi_vhost_client *c;
     uint64_t n = 0;
 
-    REQUIRE(harness_start(&h, &harness_mode_v1) == 0);
+    REQUIRE(harness_start(&h, test_catalog_mode("upstream.guestabi-net.v1")) == 0);
     c = harness_client(&h, ALL, ALL);
     REQUIRE(c);
     CHECK_INT(gabi_vhost_client_get_queue_num(c, &n), 0);
@@ -367,7 +361,7 @@ TEST(refuses_larger_ring)
     struct harness h;
     struct gabi_vhost_client *c;
 
-    REQUIRE(harness_start(&h, &harness_mode_v1) == 0);
+    REQUIRE(harness_start(&h, test_catalog_mode("upstream.guestabi-net.v1")) == 0);
     c = harness_client(&h, ALL, ALL);
     REQUIRE(c);
     CHECK_INT(gabi_vhost_client_set_vring_num(c, 0, 512), -EIO);
@@ -378,7 +372,7 @@ TEST(refuses_larger_ring)
 
 TEST(mode_beyond_the_library_is_refused)
 {
-    struct gabi_vhost_mode m = harness_mode_v2;
+    struct gabi_vhost_mode m = *test_catalog_mode("upstream.guestabi-net.v2");
     struct gabi_vhost_backend_config cfg = {
         .cls = GABI_CLASS_NET,
         .mode = &m,
@@ -390,18 +384,18 @@ TEST(mode_beyond_the_library_is_refused)
     m.features |= 1ull << GABI_F_RING_PACKED;
     CHECK_INT(gabi_vhost_backend_new(&cfg, NULL, NULL, &b, &err), -EOPNOTSUPP);
     CHECK_CONTAINS(err.message, "VIRTIO_F_RING_PACKED");
-    m = harness_mode_v2;
+    m = *test_catalog_mode("upstream.guestabi-net.v2");
     m.protocol_features |= 1ull << GABI_PF_DEVICE_STATE;
     CHECK_INT(gabi_vhost_backend_new(&cfg, NULL, NULL, &b, &err), -EOPNOTSUPP);
     CHECK_CONTAINS(err.message, "VHOST_USER_PROTOCOL_F_DEVICE_STATE");
-    m = harness_mode_v2;
+    m = *test_catalog_mode("upstream.guestabi-net.v2");
     m.max_queue_pairs = 32768;
     CHECK_INT(gabi_vhost_backend_new(&cfg, NULL, NULL, &b, &err), -EOPNOTSUPP);
-    m = harness_mode_v2;
+    m = *test_catalog_mode("upstream.guestabi-net.v2");
     m.max_queue_size = 1000;
     CHECK_INT(gabi_vhost_backend_new(&cfg, NULL, NULL, &b, &err), -EOPNOTSUPP);
     /* MTU is a device feature: a device that does not implement it cannot run v2 */
-    m = harness_mode_v2;
+    m = *test_catalog_mode("upstream.guestabi-net.v2");
     cfg.device_features = 1ull << GABI_NET_F_MRG_RXBUF;
     CHECK_INT(gabi_vhost_backend_new(&cfg, NULL, NULL, &b, &err), -EOPNOTSUPP);
     CHECK_CONTAINS(err.message, "VIRTIO_NET_F_MTU");
@@ -410,7 +404,8 @@ TEST(mode_beyond_the_library_is_refused)
 
 TEST(probe_reads_the_offer)
 {
-    const struct gabi_vhost_mode *modes[] = {&harness_mode_v1, &harness_mode_v2};
+    const struct gabi_vhost_mode *modes[] = {test_catalog_mode("upstream.guestabi-net.v1"),
+                                             test_catalog_mode("upstream.guestabi-net.v2")};
 
     for (unsigned i = 0; i < 2; i++) {
         struct harness h;
@@ -453,7 +448,7 @@ TEST(partial_messages_are_reassembled)
     int fd;
     uint64_t v = 0;
 
-    REQUIRE(harness_start(&h, &harness_mode_v2) == 0);
+    REQUIRE(harness_start(&h, test_catalog_mode("upstream.guestabi-net.v2")) == 0);
     fd = raw_connect(h.path);
     REQUIRE(fd >= 0);
     /* one byte at a time: the back-end must wait for the rest, not block or misparse */
@@ -469,10 +464,10 @@ TEST(partial_messages_are_reassembled)
         CHECK_INT(rh.flags, 5);
         CHECK_INT(rh.size, 8);
         REQUIRE(read(fd, &payload, 8) == 8);
-        CHECK(payload == harness_mode_v2.features);
+        CHECK(payload == test_catalog_mode("upstream.guestabi-net.v2")->features);
     }
     CHECK_INT(gabi_vhost_client_get_protocol_features(c, &v), 0);
-    CHECK(v == harness_mode_v2.protocol_features);
+    CHECK(v == test_catalog_mode("upstream.guestabi-net.v2")->protocol_features);
     gabi_vhost_client_free(c);
     harness_stop(&h);
 }
@@ -622,7 +617,7 @@ TEST(full_call_fds_never_block)
     uint32_t id, len;
     int got = 0;
 
-    REQUIRE(harness_start(&h, &harness_mode_v2) == 0);
+    REQUIRE(harness_start(&h, test_catalog_mode("upstream.guestabi-net.v2")) == 0);
     c = harness_client(&h, ALL, ALL);
     REQUIRE(c);
     REQUIRE(guest_new(&g, 1, 0) == 0);
@@ -675,7 +670,7 @@ TEST(reconnect_starts_clean)
     unsigned before;
     uint8_t status = 0xff;
 
-    REQUIRE(harness_start(&h, &harness_mode_v2) == 0);
+    REQUIRE(harness_start(&h, test_catalog_mode("upstream.guestabi-net.v2")) == 0);
     before = harness_count_fds();
     for (unsigned round = 0; round < 3; round++) {
         struct gabi_vhost_client *c = harness_client(&h, ALL, ALL);

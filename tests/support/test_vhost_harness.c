@@ -28,30 +28,6 @@ const struct gabi_vhost_mode harness_mode_all = {
     .max_queue_size = 256,
 };
 
-const struct gabi_vhost_mode harness_mode_v1 = {
-    .name = "upstream.guestabi-net.v1",
-    .features = (1ull << GABI_NET_F_MRG_RXBUF) | (1ull << GABI_F_VERSION_1) |
-                (1ull << GABI_F_LOG_ALL) | (1ull << GABI_F_PROTOCOL_FEATURES),
-    .protocol_features =
-        (1ull << GABI_PF_MQ) | (1ull << GABI_PF_LOG_SHMFD) | (1ull << GABI_PF_REPLY_ACK),
-    .max_queue_pairs = 1,
-    .max_queue_size = 256,
-};
-
-const struct gabi_vhost_mode harness_mode_v2 = {
-    .name = "upstream.guestabi-net.v2",
-    .features = (1ull << GABI_NET_F_MTU) | (1ull << GABI_NET_F_MRG_RXBUF) |
-                (1ull << GABI_F_INDIRECT_DESC) | (1ull << GABI_F_EVENT_IDX) |
-                (1ull << GABI_F_VERSION_1) | (1ull << GABI_F_LOG_ALL) |
-                (1ull << GABI_F_PROTOCOL_FEATURES),
-    .protocol_features = (1ull << GABI_PF_MQ) | (1ull << GABI_PF_LOG_SHMFD) |
-                         (1ull << GABI_PF_REPLY_ACK) | (1ull << GABI_PF_NET_MTU) |
-                         (1ull << GABI_PF_RESET_DEVICE) | (1ull << GABI_PF_CONFIGURE_MEM_SLOTS) |
-                         (1ull << GABI_PF_STATUS),
-    .max_queue_pairs = 4,
-    .max_queue_size = 1024,
-};
-
 #define TAG_STOP  UINT64_MAX
 #define TAG_CALL  (UINT64_MAX - 1)
 #define TAG_STATE (UINT64_MAX - 2)
@@ -877,12 +853,7 @@ int tguest_connect(struct tguest *g, const char *path, uint64_t features, unsign
     r = gabi_vhost_guestmem_new(16u << 20, 2, &g->gm, &err);
     if (r < 0)
         return r;
-    if (gabi_vhost_client_protocol_features(g->c) & (1ull << GABI_PF_CONFIGURE_MEM_SLOTS)) {
-        for (unsigned i = 0; i < 2 && r >= 0; i++)
-            r = gabi_vhost_client_add_mem_reg(g->c, g->gm, i);
-    } else {
-        r = gabi_vhost_client_set_mem_table(g->c, g->gm);
-    }
+    r = gabi_vhost_client_share_guestmem(g->c, g->gm);
     if (r < 0)
         return r;
     g->qflags = qflags;

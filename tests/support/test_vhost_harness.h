@@ -87,9 +87,6 @@ void harness_spawn_kill(pid_t pid, const char *path);
 
 /* Every virtio-net feature and protocol feature lib/vhost implements: 2 pairs of 256. */
 extern const struct gabi_vhost_mode harness_mode_all;
-/* The catalog's upstream.guestabi-net.v1 and .v2, spelled out. */
-extern const struct gabi_vhost_mode harness_mode_v1;
-extern const struct gabi_vhost_mode harness_mode_v2;
 
 /* Start a back-end in mode listening on a fresh socket in a temporary directory. */
 int harness_start(struct harness *h, const struct gabi_vhost_mode *mode);
