@@ -28,6 +28,7 @@
 #include <jansson.h>
 
 #include <guestabi/error.h>
+#include <guestabi/log.h>
 
 /* JSON-RPC 2.0's own codes, and guestabi's (-32000 .. -32099, the server-error range). */
 enum {
@@ -109,9 +110,10 @@ void gabi_rpc_call_peer(const struct gabi_rpc_call *call, pid_t *ret_pid, uid_t 
  * params). A client whose queue overflows is dropped. Returns how many got it. */
 size_t gabi_rpc_server_notify(struct gabi_rpc_server *s, const char *method, json_t *params);
 
-/* Optional log of what peers did (connect, refused, dropped, with why): debug or info lines
- * for the program's logger. */
-typedef void (*gabi_rpc_log_fn)(const char *peer, const char *msg, void *userdata);
+/* Optional log of what peers did: connects and hang-ups at GABI_LOG_DEBUG, refusals and drops
+ * (with why) at GABI_LOG_INFO. A peer can cause these at will: the program rate-limits them. */
+typedef void (*gabi_rpc_log_fn)(enum gabi_log_level level, const char *peer, const char *msg,
+                                void *userdata);
 void gabi_rpc_server_set_log(struct gabi_rpc_server *s, gabi_rpc_log_fn fn, void *userdata);
 
 /*
