@@ -67,3 +67,4 @@ extern const struct cli_command cli_cmd_modes, cli_cmd_platforms, cli_cmd_device
     cli_cmd_pick, cli_cmd_check, cli_cmd_filter, cli_cmd_match, cli_cmd_catalog, cli_cmd_negotiate,
     cli_cmd_state;
 extern const struct cli_command cli_cmd_probe, cli_cmd_query_platforms;
+extern const struct cli_command cli_cmd_placement, cli_cmd_labels;
