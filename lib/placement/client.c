@@ -22,6 +22,7 @@ struct gabi_placement {
     char *token;
     long timeout_ms;
     char curl_error[CURL_ERROR_SIZE];
+    struct strv known; /* traits and classes seen to exist: not asked for again */
 };
 
 struct body {
@@ -101,6 +102,7 @@ struct gabi_placement *gabi_placement_free(struct gabi_placement *pl)
         curl_easy_cleanup(pl->curl);
     free(pl->url);
     free(pl->token);
+    strv_free(&pl->known);
     free(pl);
     return NULL;
 }
@@ -283,7 +285,9 @@ static int ensure_names(struct gabi_placement *pl, const char *collection, char 
     size_t i;
     int r;
 
-    if (!n)
+    for (i = 0; i < n && strv_contains(&pl->known, want[i]); i++)
+        ;
+    if (i == n)
         return 0;
     if (asprintf(&path, "/%s?name=startswith:%s", collection, GABI_PLACEMENT_PREFIX) < 0) {
         path = NULL;
@@ -309,6 +313,10 @@ static int ensure_names(struct gabi_placement *pl, const char *collection, char 
         snprintf(p, sizeof(p), "/%s/%s", collection, want[i]);
         r = call(pl, "PUT", p, NULL, 201, 204, NULL, reterr);
     }
+    /* remember them (bounded: a long-lived caller's memory stays small) */
+    for (i = 0; r >= 0 && i < n && pl->known.n < 4 * GABI_PLACEMENT_MAX_TRAITS; i++)
+        if (!strv_contains(&pl->known, want[i]))
+            r = strv_add(&pl->known, want[i]);
     strv_free(&have);
     return r < 0 ? r : 0;
 }
