@@ -322,8 +322,10 @@ static int ensure_names(struct gabi_placement *pl, const char *collection, char 
 }
 
 /* The provider named `name`: its uuid, created when missing (a concurrent creation is found). */
+/* *ret_fresh is the generation of a provider created here (it has no traits, no inventory),
+ * else -1. */
 static int find_provider(struct gabi_placement *pl, const char *name, bool create, char *uuid,
-                         bool *ret_created, struct gabi_error *reterr)
+                         json_int_t *ret_fresh, struct gabi_error *reterr)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
         _cleanup_free_ char *esc = escape(pl, name), *path = NULL;
@@ -343,6 +345,7 @@ static int find_provider(struct gabi_placement *pl, const char *name, bool creat
         u = json_string_value(json_object_get(rp, "uuid"));
         if (u) {
             gabi_strlcpy(uuid, u, 40);
+            *ret_fresh = -1;
             json_decref(body);
             return 0;
         }
@@ -364,7 +367,7 @@ static int find_provider(struct gabi_placement *pl, const char *name, bool creat
         u = json_string_value(json_object_get(body, "uuid"));
         if (status == 200 && u) {
             gabi_strlcpy(uuid, u, 40);
-            *ret_created = true;
+            *ret_fresh = json_integer_value(json_object_get(body, "generation"));
             json_decref(body);
             return 0;
         }
@@ -385,8 +388,10 @@ static bool is_generation_conflict(json_t *body)
     return !code || strcmp(code, "placement.concurrent_update") == 0;
 }
 
+/* *fresh: the generation of a provider known to be empty (its state need not be read), or -1;
+ * on return the generation after our write when the provider was fresh, else -1. */
 static int sync_traits(struct gabi_placement *pl, const struct gabi_placement_host *host,
-                       const char *uuid, struct gabi_placement_sync_result *res,
+                       const char *uuid, struct gabi_placement_sync_result *res, json_int_t *fresh,
                        struct gabi_error *reterr)
 {
     char path[128];
@@ -397,11 +402,15 @@ static int sync_traits(struct gabi_placement *pl, const struct gabi_placement_ho
         size_t added = 0, removed = 0, kept = 0;
         json_int_t gen;
         long status;
-        int r;
+        int r = 0;
 
-        r = call(pl, "GET", path, NULL, 200, 200, &body, reterr);
-        if (r < 0)
-            return r;
+        if (*fresh >= 0)
+            body = json_pack("{s:[], s:I}", "traits", "resource_provider_generation", *fresh);
+        else
+            r = call(pl, "GET", path, NULL, 200, 200, &body, reterr);
+        *fresh = -1;
+        if (r < 0 || !body)
+            return r < 0 ? r : -ENOMEM;
         cur = json_object_get(body, "traits");
         gen = json_integer_value(json_object_get(body, "resource_provider_generation"));
         next = json_array();
@@ -442,6 +451,8 @@ static int sync_traits(struct gabi_placement *pl, const struct gabi_placement_ho
         if (r >= 0 && status == 200) {
             res->n_added = added;
             res->n_removed = removed;
+            if (res->created) /* the provider is still ours alone: its next generation */
+                *fresh = json_integer_value(json_object_get(body, "resource_provider_generation"));
             json_decref(body);
             return 0;
         }
@@ -470,7 +481,7 @@ static bool inventory_same(json_t *cur, const struct gabi_placement_inventory *i
 
 static int sync_inventory(struct gabi_placement *pl, const struct gabi_placement_host *host,
                           const char *uuid, struct gabi_placement_sync_result *res,
-                          struct gabi_error *reterr)
+                          json_int_t *fresh, struct gabi_error *reterr)
 {
     char path[128];
 
@@ -481,11 +492,15 @@ static int sync_inventory(struct gabi_placement *pl, const struct gabi_placement
         bool changed = false;
         json_int_t gen;
         long status;
-        int r;
+        int r = 0;
 
-        r = call(pl, "GET", path, NULL, 200, 200, &body, reterr);
-        if (r < 0)
-            return r;
+        if (*fresh >= 0)
+            body = json_pack("{s:{}, s:I}", "inventories", "resource_provider_generation", *fresh);
+        else
+            r = call(pl, "GET", path, NULL, 200, 200, &body, reterr);
+        *fresh = -1;
+        if (r < 0 || !body)
+            return r < 0 ? r : -ENOMEM;
         cur = json_object_get(body, "inventories");
         gen = json_integer_value(json_object_get(body, "resource_provider_generation"));
         next = json_object();
@@ -542,6 +557,7 @@ int gabi_placement_sync(struct gabi_placement *pl, const struct gabi_placement_h
                         struct gabi_placement_sync_result *ret, struct gabi_error *reterr)
 {
     struct gabi_placement_sync_result res = {0};
+    json_int_t fresh = -1;
     char **classes = calloc(host->n_inventory + 1, sizeof(*classes));
     int r;
 
@@ -554,11 +570,12 @@ int gabi_placement_sync(struct gabi_placement *pl, const struct gabi_placement_h
         r = ensure_names(pl, "resource_classes", classes, host->n_inventory, reterr);
     free(classes);
     if (r >= 0)
-        r = find_provider(pl, host->name, true, res.uuid, &res.created, reterr);
+        r = find_provider(pl, host->name, true, res.uuid, &fresh, reterr);
+    res.created = fresh >= 0;
     if (r >= 0)
-        r = sync_traits(pl, host, res.uuid, &res, reterr);
+        r = sync_traits(pl, host, res.uuid, &res, &fresh, reterr);
     if (r >= 0)
-        r = sync_inventory(pl, host, res.uuid, &res, reterr);
+        r = sync_inventory(pl, host, res.uuid, &res, &fresh, reterr);
     if (r < 0) {
         if (r == -ENOMEM)
             gabi_error_set(reterr, r, NULL, "out of memory");
@@ -744,12 +761,12 @@ int gabi_placement_provider_get(struct gabi_placement *pl, const char *name,
     json_t *tb = NULL, *ib = NULL, *ub = NULL, *inv, *v;
     const char *rc;
     char path[128];
-    bool created = false;
+    json_int_t fresh;
     int r;
 
     if (!p)
         return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
-    r = find_provider(pl, name, false, p->uuid, &created, reterr);
+    r = find_provider(pl, name, false, p->uuid, &fresh, reterr);
     snprintf(path, sizeof(path), "/resource_providers/%s/traits", p->uuid);
     if (r >= 0)
         r = call(pl, "GET", path, NULL, 200, 200, &tb, reterr);
