@@ -390,6 +390,32 @@ static bool is_generation_conflict(json_t *body)
 
 /* *fresh: the generation of a provider known to be empty (its state need not be read), or -1;
  * on return the generation after our write when the provider was fresh, else -1. */
+/* Write with the generation read: 0 written (*ret_body holds the answer), 1 when a concurrent
+ * writer came first (re-read and try again), or -errno. */
+static int put_generation(struct gabi_placement *pl, const char *path, json_t *req,
+                          struct gabi_placement_sync_result *res, json_t **ret_body,
+                          struct gabi_error *reterr)
+{
+    json_t *body = NULL;
+    long status;
+    int r = request(pl, "PUT", path, req, &status, &body, reterr);
+
+    json_decref(req);
+    if (r >= 0 && status == 200) {
+        *ret_body = body;
+        return 0;
+    }
+    if (r >= 0 && status == 409 && is_generation_conflict(body)) {
+        res->n_conflicts++;
+        json_decref(body);
+        return 1;
+    }
+    if (r >= 0)
+        r = status_error(pl, "PUT", path, status, body, reterr);
+    json_decref(body);
+    return r;
+}
+
 static int sync_traits(struct gabi_placement *pl, const struct gabi_placement_host *host,
                        const char *uuid, struct gabi_placement_sync_result *res, json_int_t *fresh,
                        struct gabi_error *reterr)
@@ -401,7 +427,6 @@ static int sync_traits(struct gabi_placement *pl, const struct gabi_placement_ho
         json_t *body = NULL, *cur, *next, *req;
         size_t added = 0, removed = 0, kept = 0;
         json_int_t gen;
-        long status;
         int r = 0;
 
         if (*fresh >= 0)
@@ -445,26 +470,17 @@ static int sync_traits(struct gabi_placement *pl, const struct gabi_placement_ho
             return 0;
         }
         req = json_pack("{s:I, s:o}", "resource_provider_generation", gen, "traits", next);
-        body = NULL;
-        r = request(pl, "PUT", path, req, &status, &body, reterr);
-        json_decref(req);
-        if (r >= 0 && status == 200) {
-            res->n_added = added;
-            res->n_removed = removed;
-            if (res->created) /* the provider is still ours alone: its next generation */
-                *fresh = json_integer_value(json_object_get(body, "resource_provider_generation"));
-            json_decref(body);
-            return 0;
-        }
-        if (r >= 0 && status == 409 && is_generation_conflict(body)) {
-            res->n_conflicts++;
-            json_decref(body);
+        r = put_generation(pl, path, req, res, &body, reterr);
+        if (r == 1)
             continue;
-        }
-        if (r >= 0)
-            r = status_error(pl, "PUT", path, status, body, reterr);
+        if (r < 0)
+            return r;
+        res->n_added = added;
+        res->n_removed = removed;
+        if (res->created) /* the provider is still ours alone: its next generation */
+            *fresh = json_integer_value(json_object_get(body, "resource_provider_generation"));
         json_decref(body);
-        return r;
+        return 0;
     }
     return gabi_error_set(reterr, -EBUSY, NULL,
                           "Placement at %s: provider %s changed under every one of %d attempts "
@@ -491,7 +507,6 @@ static int sync_inventory(struct gabi_placement *pl, const struct gabi_placement
         const char *rc;
         bool changed = false;
         json_int_t gen;
-        long status;
         int r = 0;
 
         if (*fresh >= 0)
@@ -529,23 +544,14 @@ static int sync_inventory(struct gabi_placement *pl, const struct gabi_placement
             return 0;
         }
         req = json_pack("{s:I, s:o}", "resource_provider_generation", gen, "inventories", next);
-        body = NULL;
-        r = request(pl, "PUT", path, req, &status, &body, reterr);
-        json_decref(req);
-        if (r >= 0 && status == 200) {
-            res->inventory_set = true;
-            json_decref(body);
-            return 0;
-        }
-        if (r >= 0 && status == 409 && is_generation_conflict(body)) {
-            res->n_conflicts++;
-            json_decref(body);
+        r = put_generation(pl, path, req, res, &body, reterr);
+        if (r == 1)
             continue;
-        }
-        if (r >= 0)
-            r = status_error(pl, "PUT", path, status, body, reterr);
+        if (r < 0)
+            return r;
+        res->inventory_set = true;
         json_decref(body);
-        return r;
+        return 0;
     }
     return gabi_error_set(reterr, -EBUSY, NULL,
                           "Placement at %s: provider %s changed under every one of %d attempts "

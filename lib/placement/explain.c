@@ -126,15 +126,9 @@ int gabi_placement_explain(const struct gabi_placement_query *q,
         if (n->amount) {
             uint64_t sum = 0;
             int64_t left = 0;
-            bool seen = false;
 
-            for (size_t j = 0; j < i && !seen; j++)
-                seen = q->needs[j].amount && strcmp(q->needs[j].name, n->name) == 0;
-            if (seen)
+            if (!query_class_total(q, i, &sum))
                 continue;
-            for (size_t j = i; j < q->n_needs; j++)
-                if (q->needs[j].amount && strcmp(q->needs[j].name, n->name) == 0)
-                    sum += q->needs[j].amount;
             for (size_t j = 0; j < p->n_classes; j++)
                 if (strcmp(p->classes[j], n->name) == 0)
                     left = p->free[j];

@@ -595,6 +595,23 @@ done:
     return out;
 }
 
+bool query_class_total(const struct gabi_placement_query *q, size_t i, uint64_t *ret_sum)
+{
+    const struct gabi_placement_need *n = &q->needs[i];
+    uint64_t sum = 0;
+
+    if (!n->amount)
+        return false;
+    for (size_t j = 0; j < i; j++)
+        if (q->needs[j].amount && strcmp(q->needs[j].name, n->name) == 0)
+            return false;
+    for (size_t j = i; j < q->n_needs; j++)
+        if (q->needs[j].amount && strcmp(q->needs[j].name, n->name) == 0)
+            sum += q->needs[j].amount;
+    *ret_sum = sum;
+    return true;
+}
+
 char *gabi_placement_query_resources(const struct gabi_placement_query *q)
 {
     size_t cap = 1, len = 0;
@@ -609,18 +626,10 @@ char *gabi_placement_query_resources(const struct gabi_placement_query *q)
     /* one entry per class, amounts summed */
     for (size_t i = 0; i < q->n_needs; i++) {
         const struct gabi_placement_need *n = &q->needs[i];
-        uint64_t sum = 0;
-        bool seen = false;
+        uint64_t sum;
 
-        if (!n->amount)
+        if (!query_class_total(q, i, &sum))
             continue;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = q->needs[j].amount && strcmp(q->needs[j].name, n->name) == 0;
-        if (seen)
-            continue;
-        for (size_t j = i; j < q->n_needs; j++)
-            if (q->needs[j].amount && strcmp(q->needs[j].name, n->name) == 0)
-                sum += q->needs[j].amount;
         len += (size_t)snprintf(out + len, cap - len, "%s%s:%llu", len ? "," : "", n->name,
                                 (unsigned long long)MIN(sum, (uint64_t)INT32_MAX));
     }

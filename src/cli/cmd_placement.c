@@ -357,9 +357,10 @@ static int run_placement(struct cli *cli, int argc, char **argv)
                cmd_sync.usage, cli->prog, cmd_hosts.usage);
         return 0;
     }
-    return cli_usage_error(cli, &cli_cmd_placement, "%s \"%s\"",
-                           argc < 2 ? "name a subcommand" : "unknown subcommand",
-                           argc < 2 ? "" : argv[1]);
+    if (argc < 2)
+        return cli_usage_error(cli, &cli_cmd_placement, "name a subcommand: sync or hosts");
+    return cli_usage_error(cli, &cli_cmd_placement, "unknown subcommand \"%s\" (sync, hosts)",
+                           argv[1]);
 }
 
 /* ---- labels ------------------------------------------------------------------------------------
