@@ -618,58 +618,49 @@ int gabi_placement_sync_hostcaps(const struct gabi_catalog *cat, const struct ga
 static int names_exist(struct gabi_placement *pl, const struct gabi_placement_query *q,
                        struct gabi_error *reterr)
 {
+    _cleanup_free_ char *path = NULL;
     struct strv want = {0};
     json_t *body = NULL;
-    size_t n_have;
+    size_t len = 17;
     int r = 0;
 
     for (size_t i = 0; i < q->n_needs; i++) {
         const struct gabi_placement_need *n = &q->needs[i];
-        char path[GABI_PLACEMENT_NAME_MAX + 64];
+        char p[GABI_PLACEMENT_NAME_MAX + 64];
 
         if (n->amount && strncmp(n->name, "CUSTOM_", 7) == 0) {
-            snprintf(path, sizeof(path), "/resource_classes/%s", n->name);
-            r = call(pl, "GET", path, NULL, 200, 404, NULL, reterr);
-            if (r == 404)
-                return 0;
-            if (r < 0)
-                return r;
+            snprintf(p, sizeof(p), "/resource_classes/%s", n->name);
+            r = call(pl, "GET", p, NULL, 200, 404, NULL, reterr);
+            if (r == 404 || r < 0)
+                goto done;
         } else if (!n->amount && !n->forbidden && !strv_contains(&want, n->name)) {
             r = strv_add(&want, n->name);
             if (r < 0)
-                return r;
+                goto done;
+            len += strlen(n->name) + 1;
         }
     }
+    r = 1;
     if (!want.n)
-        return 1;
-    {
-        size_t len = 16;
-        _cleanup_free_ char *path = NULL;
-
-        for (size_t i = 0; i < want.n; i++)
-            len += strlen(want.v[i]) + 1;
-        path = malloc(len);
-        if (!path) {
-            strv_free(&want);
-            return -ENOMEM;
-        }
-        strcpy(path, "/traits?name=in:");
-        for (size_t i = 0; i < want.n; i++) {
-            if (i)
-                strcat(path, ",");
-            strcat(path, want.v[i]);
-        }
-        r = call(pl, "GET", path, NULL, 200, 200, &body, reterr);
+        goto done;
+    path = malloc(len);
+    if (!path) {
+        r = -ENOMEM;
+        goto done;
     }
-    if (r < 0) {
-        strv_free(&want);
-        return r;
+    strcpy(path, "/traits?name=in:");
+    for (size_t i = 0; i < want.n; i++) {
+        if (i)
+            strcat(path, ",");
+        strcat(path, want.v[i]);
     }
-    n_have = json_array_size(json_object_get(body, "traits"));
+    r = call(pl, "GET", path, NULL, 200, 200, &body, reterr);
+    if (r >= 0)
+        r = json_array_size(json_object_get(body, "traits")) >= want.n ? 1 : 0;
     json_decref(body);
-    r = n_have >= want.n ? 1 : 0;
+done:
     strv_free(&want);
-    return r;
+    return r == 404 ? 0 : r;
 }
 
 int gabi_placement_hosts(struct gabi_placement *pl, const struct gabi_placement_query *q,
