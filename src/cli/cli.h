@@ -94,3 +94,4 @@ int cli_agent_call(struct cli *cli, const char *method, json_t *params, json_t *
                    json_t **ret_error);
 /* The agent's host.caps as hostcaps ("@agent" wherever a HOSTCAPS file is taken). */
 int cli_agent_hostcaps(struct cli *cli, struct gabi_hostcaps **ret);
+extern const struct cli_command cli_cmd_placement, cli_cmd_labels;
