@@ -101,13 +101,14 @@ def make_pins(d):
         pins[name] = write(d, "pin-" + name, doc)
     pin("uso", "linux-6.2")
     pin("blk2", devices=[{"id": "d", "class": "virtio-blk", "mode": "upstream.guestabi-blk.v2"}])
-    pin("net2", devices=[{"id": "n", "class": "virtio-net", "mode": "upstream.guestabi-net.v2"}])
+    pin("net2", "linux-4.13",
+        devices=[{"id": "n", "class": "virtio-net", "mode": "upstream.guestabi-net.v2"}])
     pin("mtty", devices=[{"id": "s", "class": "mdev", "type": "mtty-1", "state_version": "1.0"}])
     pin("vgpu", devices=[{"id": "g", "class": "mdev", "type": "i915-GVTg_V5_4",
                           "state_version": "1.0"}])
     pin("vgpu-dots", devices=[{"id": "g", "class": "mdev", "type": "i915-GVTg.V5-4",
                                "state_version": "1.0"}])
-    pin("failover", devices=[{"id": "n", "class": "virtio-net",
+    pin("failover", "linux-4.13", devices=[{"id": "n", "class": "virtio-net",
                               "mode": "dpdk.vhost-net.18.11",
                               "failover": {"primary": "hd", "device": "8086:154c"}}])
     pin("none")
@@ -264,6 +265,13 @@ def main():
             log("ok: pin %-10s -> %s" % (name, ", ".join(got) or "no host"))
         check(narrowed >= 5, "too few pins tell the hosts apart (%d)" % narrowed)
         check(placement_hosts(p.url, pins["vgpu"])["hosts"] == ["gen-vgpu"], "vgpu")
+        # a virtio-net pin without a platform: filter takes no host, the query is refused
+        unpinned = write(d, "pin-unpinned", {"schema": "guestabi.pin/1", "vm": "unpinned",
+                                             "devices": [{"id": "n", "class": "virtio-net",
+                                                          "mode": "upstream.guestabi-net.v1"}]})
+        check(filter_hosts(unpinned, files) == [], "filter took a platform-less virtio-net pin")
+        st, out, err = guestabi("placement", "hosts", "--pin", unpinned, url=p.url)
+        check(st == 2 and "names no platform" in err, "placement hosts, unpinned: %d %s" % (st, err))
         check(placement_hosts(p.url, pins["vgpu-dots"])["hosts"] == ["gen.dots"], "vgpu-dots")
 
         # With resources: allocation candidates; only rack1-2019 has VCPU and memory.
