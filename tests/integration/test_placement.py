@@ -101,13 +101,14 @@ def make_pins(d):
         pins[name] = write(d, "pin-" + name, doc)
     pin("uso", "linux-6.2")
     pin("blk2", devices=[{"id": "d", "class": "virtio-blk", "mode": "upstream.guestabi-blk.v2"}])
-    pin("net2", devices=[{"id": "n", "class": "virtio-net", "mode": "upstream.guestabi-net.v2"}])
+    pin("net2", "linux-4.13",
+        devices=[{"id": "n", "class": "virtio-net", "mode": "upstream.guestabi-net.v2"}])
     pin("mtty", devices=[{"id": "s", "class": "mdev", "type": "mtty-1", "state_version": "1.0"}])
     pin("vgpu", devices=[{"id": "g", "class": "mdev", "type": "i915-GVTg_V5_4",
                           "state_version": "1.0"}])
     pin("vgpu-dots", devices=[{"id": "g", "class": "mdev", "type": "i915-GVTg.V5-4",
                                "state_version": "1.0"}])
-    pin("failover", devices=[{"id": "n", "class": "virtio-net",
+    pin("failover", "linux-4.13", devices=[{"id": "n", "class": "virtio-net",
                               "mode": "dpdk.vhost-net.18.11",
                               "failover": {"primary": "hd", "device": "8086:154c"}}])
     pin("none")
