@@ -32,7 +32,7 @@ PINS = {
         {"id": "net0", "class": "virtio-net", "mode": "upstream.guestabi-net.v3"},
         {"id": "disk0", "class": "virtio-blk", "mode": "upstream.guestabi-blk.v2"},
         {"id": "s", "class": "mdev", "type": "mtty-1", "state_version": "1.0"}]},
-    "failover": {"devices": [
+    "failover": {"platform": "linux-4.13", "devices": [
         {"id": "net1", "class": "virtio-net", "mode": "dpdk.vhost-net.18.11",
          "failover": {"primary": "hostdev0", "device": "8086:154c"}}]},
 }

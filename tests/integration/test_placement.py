@@ -142,7 +142,8 @@ class Proxy:
     """A loopback HTTP proxy in front of Placement that can misbehave on purpose: race (on the
     first PUT of a provider's traits it first writes that provider's traits itself, adding
     CUSTOM_RACER, so the client's PUT carries a stale generation and Placement answers 409),
-    slow (answers after `delay` seconds) or strip_token (drops x-auth-token)."""
+    slow (answers after `delay` seconds), strip_token (drops x-auth-token) or microversion (asks
+    for one Placement does not have)."""
 
     def __init__(self, placement, mode):
         self.placement, self.mode, self.raced, self.delay = placement, mode, 0, 3
@@ -170,6 +171,9 @@ class Proxy:
                                         "content-type")}
                 if proxy.mode == "strip_token":
                     hdr = {k: v for k, v in hdr.items() if k.lower() != "x-auth-token"}
+                if proxy.mode == "microversion":
+                    hdr = {k: ("placement 1.99" if k.lower() == "openstack-api-version" else v)
+                           for k, v in hdr.items()}
                 req = urllib.request.Request(proxy.placement.url + self.path, data=body,
                                              headers=hdr, method=self.command)
                 try:
@@ -349,6 +353,24 @@ def main():
             check(set(sel) == want, "pin %s: selector %s, query %s" % (name, sel, want))
         log("ok: labels agree with the traits and the queries")
 
+        # A VF someone allocated cannot be taken out of the inventory: Placement's 409 that is
+        # not a generation conflict is an error naming it, and the host is not claimed synced.
+        uuid24 = p.provider("rack9-2024")["uuid"]
+        consumer = "6a2f4c1e-0b7d-4c55-9a0e-13c0ffee0013"
+        p.call("PUT", "/allocations/" + consumer, {
+            "allocations": {uuid24: {"resources": {"CUSTOM_GUESTABI_VF_8086_K154C": 1}}},
+            "consumer_generation": None, "project_id": "p", "user_id": "u",
+            "consumer_type": "INSTANCE"}, expect=(204,))
+        v = load("host-2024.json")
+        v["failover"] = []
+        st, out, err = guestabi("placement", "sync", "--host", write(d, "no-vf", v), url=p.url)
+        check(st == 2 and "conflict (409)" in err and "host rack9-2024 was not synced" in err,
+              err)
+        inv = p.call("GET", "/resource_providers/%s/inventories" % uuid24)["inventories"]
+        check("CUSTOM_GUESTABI_VF_8086_K154C" in inv, "in-use inventory removed: %s" % inv)
+        p.call("DELETE", "/allocations/" + consumer, expect=(204,))
+        log("ok: an allocated VF class is not removed; the 409 is named")
+
         # Errors a person can act on.
         st, out, err = guestabi("placement", "sync", "--host", hosts["rack9-2024"], url=None,
                                 token=None)
@@ -356,6 +378,9 @@ def main():
         with Proxy(p, "strip_token") as px:
             st, out, err = guestabi("placement", "hosts", "--pin", pins["common"], url=px.url)
             check(st == 2 and "refused the token (401)" in err, err)
+        with Proxy(p, "microversion") as px:
+            st, out, err = guestabi("placement", "hosts", "--pin", pins["common"], url=px.url)
+            check(st == 2 and "does not speak microversion 1.39" in err, err)
         with Proxy(p, "slow") as px:
             st, out, err = guestabi("placement", "sync", "--timeout", "1", "--host",
                                     hosts["rack9-2024"], url=px.url)
@@ -368,7 +393,7 @@ def main():
               "was not synced" in err, err)
         st, out, err = guestabi("placement", "hosts", "--pin", pins["common"], url=p.url)
         check(st == 2 and "cannot reach Placement" in err, err)
-        log("ok: no endpoint, 401, slow and down each give a clear error")
+        log("ok: no endpoint, 401, 406, slow and down each give a clear error")
 
 
 if __name__ == "__main__":
