@@ -4,7 +4,7 @@
  * the port's socket and mode, so that a hostile front-end or a crash takes down that port
  * only. A back-end that dies is restarted after a back-off (QEMU's reconnect= brings the
  * front-end back); children get PR_SET_PDEATHSIG(SIGKILL) so that they never outlive the agent,
- * which re-creates them from the database when it starts again. guestabi-net's control socket
+ * which re-creates them from the database when it starts again. Each back-end's control socket
  * is polled for what the front-end negotiated and the port's counters.
  */
 
@@ -126,10 +126,9 @@ struct port *port_new(struct agent *a, const char *id, enum gabi_device_class cl
     p->connected = -1;
     if (asprintf(&p->log, "%s/port-%s.log", a->run_dir, id) < 0)
         p->log = NULL;
-    if (cls == GABI_CLASS_NET && asprintf(&p->control, "%s/port-%s.ctl", a->run_dir, id) < 0)
+    if (asprintf(&p->control, "%s/port-%s.ctl", a->run_dir, id) < 0)
         p->control = NULL;
-    if (!p->id || !p->socket || !p->backing_json || !p->log ||
-        (cls == GABI_CLASS_NET && !p->control)) {
+    if (!p->id || !p->socket || !p->backing_json || !p->log || !p->control) {
         free(p->id);
         free(p->socket);
         free(p->backing_json);
@@ -523,7 +522,7 @@ void ports_reap(struct agent *a)
     }
 }
 
-/* ---- the control connection (guestabi-net's stats) ---------------------------------------- */
+/* ---- the control connection (the back-end's stats) ---------------------------------------- */
 
 static void ctl_poll(struct agent *a, struct port *p)
 {
@@ -743,7 +742,11 @@ json_t *port_json(const struct agent *a, const struct port *p)
 
         json_array_foreach (rings, i, r) {
             json_array_append(sizes, json_object_get(r, "size"));
-            pairs = MAX(pairs, (unsigned)json_integer_value(json_object_get(r, "index")) / 2 + 1);
+            /* virtio-net: a pair of rings per queue pair; virtio-blk: a ring per queue */
+            pairs =
+                p->cls == GABI_CLASS_NET
+                    ? MAX(pairs, (unsigned)json_integer_value(json_object_get(r, "index")) / 2 + 1)
+                    : pairs + 1;
         }
         json_object_set_new(o, "features",
                             p->connected == 1 ? names_json(p->cls, f, false) : json_array());
