@@ -123,6 +123,8 @@ int store_open(const char *dir, struct store **ret, struct gabi_error *reterr);
 struct store *store_close(struct store *st);
 int store_insert(struct store *st, const struct port *p, struct gabi_error *reterr);
 int store_delete(struct store *st, const char *id, struct gabi_error *reterr);
+/* Opened read-only (the directory cannot be written): insert and delete fail with -EROFS. */
+bool store_readonly(const struct store *st);
 typedef int (*store_row_fn)(const char *id, const char *cls, const char *socket, const char *mode,
                             const char *backing, int64_t created, void *userdata);
 int store_foreach(struct store *st, store_row_fn fn, void *userdata, struct gabi_error *reterr);
