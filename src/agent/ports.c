@@ -582,7 +582,7 @@ static void update_connected(struct agent *a, struct port *p, json_t *stats)
     if (fresh && p->connected == 1)
         agent_event(a, "port.disconnected",
                     json_pack("{s:s, s:s, s:s}", "id", p->id, "socket", p->socket, "reason",
-                              "the front-end reconnected"));
+                              p->last_error[0] ? p->last_error : "the front-end reconnected"));
     if (fresh || (connected && p->connected != 1))
         agent_event(
             a, "port.connected",
