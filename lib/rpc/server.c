@@ -115,8 +115,6 @@ int gabi_rpc_code_for_errno(int code)
         return GABI_RPC_PERMISSION;
     case -ETIMEDOUT:
         return GABI_RPC_TOO_SLOW;
-    case -EBADMSG:
-        return GABI_RPC_BAD_HOST_INPUT;
     default:
         return GABI_RPC_INTERNAL_ERROR;
     }
@@ -149,8 +147,6 @@ static const char *code_message(int code)
         return "Permission denied";
     case GABI_RPC_TOO_SLOW:
         return "Request too slow";
-    case GABI_RPC_BAD_HOST_INPUT:
-        return "Invalid document";
     default:
         return "Internal error";
     }
@@ -168,7 +164,7 @@ static const char *errno_name(int code)
         {ENOSPC, "ENOSPC"},         {EROFS, "EROFS"},           {EDQUOT, "EDQUOT"},
         {ECHILD, "ECHILD"},         {E2BIG, "E2BIG"},           {EMFILE, "EMFILE"},
         {EPERM, "EPERM"},           {EACCES, "EACCES"},         {ETIMEDOUT, "ETIMEDOUT"},
-        {EBADMSG, "EBADMSG"},       {ENOMEM, "ENOMEM"},
+        {ENOMEM, "ENOMEM"},
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(names); i++)
