@@ -100,6 +100,24 @@ int gabi_rpc_server_process(struct gabi_rpc_server *s);
 
 size_t gabi_rpc_server_n_clients(const struct gabi_rpc_server *s);
 
+/*
+ * Answering later: a handler that cannot answer at once (it waits for a process, say) calls
+ * gabi_rpc_call_defer() and returns 0 without a result; the program answers with
+ * gabi_rpc_pending_reply() when it knows (result stolen, or err), which also frees the pending
+ * call. The client meanwhile gets the replies of its other requests (JSON-RPC matches them by
+ * id). NULL inside a batch (a batch is answered as one line) or out of memory: answer now.
+ * A client that went away is not answered; the pending call is still freed.
+ */
+struct gabi_rpc_pending;
+struct gabi_rpc_pending *gabi_rpc_call_defer(struct gabi_rpc_call *call);
+void gabi_rpc_pending_reply(struct gabi_rpc_server *s, struct gabi_rpc_pending *p, json_t *result,
+                            const struct gabi_error *err);
+/* Changed its mind before returning: the handler's own return value answers after all (free
+ * the pending call with gabi_rpc_pending_free()). */
+void gabi_rpc_call_undefer(struct gabi_rpc_call *call);
+/* Forget a pending call without answering. NULL-safe; returns NULL. */
+struct gabi_rpc_pending *gabi_rpc_pending_free(struct gabi_rpc_pending *p);
+
 /* Inside a handler: mark the calling connection as subscribed to notifications. */
 void gabi_rpc_call_subscribe(struct gabi_rpc_call *call);
 /* The peer's credentials. */
