@@ -15,6 +15,7 @@
 #include "blk.h"
 #include "devmain.h"
 #include <guestabi/util.h>
+#include "devctl.h"
 
 /* ---- epoll -------------------------------------------------------------------------------- */
 
@@ -244,6 +245,7 @@ int blk_init(struct blk *k, struct blk_disk *disk, const struct blk_options *opt
 
 void blk_fini(struct blk *k)
 {
+    k->control = devctl_close(k->control);
     k->b = gabi_vhost_backend_free(k->b);
     blk_state_fini(k);
     blk_disk_flush(&k->disk);
@@ -289,6 +291,9 @@ static void on_event(struct blk *k, struct blk_source *src)
         break;
     case BLK_SRC_SIGNAL:
         k->stop = true;
+        break;
+    case BLK_SRC_CONTROL:
+        devctl_process(k->control);
         break;
     case BLK_SRC_WAKE: {
         uint64_t v;
