@@ -67,3 +67,9 @@ extern const struct cli_command cli_cmd_modes, cli_cmd_platforms, cli_cmd_device
     cli_cmd_pick, cli_cmd_check, cli_cmd_filter, cli_cmd_match, cli_cmd_catalog, cli_cmd_negotiate,
     cli_cmd_state;
 extern const struct cli_command cli_cmd_probe, cli_cmd_query_platforms;
+extern const struct cli_command cli_cmd_pin;
+
+/* The pin of a libvirt domain (by name, through libvirt at uri) or of a domain XML file;
+ * reports and returns < 0 on failure, also when the domain has no pin. */
+int cli_load_domain_pin(struct cli *cli, const char *xml_path, const char *name, const char *uri,
+                        struct gabi_pin **ret);

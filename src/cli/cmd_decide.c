@@ -70,7 +70,7 @@ static int run_pick(struct cli *cli, int argc, char **argv)
 /* ---- check and filter ----------------------------------------------------------------------- */
 
 struct check_opts {
-    const char *pin, *host;
+    const char *pin, *host, *domain, *xml, *uri;
 };
 
 static int check_opt(struct cli *cli, int opt, const char *arg, void *userdata)
@@ -82,15 +82,17 @@ static int check_opt(struct cli *cli, int opt, const char *arg, void *userdata)
         o->pin = arg;
     else if (opt == 'H')
         o->host = arg;
+    else if (opt == 'D' || opt == 'X' || opt == 'C') /* a libvirt domain's pin (cmd_pin.c) */
+        *(opt == 'D' ? &o->domain : opt == 'X' ? &o->xml : &o->uri) = arg;
     else
         return -1;
     return 0;
 }
 
 static const struct option check_options[] = {
-    {"pin", required_argument, NULL, 'p'},
-    {"host", required_argument, NULL, 'H'},
-    {NULL, 0, NULL, 0},
+    {"pin", required_argument, NULL, 'p'},     {"host", required_argument, NULL, 'H'},
+    {"domain", required_argument, NULL, 'D'},  {"xml", required_argument, NULL, 'X'},
+    {"connect", required_argument, NULL, 'C'}, {NULL, 0, NULL, 0},
 };
 
 static int load_pin(struct cli *cli, const char *path, struct gabi_pin **ret)
@@ -120,11 +122,13 @@ static int run_check(struct cli *cli, int argc, char **argv)
         cli_parse_options(cli, &cli_cmd_check, argc, argv, check_options, "", check_opt, &o, &ex);
     if (first < 0)
         return ex;
-    if (!o.pin || !o.host)
-        return cli_usage_error(cli, &cli_cmd_check, "--pin and --host are both needed");
+    if (!!o.pin + !!o.domain + !!o.xml != 1 || !o.host)
+        return cli_usage_error(cli, &cli_cmd_check,
+                               "--host and one of --pin, --domain, --xml are needed");
     if (first < argc)
         return cli_usage_error(cli, &cli_cmd_check, "unexpected argument \"%s\"", argv[first]);
-    if (load_pin(cli, o.pin, &pin) < 0)
+    if (o.pin ? load_pin(cli, o.pin, &pin) < 0
+              : cli_load_domain_pin(cli, o.xml, o.domain, o.uri, &pin) < 0)
         return EXIT_BAD_INPUT;
     hostpath = (char *)o.host;
     if (cli_load_hosts(cli, &hostpath, 1, &host) < 0) {
@@ -351,7 +355,7 @@ const struct cli_command cli_cmd_pick = {
 const struct cli_command cli_cmd_check = {
     "check",
     "Check a VM's pin against a host: compatible, or every reason it is not",
-    "--pin PIN --host HOSTCAPS",
+    "(--pin PIN | --domain NAME [--connect URI] | --xml DOMAIN.xml) --host HOSTCAPS",
     run_check,
 };
 
