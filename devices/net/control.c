@@ -6,7 +6,9 @@
  *
  *   stats [PORT]          {"schema": "guestabi-net.stats/1", "ports": [...]}: per port its
  *                         socket, link, MTU, connection, suspension, last state transfer,
- *                         per-queue-pair counters and their totals
+ *                         per-queue-pair counters and their totals, the mode, the features
+ *                         and protocol features negotiated ("0x..."), the started rings,
+ *                         the connections so far and why the last one closed
  *   link PORT up|down     {"ok": true}: the port's administrative link (part of its state)
  *
  * PORT is a port's index (the order of --socket) or its socket path. Errors are
@@ -15,6 +17,7 @@
  */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -152,6 +155,29 @@ static json_t *port_json(struct net_port *p)
                     p->path, "link", p->link_up ? "up" : "down", "mtu", (json_int_t)p->mtu,
                     "connected", gabi_vhost_backend_connected(p->b), "suspended",
                     gabi_vhost_backend_suspended(p->b), "queues", queues, "totals", counters(&t));
+    /* what the front-end negotiated: features, protocol features, the rings it started */
+    {
+        json_t *rings = json_array();
+        char hex[2][24];
+
+        snprintf(hex[0], sizeof(hex[0]), "0x%" PRIx64, gabi_vhost_backend_features(p->b));
+        snprintf(hex[1], sizeof(hex[1]), "0x%" PRIx64, gabi_vhost_backend_protocol_features(p->b));
+        for (unsigned i = 0; i < gabi_vhost_backend_n_vrings(p->b); i++) {
+            struct gabi_vhost_vring *vr = gabi_vhost_backend_vring(p->b, i);
+
+            if (vr && gabi_vhost_vring_started(vr))
+                json_array_append_new(rings, json_pack("{s:i, s:i, s:b}", "index", (int)i, "size",
+                                                       (int)gabi_vhost_vring_size(vr), "enabled",
+                                                       gabi_vhost_vring_enabled(vr)));
+        }
+        json_object_set_new(obj, "mode", json_string(p->net->mode->name));
+        json_object_set_new(obj, "features", json_string(hex[0]));
+        json_object_set_new(obj, "protocol_features", json_string(hex[1]));
+        json_object_set_new(obj, "started_rings", rings);
+        json_object_set_new(obj, "connections",
+                            json_integer((json_int_t)gabi_vhost_backend_n_connections(p->b)));
+        json_object_set_new(obj, "last_error", json_string(gabi_vhost_backend_error(p->b)));
+    }
     if (r != -ENOENT)
         json_object_set_new(obj, "state_transfer",
                             json_pack("{s:s, s:s, s:s}", "direction",

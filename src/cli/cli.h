@@ -24,6 +24,7 @@ struct cli {
     const char *catalog_dirs[CLI_MAX_CATALOG_DIRS];
     size_t n_catalog_dirs;
     struct gabi_catalog *cat;
+    const char *agent; /* --agent SOCK, or NULL */
 };
 
 struct cli_command {
@@ -67,6 +68,16 @@ extern const struct cli_command cli_cmd_modes, cli_cmd_platforms, cli_cmd_device
     cli_cmd_pick, cli_cmd_check, cli_cmd_filter, cli_cmd_match, cli_cmd_catalog, cli_cmd_negotiate,
     cli_cmd_state;
 extern const struct cli_command cli_cmd_probe, cli_cmd_query_platforms;
+
+/* cmd_agent.c: this host's guestabid (--agent SOCK, $GUESTABI_AGENT, or the default socket). */
+#include <jansson.h>
+extern const struct cli_command cli_cmd_port, cli_cmd_host;
+const char *cli_agent_socket(const struct cli *cli);
+/* One JSON-RPC call (steals params): 0 and *ret_result, 1 and *ret_error, < 0 reported. */
+int cli_agent_call(struct cli *cli, const char *method, json_t *params, json_t **ret_result,
+                   json_t **ret_error);
+/* The agent's host.caps as hostcaps ("@agent" wherever a HOSTCAPS file is taken). */
+int cli_agent_hostcaps(struct cli *cli, struct gabi_hostcaps **ret);
 extern const struct cli_command cli_cmd_pin;
 
 /* The pin of a libvirt domain (by name, through libvirt at uri) or of a domain XML file;

@@ -14,7 +14,7 @@ static const struct cli_command *const commands[] = {
     &cli_cmd_modes,     &cli_cmd_platforms, &cli_cmd_device_types, &cli_cmd_pick,
     &cli_cmd_check,     &cli_cmd_filter,    &cli_cmd_match,        &cli_cmd_catalog,
     &cli_cmd_negotiate, &cli_cmd_state,     &cli_cmd_probe,        &cli_cmd_query_platforms,
-    &cli_cmd_pin,
+    &cli_cmd_port,      &cli_cmd_host,      &cli_cmd_pin,
 };
 
 static void print_help(FILE *f, const char *prog)
@@ -34,6 +34,8 @@ static void print_help(FILE *f, const char *prog)
                "Options:\n"
                "  --catalog DIR  add the *.json catalog documents in DIR (repeatable)\n"
                "  --json         machine-readable output\n"
+               "  --agent SOCK   this host's guestabid (port, host, HOSTCAPS \"@agent\");\n"
+               "                 default $GUESTABI_AGENT or /run/guestabi/guestabid.sock\n"
                "  -h, --help     this help; COMMAND --help for a command's own\n"
                "  --version      print the version\n"
                "\n"
@@ -164,6 +166,14 @@ int cli_load_hosts(struct cli *cli, char **paths, size_t n, struct gabi_hostcaps
     for (size_t i = 0; i < n; i++) {
         struct gabi_error err = {0};
 
+        if (strcmp(paths[i], "@agent") == 0) {
+            if (cli_agent_hostcaps(cli, &ret[i]) < 0) {
+                for (size_t j = 0; j < i; j++)
+                    ret[j] = gabi_hostcaps_free(ret[j]);
+                return -EINVAL;
+            }
+            continue;
+        }
         if (gabi_hostcaps_load_file(cat, paths[i], &ret[i], &err) < 0) {
             for (size_t j = 0; j < i; j++)
                 ret[j] = gabi_hostcaps_free(ret[j]);
@@ -181,6 +191,7 @@ int main(int argc, char **argv)
         {"catalog", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
+        {"agent", required_argument, NULL, 'A'}, /* this host's guestabid */
         {NULL, 0, NULL, 0},
     };
     struct cli cli = {.prog = "guestabi"};
@@ -203,6 +214,9 @@ int main(int argc, char **argv)
         case 'V':
             printf("guestabi %s\n", VERSION);
             return 0;
+        case 'A':
+            cli.agent = optarg;
+            break;
         default:
             fprintf(stderr, "%s: unknown option %s\n\n", cli.prog, argv[optind - 1]);
             print_help(stderr, cli.prog);

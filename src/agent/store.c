@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The agent's state in SQLite (STATE_DIR/guestabid.db): one row per port. WAL with
+ * synchronous=FULL, so that a row a reply confirmed survives a kill -9 or a power cut, and
+ * every change is one transaction, so that a crash leaves either the old or the new state.
+ */
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "agent.h"
+#include "common/util.h"
+
+#define SCHEMA_VERSION 1
+
+struct store {
+    sqlite3 *db;
+    char *path;
+};
+
+/* SQLite's answer as -errno with the reason in reterr. */
+static int db_error(struct store *st, int rc, const char *what, struct gabi_error *reterr)
+{
+    int code;
+
+    switch (rc & 0xff) {
+    case SQLITE_FULL:
+        code = -ENOSPC;
+        break;
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+        code = -EROFS;
+        break;
+    case SQLITE_CONSTRAINT:
+        code = -EEXIST;
+        break;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        code = -EBUSY;
+        break;
+    default:
+        code = -EIO;
+    }
+    return gabi_error_set(reterr, code, st->path, "state database: %s: %s", what,
+                          st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+}
+
+static int exec(struct store *st, const char *sql, struct gabi_error *reterr)
+{
+    int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+
+    return rc == SQLITE_OK ? 0 : db_error(st, rc, sql, reterr);
+}
+
+int store_open(const char *dir, struct store **ret, struct gabi_error *reterr)
+{
+    struct store *st = calloc(1, sizeof(*st));
+    int rc, r;
+
+    if (!st)
+        return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
+    if (asprintf(&st->path, "%s/guestabid.db", dir) < 0) {
+        free(st);
+        return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
+    }
+    rc = sqlite3_open_v2(st->path, &st->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        r = db_error(st, rc, "open", reterr);
+        store_close(st);
+        return r;
+    }
+    sqlite3_busy_timeout(st->db, 2000);
+    r = exec(st, "PRAGMA journal_mode=WAL", reterr);
+    if (r == 0)
+        r = exec(st, "PRAGMA synchronous=FULL", reterr);
+    if (r == 0)
+        r = exec(st,
+                 "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                 "INSERT OR IGNORE INTO meta VALUES ('schema', '1');"
+                 "CREATE TABLE IF NOT EXISTS ports ("
+                 " id TEXT PRIMARY KEY,"
+                 " class TEXT NOT NULL,"
+                 " socket TEXT NOT NULL UNIQUE,"
+                 " mode TEXT NOT NULL,"
+                 " backing TEXT NOT NULL,"
+                 " created INTEGER NOT NULL)",
+                 reterr);
+    if (r < 0) {
+        store_close(st);
+        return r;
+    }
+    *ret = st;
+    return 0;
+}
+
+struct store *store_close(struct store *st)
+{
+    if (!st)
+        return NULL;
+    sqlite3_close(st->db);
+    free(st->path);
+    free(st);
+    return NULL;
+}
+
+int store_insert(struct store *st, const struct port *p, struct gabi_error *reterr)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc, r;
+
+    rc = sqlite3_prepare_v2(st->db,
+                            "INSERT INTO ports (id, class, socket, mode, backing, created) "
+                            "VALUES (?, ?, ?, ?, ?, ?)",
+                            -1, &stmt, NULL);
+    if (rc != SQLITE_OK)
+        return db_error(st, rc, "insert", reterr);
+    sqlite3_bind_text(stmt, 1, p->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, gabi_class_name(p->cls), -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, p->socket, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, p->mode->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 5, p->backing_json, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 6, p->created);
+    /* one statement outside BEGIN is its own transaction: committed (and, with
+     * synchronous=FULL, on disk) when step returns DONE */
+    rc = sqlite3_step(stmt);
+    r = rc == SQLITE_DONE ? 0 : db_error(st, rc, "insert", reterr);
+    sqlite3_finalize(stmt);
+    return r;
+}
+
+int store_delete(struct store *st, const char *id, struct gabi_error *reterr)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc, r;
+
+    rc = sqlite3_prepare_v2(st->db, "DELETE FROM ports WHERE id = ?", -1, &stmt, NULL);
+    if (rc != SQLITE_OK)
+        return db_error(st, rc, "delete", reterr);
+    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(stmt);
+    r = rc == SQLITE_DONE ? 0 : db_error(st, rc, "delete", reterr);
+    sqlite3_finalize(stmt);
+    return r;
+}
+
+int store_foreach(struct store *st, store_row_fn fn, void *userdata, struct gabi_error *reterr)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc, r = 0;
+
+    rc = sqlite3_prepare_v2(st->db,
+                            "SELECT id, class, socket, mode, backing, created FROM ports "
+                            "ORDER BY created, id",
+                            -1, &stmt, NULL);
+    if (rc != SQLITE_OK)
+        return db_error(st, rc, "select", reterr);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && r == 0) {
+        const char *col[5];
+
+        for (int i = 0; i < 5; i++)
+            col[i] = (const char *)sqlite3_column_text(stmt, i);
+        if (!col[0] || !col[1] || !col[2] || !col[3] || !col[4])
+            continue;
+        r = fn(col[0], col[1], col[2], col[3], col[4], sqlite3_column_int64(stmt, 5), userdata);
+    }
+    if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        r = db_error(st, rc, "select", reterr);
+    sqlite3_finalize(stmt);
+    return r;
+}
