@@ -24,6 +24,7 @@
  * refused. Every failure names the file, the line and what is wrong.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <guestabi/abi.h>
@@ -78,6 +79,8 @@ const struct gabi_domain_device *gabi_domain_pin_target(const struct gabi_domain
 int gabi_domain_set_pin(struct gabi_domain *d, struct gabi_pin *pin, const char *const *aliases,
                         struct gabi_error *reterr);
 
-/* The <guestabi:pin> element of the domain's pin (for virDomainSetMetadata), malloc'd;
- * NULL when there is no pin or memory ran out. */
-char *gabi_domain_pin_to_xml(const struct gabi_domain *d);
+/* The <guestabi:pin> element of the domain's pin, malloc'd; NULL when there is no pin or
+ * memory ran out. for_set_metadata: the form virDomainSetMetadata takes (it puts the root
+ * element in the namespace itself and refuses one that declares it): the root without a
+ * namespace, each child declaring it. */
+char *gabi_domain_pin_to_xml(const struct gabi_domain *d, bool for_set_metadata);

@@ -180,8 +180,12 @@ static int parse_device(struct gabi_domain *d, const xmlNode *n, struct gabi_err
         return 0;
     if (strlen(dev.alias) > GABI_MAX_NAME)
         return xerr(d, n, reterr, "alias longer than %u bytes", GABI_MAX_NAME);
-    if (gabi_domain_find_device(d, dev.alias))
+    if (gabi_domain_find_device(d, dev.alias)) {
+        /* libvirt gives a <console> that mirrors a serial port the serial port's alias */
+        if (strcmp((const char *)n->name, "console") == 0)
+            return 0;
         return xerr(d, n, reterr, "alias \"%s\" is used by two devices", dev.alias);
+    }
     if (d->n_devices >= GABI_LIBVIRT_MAX_DEVICES)
         return xerr(d, n, reterr, "more than %u aliased devices", GABI_LIBVIRT_MAX_DEVICES);
     dev.element = gabi_arena_strdup(&d->arena, (const char *)n->name);
@@ -227,7 +231,9 @@ static int check_children(struct gabi_domain *d, const xmlNode *n, const char *a
                     return xerr(d, c, reterr, "<%s:%s> holds text; it holds only elements",
                                 GABI_LIBVIRT_PIN_PREFIX, n->name);
         } else if (c->type == XML_ELEMENT_NODE) {
-            if (!allowed || !in_pin_ns(c) || strcmp((const char *)c->name, allowed) != 0)
+            /* libvirt's virDomainSetMetadata puts only the root element in the namespace:
+             * children without one are the pin's too */
+            if (!allowed || (c->ns && !in_pin_ns(c)) || strcmp((const char *)c->name, allowed) != 0)
                 return xerr(d, c, reterr, "<%s> is not expected inside <%s:%s>%s%s%s", c->name,
                             GABI_LIBVIRT_PIN_PREFIX, n->name, allowed ? " (only <" : "",
                             allowed ? allowed : "",
@@ -589,10 +595,10 @@ int gabi_domain_set_pin(struct gabi_domain *d, struct gabi_pin *pin, const char 
 
 /* ---- writing -------------------------------------------------------------------------------- */
 
-char *gabi_domain_pin_to_xml(const struct gabi_domain *d)
+char *gabi_domain_pin_to_xml(const struct gabi_domain *d, bool for_set_metadata)
 {
     xmlNodePtr root;
-    xmlNsPtr ns;
+    xmlNsPtr ns, root_ns;
     xmlBufferPtr buf;
     char *text = NULL;
 
@@ -601,15 +607,23 @@ char *gabi_domain_pin_to_xml(const struct gabi_domain *d)
     root = xmlNewNode(NULL, (const xmlChar *)"pin");
     if (!root)
         return NULL;
-    ns = xmlNewNs(root, (const xmlChar *)GABI_LIBVIRT_PIN_NS,
-                  (const xmlChar *)GABI_LIBVIRT_PIN_PREFIX);
-    xmlSetNs(root, ns);
+    /* virDomainSetMetadata gives the root element the namespace itself and refuses one that
+     * has it already: there each child declares it */
+    root_ns = for_set_metadata ? NULL
+                               : xmlNewNs(root, (const xmlChar *)GABI_LIBVIRT_PIN_NS,
+                                          (const xmlChar *)GABI_LIBVIRT_PIN_PREFIX);
+    xmlSetNs(root, root_ns);
     if (gabi_pin_platform(d->pin))
         xmlNewProp(root, (const xmlChar *)"platform",
                    (const xmlChar *)gabi_pin_platform(d->pin)->name);
     for (size_t i = 0; i < gabi_pin_n_devices(d->pin); i++) {
         const struct gabi_pin_device *pd = gabi_pin_device(d->pin, i);
-        xmlNodePtr n = xmlNewChild(root, ns, (const xmlChar *)"device", NULL);
+        xmlNodePtr n = xmlNewChild(root, NULL, (const xmlChar *)"device", NULL);
+
+        ns = root_ns ? root_ns
+                     : xmlNewNs(n, (const xmlChar *)GABI_LIBVIRT_PIN_NS,
+                                (const xmlChar *)GABI_LIBVIRT_PIN_PREFIX);
+        xmlSetNs(n, ns);
 
         xmlNewProp(n, (const xmlChar *)"id", (const xmlChar *)pd->id);
         if (d->targets[i])

@@ -310,7 +310,7 @@ out:
 static int write_pin(struct cli *cli, struct lv *lv, const struct gabi_domain *d)
 {
     unsigned flags = VIR_DOMAIN_AFFECT_CONFIG;
-    char *xml = gabi_domain_pin_to_xml(d);
+    char *xml = gabi_domain_pin_to_xml(d, true);
     int active = virDomainIsActive(lv->dom), persistent = virDomainIsPersistent(lv->dom);
 
     if (!xml)

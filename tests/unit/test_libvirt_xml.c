@@ -78,7 +78,7 @@ TEST(no_pin)
     d = load(cat, "nopin.xml", &err);
     REQUIRE(d);
     CHECK(gabi_domain_pin(d) == NULL);
-    CHECK(gabi_domain_pin_to_xml(d) == NULL);
+    CHECK(gabi_domain_pin_to_xml(d, false) == NULL);
     CHECK_STR(gabi_domain_find_device(d, "ua-net0")->socket, "/tmp/plain.sock");
     gabi_domain_free(d);
     gabi_catalog_free(cat);
@@ -111,7 +111,7 @@ TEST(round_trip)
     REQUIRE(cat);
     d = load(cat, "pinned.xml", &err);
     REQUIRE(d);
-    xml = gabi_domain_pin_to_xml(d);
+    xml = gabi_domain_pin_to_xml(d, false);
     REQUIRE(xml);
     CHECK_CONTAINS(xml, "xmlns:guestabi=\"urn:guestabi:pin:1\"");
     CHECK_CONTAINS(xml, "alias=\"ua-net0\"");
@@ -125,6 +125,35 @@ TEST(round_trip)
     json2 = gabi_pin_to_json(gabi_domain_pin(d2));
     CHECK_STR(json1, json2);
     CHECK_STR(gabi_domain_pin_target(d2, 3)->alias, "ua-standby");
+    free(json2);
+    free(text);
+    free(xml);
+    gabi_domain_free(d2);
+    d2 = NULL;
+
+    /* the form for virDomainSetMetadata, stored as libvirt stores it (the root put in the
+     * namespace by libvirt), reads back the same */
+    xml = gabi_domain_pin_to_xml(d, true);
+    REQUIRE(xml);
+    CHECK(strncmp(xml, "<pin", 4) == 0);
+    CHECK_CONTAINS(xml, "<guestabi:device xmlns:guestabi=\"urn:guestabi:pin:1\" id=\"net0\"");
+    CHECK(strstr(xml, "</pin>") != NULL);
+    {
+        char *stored = NULL;
+
+        *strstr(xml, "</pin>") = '\0';
+        REQUIRE(asprintf(&stored,
+                         "<guestabi:pin xmlns:guestabi=\"urn:guestabi:pin:1\"%s</guestabi:pin>",
+                         xml + 4) > 0);
+        text = with_metadata(head, stored, tail);
+        free(stored);
+    }
+    REQUIRE(text);
+    if (gabi_domain_parse(cat, "stored.xml", text, strlen(text), &d2, &err) < 0)
+        printf("# %s: %s\n%s\n", err.where, err.message, text);
+    REQUIRE(d2);
+    json2 = gabi_pin_to_json(gabi_domain_pin(d2));
+    CHECK_STR(json1, json2);
     free(json1);
     free(json2);
     free(text);
@@ -151,7 +180,7 @@ TEST(set_pin)
     /* default alias ua-net0 */
     CHECK_INT(gabi_domain_set_pin(d, pin_from(cat, json), NULL, &err), 0);
     CHECK_STR(gabi_domain_pin_target(d, 0)->alias, "ua-net0");
-    xml = gabi_domain_pin_to_xml(d);
+    xml = gabi_domain_pin_to_xml(d, false);
     CHECK_CONTAINS(xml, "mode=\"upstream.guestabi-net.v2\"");
     free(xml);
     /* unknown alias: refused, the old pin stays */
@@ -281,6 +310,33 @@ TEST(aliases_in_domain)
     CHECK_CONTAINS(err.message, "vhost-user interface \"ua-x\" has no <source path=...>");
     CHECK_INT(gabi_domain_parse(cat, "noname.xml", noname, strlen(noname), &d, &err), -EINVAL);
     CHECK_CONTAINS(err.message, "the domain has no <name>");
+    CHECK(d == NULL);
+    gabi_catalog_free(cat);
+}
+
+TEST(children_namespace)
+{
+    /* what `virsh metadata --set '<pin><device .../></pin>'` stores: unprefixed children */
+    static const char plain[] =
+        "<domain><name>p</name><metadata><g:pin xmlns:g='urn:guestabi:pin:1'>"
+        "<device id='net0' class='virtio-net' mode='upstream.guestabi-net.v1'/></g:pin>"
+        "</metadata></domain>";
+    static const char other[] =
+        "<domain><name>p</name><metadata><g:pin xmlns:g='urn:guestabi:pin:1'>\n"
+        "<o:device xmlns:o='urn:other' id='net0'/></g:pin></metadata></domain>";
+    struct gabi_catalog *cat = builtin_catalog();
+    struct gabi_error err = {0};
+    struct gabi_domain *d = NULL;
+
+    REQUIRE(cat);
+    CHECK_INT(gabi_domain_parse(cat, "plain.xml", plain, strlen(plain), &d, &err), 0);
+    REQUIRE(d && gabi_domain_pin(d));
+    CHECK_STR(gabi_pin_device(gabi_domain_pin(d), 0)->id, "net0");
+    gabi_domain_free(d);
+    d = NULL;
+    CHECK_INT(gabi_domain_parse(cat, "other.xml", other, strlen(other), &d, &err), -EINVAL);
+    CHECK_STR(err.where, "other.xml:2");
+    CHECK_CONTAINS(err.message, "<device> is not expected inside <guestabi:pin>");
     CHECK(d == NULL);
     gabi_catalog_free(cat);
 }
