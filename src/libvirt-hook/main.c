@@ -480,11 +480,11 @@ int main(int argc, char **argv)
             r == -EFBIG ? "larger than 4 MiB" : strerror(-r));
         return release ? 0 : 1;
     }
+    /* a domain that does not mention guestabi is left alone, before any other work */
+    if (!memmem(xml, size, "urn:guestabi:", 13))
+        goto out;
     if (gabi_catalog_load_default(NULL, 0, &h.cat, &err) < 0 ||
         gabi_domain_parse(h.cat, h.domain, xml, size, &h.dom, &err) < 0) {
-        /* a domain that does not mention guestabi is left alone, whatever else its XML has */
-        if (!memmem(xml, size, "urn:guestabi:", 13))
-            goto out;
         say("VM %s: %s%s%s; refusing it.", h.domain, err.where[0] ? err.where : "",
             err.where[0] ? ": " : "", err.message);
         ret = release ? 0 : 1;
