@@ -233,9 +233,10 @@ static int on_migrate_begin(struct hook *h)
         say("cannot build the pin of VM %s: out of memory; refusing the migration", h->domain);
         return 1;
     }
-    if (open_agent(h, &c, &err) < 0 ||
-        agent_client_call(&c, "abi.check", json_pack("{s:o}", "pin", pin), &verdict, NULL, &err) <
-            0) {
+    if (open_agent(h, &c, &err) < 0)
+        json_decref(pin); /* not handed to the call below */
+    if (c.fd < 0 || agent_client_call(&c, "abi.check", json_pack("{s:o}", "pin", pin), &verdict,
+                                      NULL, &err) < 0) {
         agent_client_close(&c);
         say("VM %s is pinned, but this host's guestabi agent could not check its pin (%s%s%s); "
             "refusing the migration, since a pinned VM goes only where its pin was checked.",
