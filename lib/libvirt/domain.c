@@ -118,10 +118,9 @@ static bool in_pin_ns(const xmlNode *n)
     return n->ns && n->ns->href && strcmp((const char *)n->ns->href, GABI_LIBVIRT_PIN_NS) == 0;
 }
 
-/* An attribute's value copied into the arena (NULL when absent). */
-static const char *attr(struct gabi_domain *d, const xmlNode *n, const char *name)
+/* A string libxml2 allocated, moved into the arena (NULL stays NULL). */
+static const char *keep(struct gabi_domain *d, xmlChar *v)
 {
-    xmlChar *v = xmlGetNoNsProp(n, (const xmlChar *)name);
     char *s;
 
     if (!v)
@@ -131,16 +130,15 @@ static const char *attr(struct gabi_domain *d, const xmlNode *n, const char *nam
     return s;
 }
 
+/* An attribute's value (NULL when absent). */
+static const char *attr(struct gabi_domain *d, const xmlNode *n, const char *name)
+{
+    return keep(d, xmlGetNoNsProp(n, (const xmlChar *)name));
+}
+
 static const char *text_of(struct gabi_domain *d, const xmlNode *n)
 {
-    xmlChar *v = xmlNodeGetContent(n);
-    char *s;
-
-    if (!v)
-        return NULL;
-    s = gabi_arena_strdup(&d->arena, (const char *)v);
-    xmlFree(v);
-    return s;
+    return keep(d, xmlNodeGetContent(n));
 }
 
 static int check_depth(struct gabi_domain *d, const xmlNode *n, unsigned depth,

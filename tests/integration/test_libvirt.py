@@ -19,6 +19,7 @@ refused within the configured timeout.
 
 import json
 import os
+import pwd
 import socket
 import subprocess
 import threading
@@ -64,12 +65,7 @@ class DomainGuest:
         self.ctl = None
         self.ctl_buf = b""
 
-    def console_text(self):
-        try:
-            with open(self.console, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+    console_text = vmlib.Guest.console_text
 
     def wait_ready(self, timeout=120):
         vmlib.wait_for(lambda: "GUESTABI-GUEST-READY" in self.console_text(), timeout,
@@ -137,23 +133,29 @@ def migrate(src, dst, name, extra=(), timeout=300):
     return st, out, time.monotonic() - t0
 
 
+def start_pinned(pair, host, name, mac, ip, mode):
+    """Define, pin, start: the hook's prepare made the port in `mode`; the guest answers."""
+    define(pair, host, name, mac, ip, mode)
+    start(host, name)
+    ports = port_of(host, name)
+    check(len(ports) == 1 and ports[0]["mode"] == mode,
+          "%s's agent has no %s port for %s after start: %s" % (host.name, mode, name,
+                                                                host.ports()))
+    g = DomainGuest(host, name)
+    g.wait_ready()
+    got, out = netlib.ping(ip, count=3)
+    check(got == 3, "%s before migration: %d of 3 pings\n%s" % (name, got, out))
+    return g, ports[0]
+
+
 def case_a(pair, h1, h2):
     name, ip = "vm-a", "10.81.0.2"
-    define(pair, h1, name, "52:54:00:81:00:02", ip, V1)
-    start(h1, name)
-    ports = port_of(h1, name)
-    check(len(ports) == 1 and ports[0]["mode"] == V1,
-          "host1's agent has no v1 port for %s after start: %s" % (name, h1.ports()))
-    sock = ports[0]["socket"]
+    g, port = start_pinned(pair, h1, name, "52:54:00:81:00:02", ip, V1)
+    sock = port["socket"]
     st = os.stat(os.path.join(h1.own_vmdir, os.path.basename(sock)))
-    import pwd
     check(st.st_uid == pwd.getpwnam(libvirtlib.QEMU_USER).pw_uid and st.st_mode & 0o060 == 0o060,
           "the port's socket is not handed to %s (uid %d, mode %o)" % (
               libvirtlib.QEMU_USER, st.st_uid, st.st_mode & 0o777))
-    g = DomainGuest(h1, name)
-    g.wait_ready()
-    got, out = netlib.ping(ip, count=3)
-    check(got == 3, "before migration: %d of 3 pings\n%s" % (got, out))
     # Patterned pings every 20 ms through the migration: the guest echoes what it received,
     # so a lost or corrupted receive buffer shows as a missing or wrong reply.
     pinger = subprocess.Popen(["ping", "-n", "-i", "0.02", "-c", "400", "-s", "1200", "-p",
@@ -192,15 +194,7 @@ def case_a(pair, h1, h2):
 
 def case_b(pair, h1, h2):
     name, ip = "vm-b", "10.81.0.3"
-    define(pair, h1, name, "52:54:00:81:00:03", ip, V2)
-    start(h1, name)
-    ports = port_of(h1, name)
-    check(len(ports) == 1 and ports[0]["mode"] == V2,
-          "host1's agent has no v2 port for %s: %s" % (name, h1.ports()))
-    g = DomainGuest(h1, name)
-    g.wait_ready()
-    got, out = netlib.ping(ip, count=3)
-    check(got == 3, "before the refused migration: %d of 3\n%s" % (got, out))
+    g, _ = start_pinned(pair, h1, name, "52:54:00:81:00:03", ip, V2)
     qemus_before = h2.qemu_pids()
     st, out, secs = migrate(h1, h2, name, timeout=60)
     vmlib.log("(b) virsh migrate exit %d after %.2fs:\n%s" % (st, secs, out.strip()))
