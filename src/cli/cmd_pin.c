@@ -216,6 +216,17 @@ static void show_pin(struct cli *cli, const struct gabi_domain *d)
     }
 }
 
+/* The reasons of a verdict about `subject` (a device class, or "platform" for the key). */
+static void print_reasons(const struct gabi_verdict *v, const char *subject)
+{
+    for (size_t i = 0; i < gabi_verdict_n_reasons(v); i++) {
+        const struct gabi_reason *rs = gabi_verdict_reason(v, i);
+
+        if (strcmp(rs->device, subject) == 0 || strcmp(rs->key, subject) == 0)
+            fprintf(stderr, "  - %s\n", rs->message);
+    }
+}
+
 /* A pin from `pick` over hosts: the platform chosen, and per vhost-user device of the domain
  * a device named after its alias ("ua-net0" -> "net0") in the mode chosen for its class. */
 static int pin_from_pick(struct cli *cli, struct gabi_domain *d, char **paths, size_t n,
@@ -237,13 +248,6 @@ static int pin_from_pick(struct cli *cli, struct gabi_domain *d, char **paths, s
         cli_errorf(cli, "pick failed");
         goto out;
     }
-    if (!gabi_verdict_ok(v)) {
-        fprintf(stderr, "%s: these hosts share no ABI for domain %s:\n", cli->prog,
-                gabi_domain_name(d));
-        cli_print_verdict(stderr, v);
-        r = -2;
-        goto out;
-    }
     aliases = calloc(gabi_domain_n_devices(d) + 1, sizeof(*aliases));
     doc = json_pack("{s:s, s:s}", "schema", GABI_SCHEMA_PIN, "vm", gabi_domain_name(d));
     arr = json_array();
@@ -252,11 +256,19 @@ static int pin_from_pick(struct cli *cli, struct gabi_domain *d, char **paths, s
         cli_errorf(cli, "out of memory");
         goto out;
     }
+    /* only what this domain uses must be common: its platform and its devices' classes (a
+     * class no host runs, or device types it does not have, do not matter) */
     for (size_t i = 0; i < gabi_verdict_n_choices(v); i++) {
         const struct gabi_choice *c = gabi_verdict_choice(v, i);
 
         if (strcmp(c->key, "platform") == 0 && c->value)
             json_object_set_new(doc, "platform", json_string(c->value));
+        else if (strcmp(c->key, "platform") == 0) {
+            fprintf(stderr, "%s: these hosts share no platform:\n", cli->prog);
+            print_reasons(v, "platform");
+            r = -2;
+            goto out;
+        }
     }
     for (size_t i = 0; i < gabi_domain_n_devices(d); i++) {
         const struct gabi_domain_device *dev = gabi_domain_device(d, i);
@@ -271,8 +283,12 @@ static int pin_from_pick(struct cli *cli, struct gabi_domain *d, char **paths, s
                 mode = c->value;
         }
         if (!mode) {
-            cli_errorf(cli, "no %s mode is common to these hosts, which %s of domain %s needs",
-                       gabi_class_name(dev->cls), dev->alias, gabi_domain_name(d));
+            fprintf(stderr,
+                    "%s: no %s mode is common to these hosts, which %s of domain %s "
+                    "needs:\n",
+                    cli->prog, gabi_class_name(dev->cls), dev->alias, gabi_domain_name(d));
+            print_reasons(v, gabi_class_name(dev->cls));
+            r = -2;
             goto out;
         }
         if (strncmp(id, "ua-", 3) == 0)
@@ -377,6 +393,14 @@ static int run_pin(struct cli *cli, int argc, char **argv)
         ex = cli_usage_error(cli, &cli_cmd_pin, "--pick needs at least one HOSTCAPS document");
         goto out;
     }
+    for (int i = first; i < argc; i++)
+        if (strncmp(argv[i], "--", 2) == 0) {
+            ex = cli_usage_error(cli, &cli_cmd_pin,
+                                 "%s after the HOSTCAPS arguments: options "
+                                 "go before them",
+                                 argv[i]);
+            goto out;
+        }
     if (load_domain(cli, o.xml, o.domain, o.uri, &lv, &d) < 0)
         goto out;
     if (o.show) {
@@ -448,8 +472,8 @@ out:
 const struct cli_command cli_cmd_pin = {
     "pin",
     "Write or show the pin in a libvirt domain's XML (<metadata>, urn:guestabi:pin:1)",
-    "--domain NAME (--pin FILE [--alias ID=ALIAS]... | --pick HOSTCAPS... | --show)\n"
-    "         [--connect URI] | --xml FILE --show\n"
+    "--domain NAME [--connect URI] (--pin FILE [--alias ID=ALIAS]... | --show |\n"
+    "         --pick HOSTCAPS...) | --xml FILE --show\n"
     "  --pin FILE       pin the domain to a guestabi.pin/1 document; device ID describes the\n"
     "                   domain device with alias ua-ID unless --alias ID=ALIAS says otherwise\n"
     "  --pick HOSTCAPS  pin it to the newest ABI these hosts share: every vhost-user interface\n"

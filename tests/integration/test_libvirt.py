@@ -211,8 +211,27 @@ def case_b(pair, h1, h2):
     got, out2 = netlib.ping(ip, count=5)
     check(got == 5, "the source VM stopped answering after the refusal: %d of 5\n%s" % (
         got, out2))
+    # the same answer from the CLI, reading the pin through libvirt and host2 from its agent
+    st, out2 = guestabi("--agent", h2.agent_socket, "check", "--domain", name, "--connect",
+                        h1.uri, "--host", "@agent")
+    check(st == 1 and V2 in out2 and "max_queue_pairs" in out2,
+          "guestabi check --domain did not refuse (%d):\n%s" % (st, out2))
+    # pinned again, live and in its configuration, to the ABI both hosts share
+    caps = []
+    for h in (h1, h2):
+        st, text = guestabi("--agent", h.agent_socket, "--json", "host", "caps")
+        check(st == 0, "host caps of %s failed:\n%s" % (h.name, text))
+        caps.append(os.path.join(pair.dir, h.name + "-caps.json"))
+        libvirtlib.write(caps[-1], text)
+    st, out2 = guestabi("pin", "--domain", name, "--connect", h1.uri, "--pick", *caps)
+    check(st == 0 and V1 in out2, "guestabi pin --pick failed (%d):\n%s" % (st, out2))
+    for flag in ("", "--inactive"):
+        st, xml_text = h1.virsh("dumpxml", *([flag] if flag else []), name)
+        check("mode=\"%s\"" % V1 in xml_text and "urn:guestabi:pin:1" in xml_text,
+              "the picked pin is not in the %s XML:\n%s" % (flag or "live", xml_text))
     g.close()
-    vmlib.log("(b) ok: refused in %.2fs, nothing on host2, source answering" % secs)
+    vmlib.log("(b) ok: refused in %.2fs, nothing on host2, source answering; check --domain "
+              "refuses too; pin --pick wrote %s live and in the configuration" % (secs, V1))
     h1.virsh("destroy", name)
     vmlib.wait_for(lambda: not port_of(h1, name), 10, "host1's port of %s to go" % name)
     h1.virsh("undefine", name)
