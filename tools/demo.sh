@@ -68,6 +68,9 @@ run 0 negotiate --socket "$work/upstream.guestabi-net.v2.sock" --mode upstream.g
 echo "(the older back-end's log says why: $(grep "upstream.guestabi-net.v1.sock: connection closed" "$work/backends.log" | grep -v "front-end closed" | tail -n 1 \
   | sed 's/^error: vhost: [^ ]*: //'))"
 
+step "guestabid, the host agent: ports in chosen modes, a guest on one, a kill -9 and a restart"
+GUESTABI_BUILD_ROOT=$PWD/$build GUESTABI_SOURCE_ROOT=$PWD python3 tools/demo-agent.py || exit 1
+
 if [[ ${GUESTABI_DEMO_VM:-1} == 1 ]]; then
   step "A real VM (QEMU 7.2, TCG) on guestabi-net: a migration refused before it starts, then one that works"
   GUESTABI_BUILD_ROOT=$PWD/$build GUESTABI_SOURCE_ROOT=$PWD python3 tools/demo-vm.py || exit 1

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "blk.h"
+#include "devctl.h"
 #include "common/util.h"
 
 /* ---- epoll -------------------------------------------------------------------------------- */
@@ -223,6 +224,7 @@ int blk_init(struct blk *k, struct blk_disk *disk, const struct blk_options *opt
 
 void blk_fini(struct blk *k)
 {
+    k->control = devctl_close(k->control);
     k->b = gabi_vhost_backend_free(k->b);
     blk_state_fini(k);
     blk_disk_flush(&k->disk);
@@ -268,6 +270,9 @@ static void on_event(struct blk *k, struct blk_source *src)
         break;
     case BLK_SRC_SIGNAL:
         k->stop = true;
+        break;
+    case BLK_SRC_CONTROL:
+        devctl_process(k->control);
         break;
     case BLK_SRC_WAKE: {
         uint64_t v;

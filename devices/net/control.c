@@ -12,110 +12,19 @@
  *   link PORT up|down     {"ok": true}: the port's administrative link (part of its state)
  *
  * PORT is a port's index (the order of --socket) or its socket path. Errors are
- * {"error": "..."}. A client that sends a longer line or does not read its replies (1 s) is
- * disconnected.
+ * {"error": "..."}. The socket itself (one client at a time, bounded lines, a client that does
+ * not read is dropped) is devices/common/devctl.c.
  */
 
 #include <errno.h>
-#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <time.h>
 
 #include "common/util.h"
+#include "devctl.h"
 #include "net.h"
-
-#define LINE_MAX_BYTES 256
-
-struct net_control {
-    char *path;
-    int listen_fd;
-    int conn_fd;
-    char line[LINE_MAX_BYTES];
-    size_t len;
-    struct source listen_src, conn_src;
-};
-
-int net_control_open(struct net *n, const char *path, char *why, size_t size)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    struct net_control *c;
-    struct stat st;
-    int fd, r;
-
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        snprintf(why, size, "control socket path %s is too long", path);
-        return -ENAMETOOLONG;
-    }
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) {
-            snprintf(why, size, "%s exists and is not a socket", path);
-            return -EEXIST;
-        }
-        unlink(path);
-    }
-    memcpy(sa.sun_path, path, strlen(path));
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0) {
-        r = -errno;
-        snprintf(why, size, "control socket %s: %s", path, strerror(-r));
-        if (fd >= 0)
-            close(fd);
-        return r;
-    }
-    c = calloc(1, sizeof(*c));
-    if (!c || !(c->path = strdup(path))) {
-        free(c);
-        close(fd);
-        unlink(path);
-        snprintf(why, size, "out of memory");
-        return -ENOMEM;
-    }
-    c->listen_fd = fd;
-    c->conn_fd = -1;
-    c->listen_src = (struct source){SRC_CONTROL_LISTEN, NULL, 0};
-    c->conn_src = (struct source){SRC_CONTROL_CONN, NULL, 0};
-    n->control = c;
-    r = net_watch(n, fd, &c->listen_src, EPOLLIN);
-    if (r < 0) {
-        snprintf(why, size, "control socket: %s", strerror(-r));
-        net_control_close(n);
-        return r;
-    }
-    return 0;
-}
-
-static void drop_conn(struct net *n)
-{
-    struct net_control *c = n->control;
-
-    if (c->conn_fd < 0)
-        return;
-    net_unwatch(n, c->conn_fd);
-    close_and_clear(&c->conn_fd);
-    c->len = 0;
-    net_watch(n, c->listen_fd, &c->listen_src, EPOLLIN); /* the next client */
-}
-
-void net_control_close(struct net *n)
-{
-    struct net_control *c = n->control;
-
-    if (!c)
-        return;
-    drop_conn(n);
-    net_unwatch(n, c->listen_fd);
-    close(c->listen_fd);
-    unlink(c->path);
-    free(c->path);
-    free(c);
-    n->control = NULL;
-}
 
 /* ---- requests ---------------------------------------------------------------------------- */
 
@@ -141,53 +50,22 @@ static json_t *counters(const struct net_qstats *q)
 
 static json_t *port_json(struct net_port *p)
 {
-    enum gabi_vhost_state_direction dir;
-    enum gabi_vhost_state_outcome o;
-    struct gabi_error err = {0};
-    struct net_qstats t;
     json_t *queues = json_array(), *obj;
-    int r = gabi_vhost_backend_state_result(p->b, &dir, &o, &err);
+    struct net_qstats t;
 
     for (unsigned i = 0; i < p->n_q; i++)
         json_array_append_new(queues, counters(&p->q[i]));
     net_port_totals(p, &t);
-    obj = json_pack("{s:i, s:s, s:s, s:I, s:b, s:b, s:o, s:o}", "port", (int)p->id, "socket",
-                    p->path, "link", p->link_up ? "up" : "down", "mtu", (json_int_t)p->mtu,
-                    "connected", gabi_vhost_backend_connected(p->b), "suspended",
-                    gabi_vhost_backend_suspended(p->b), "queues", queues, "totals", counters(&t));
-    /* what the front-end negotiated: features, protocol features, the rings it started */
-    {
-        json_t *rings = json_array();
-        char hex[2][24];
-
-        snprintf(hex[0], sizeof(hex[0]), "0x%" PRIx64, gabi_vhost_backend_features(p->b));
-        snprintf(hex[1], sizeof(hex[1]), "0x%" PRIx64, gabi_vhost_backend_protocol_features(p->b));
-        for (unsigned i = 0; i < gabi_vhost_backend_n_vrings(p->b); i++) {
-            struct gabi_vhost_vring *vr = gabi_vhost_backend_vring(p->b, i);
-
-            if (vr && gabi_vhost_vring_started(vr))
-                json_array_append_new(rings, json_pack("{s:i, s:i, s:b}", "index", (int)i, "size",
-                                                       (int)gabi_vhost_vring_size(vr), "enabled",
-                                                       gabi_vhost_vring_enabled(vr)));
-        }
-        json_object_set_new(obj, "mode", json_string(p->net->mode->name));
-        json_object_set_new(obj, "features", json_string(hex[0]));
-        json_object_set_new(obj, "protocol_features", json_string(hex[1]));
-        json_object_set_new(obj, "started_rings", rings);
-        json_object_set_new(obj, "connections",
-                            json_integer((json_int_t)gabi_vhost_backend_n_connections(p->b)));
-        json_object_set_new(obj, "last_error", json_string(gabi_vhost_backend_error(p->b)));
-    }
-    if (r != -ENOENT)
-        json_object_set_new(obj, "state_transfer",
-                            json_pack("{s:s, s:s, s:s}", "direction",
-                                      dir == GABI_VHOST_STATE_SAVE ? "save" : "load", "outcome",
-                                      gabi_vhost_state_outcome_name(o), "message", err.message));
+    obj = json_pack("{s:i, s:s, s:I, s:o, s:o}", "port", (int)p->id, "link",
+                    p->link_up ? "up" : "down", "mtu", (json_int_t)p->mtu, "queues", queues,
+                    "totals", counters(&t));
+    devctl_vhost_port(obj, p->b, p->path);
     return obj;
 }
 
-static json_t *handle(struct net *n, char *line)
+static json_t *handle(char *line, void *userdata)
 {
+    struct net *n = userdata;
     char *save = NULL, *cmd = strtok_r(line, " \t", &save);
     char *arg = strtok_r(NULL, " \t", &save), *arg2 = strtok_r(NULL, " \t", &save);
     struct net_port *p = NULL;
@@ -212,87 +90,33 @@ static json_t *handle(struct net *n, char *line)
     return json_pack("{s:s}", "error", "requests: stats [PORT], link PORT up|down");
 }
 
-static void reply(struct net *n, json_t *j)
+/* ---- the socket (devices/common/devctl.c) ------------------------------------------------- */
+
+int net_control_open(struct net *n, const char *path, char *why, size_t size)
 {
-    struct net_control *c = n->control;
-    char *text = json_dumps(j, JSON_COMPACT);
-    size_t len = text ? strlen(text) : 0, done = 0;
-    struct timespec t0;
+    int r = devctl_open(path, handle, n, &n->control, why, size);
 
-    json_decref(j);
-    if (!text) {
-        drop_conn(n);
+    if (r < 0)
+        return r;
+    n->control_src = (struct source){SRC_CONTROL, NULL, 0};
+    r = net_watch(n, devctl_fd(n->control), &n->control_src, EPOLLIN);
+    if (r < 0) {
+        snprintf(why, size, "control socket: %s", strerror(-r));
+        n->control = devctl_close(n->control);
+    }
+    return r;
+}
+
+void net_control_close(struct net *n)
+{
+    if (!n->control)
         return;
-    }
-    text[len] = '\n'; /* json_dumps allocated len + 1 bytes: the NUL becomes the newline */
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (done < len + 1) {
-        ssize_t k = send(c->conn_fd, text + done, len + 1 - done, MSG_NOSIGNAL);
-        struct timespec t;
-
-        if (k < 0 && errno == EINTR)
-            continue;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        if (k <= 0 || t.tv_sec - t0.tv_sec > 1) {
-            /* gone, or not reading (SO_SNDTIMEO), or reading too slowly for the loop to wait */
-            drop_conn(n);
-            break;
-        }
-        done += (size_t)k;
-    }
-    free(text);
+    net_unwatch(n, devctl_fd(n->control));
+    n->control = devctl_close(n->control);
 }
 
 void net_control_event(struct net *n, struct source *src)
 {
-    struct net_control *c = n->control;
-
-    if (src->kind == SRC_CONTROL_LISTEN) {
-        struct timeval tv = {.tv_sec = 1};
-        int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-
-        if (fd < 0)
-            return;
-        /* blocking sends, bounded by a timeout; reads only when epoll says so */
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        c->conn_fd = fd;
-        c->len = 0;
-        net_unwatch(n, c->listen_fd); /* one client at a time; others wait in the backlog */
-        if (net_watch(n, fd, &c->conn_src, EPOLLIN) < 0)
-            drop_conn(n);
-        return;
-    }
-    /* One read per event (epoll calls again while there is more): a client that keeps
-     * writing gets its turn between the ports', never the loop to itself. */
-    {
-        ssize_t k = recv(c->conn_fd, c->line + c->len, sizeof(c->line) - c->len, MSG_DONTWAIT);
-        char *nl;
-
-        if (k < 0 && (errno == EINTR || errno == EAGAIN))
-            return;
-        if (k <= 0) {
-            drop_conn(n);
-            return;
-        }
-        c->len += (size_t)k;
-        while (c->conn_fd >= 0 && (nl = memchr(c->line, '\n', c->len))) {
-            size_t used = (size_t)(nl - c->line) + 1;
-
-            *nl = '\0';
-            if (nl > c->line && nl[-1] == '\r')
-                nl[-1] = '\0';
-            reply(n, handle(n, c->line));
-            if (c->conn_fd >= 0) {
-                memmove(c->line, c->line + used, c->len - used);
-                c->len -= used;
-            }
-        }
-        if (c->conn_fd < 0)
-            return;
-        if (c->len == sizeof(c->line)) {
-            reply(n, json_pack("{s:s}", "error", "request longer than 255 bytes"));
-            drop_conn(n);
-            return;
-        }
-    }
+    (void)src;
+    devctl_process(n->control);
 }

@@ -112,8 +112,7 @@ static void on_event(struct net *n, struct source *src)
     case SRC_STATE:
         gabi_vhost_backend_process_state(p->b);
         break;
-    case SRC_CONTROL_LISTEN:
-    case SRC_CONTROL_CONN:
+    case SRC_CONTROL:
         net_control_event(n, src);
         break;
     }

@@ -64,9 +64,8 @@ enum source_kind {
     SRC_KICK,
     SRC_TAP,
     SRC_SIGNAL,
-    SRC_STATE,          /* a port's device-state channel */
-    SRC_CONTROL_LISTEN, /* the control socket */
-    SRC_CONTROL_CONN,   /* a control connection */
+    SRC_STATE,   /* a port's device-state channel */
+    SRC_CONTROL, /* the control socket (devices/common/devctl.h) */
 };
 
 struct source {
@@ -131,7 +130,7 @@ struct net_port {
 
 #define NET_STATE_TYPE "guestabi-net" /* the catalog's device type */
 
-struct net_control;
+struct devctl;
 
 struct net {
     int epfd;
@@ -140,7 +139,8 @@ struct net {
     const struct gabi_vhost_mode *mode;
     struct gabi_vhost_state_ops state_ops; /* from the catalog's guestabi-net rule */
     const struct gabi_versions *state_loads;
-    struct net_control *control;
+    struct devctl *control;
+    struct source control_src;
     unsigned n_ports;
     struct net_port *ports;
     struct gabi_vhost_elem *rx_elems; /* NET_MAX_RX_BUFS scratch elements */

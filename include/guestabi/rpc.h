@@ -28,6 +28,7 @@
 #include <jansson.h>
 
 #include <guestabi/error.h>
+#include <guestabi/log.h>
 
 /* JSON-RPC 2.0's own codes, and guestabi's (-32000 .. -32099, the server-error range). */
 enum {
@@ -109,7 +110,25 @@ void gabi_rpc_call_peer(const struct gabi_rpc_call *call, pid_t *ret_pid, uid_t 
  * params). A client whose queue overflows is dropped. Returns how many got it. */
 size_t gabi_rpc_server_notify(struct gabi_rpc_server *s, const char *method, json_t *params);
 
-/* Optional log of what peers did (connect, refused, dropped, with why): debug or info lines
- * for the program's logger. */
-typedef void (*gabi_rpc_log_fn)(const char *peer, const char *msg, void *userdata);
+/* Optional log of what peers did: connects and hang-ups at GABI_LOG_DEBUG, refusals and drops
+ * (with why) at GABI_LOG_INFO. A peer can cause these at will: the program rate-limits them. */
+typedef void (*gabi_rpc_log_fn)(enum gabi_log_level level, const char *peer, const char *msg,
+                                void *userdata);
 void gabi_rpc_server_set_log(struct gabi_rpc_server *s, gabi_rpc_log_fn fn, void *userdata);
+
+/*
+ * Parameters by name, for handlers: each checks one member of `params` and, on failure, fills
+ * reterr with the path "params.KEY" and why (missing, wrong type, out of bounds) and returns
+ * -EINVAL. Optional members that are absent give the default (or NULL).
+ */
+/* Refuse members not named in `known` (NULL-terminated), naming them and the known ones. */
+int gabi_rpc_param_only(json_t *params, const char *const *known, struct gabi_error *reterr);
+/* A string of 1 to max bytes without NUL; *ret points into params. */
+int gabi_rpc_param_string(json_t *params, const char *key, bool required, size_t max,
+                          const char **ret, struct gabi_error *reterr);
+int gabi_rpc_param_bool(json_t *params, const char *key, bool dflt, bool *ret,
+                        struct gabi_error *reterr);
+/* An object member (required), borrowed. */
+int gabi_rpc_param_object(json_t *params, const char *key, json_t **ret, struct gabi_error *reterr);
+/* "an object", "a string", ...: for messages. */
+const char *gabi_rpc_json_type(const json_t *v);

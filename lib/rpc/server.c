@@ -69,9 +69,10 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void slog(struct gabi_rpc_server *s, const char *peer, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void slog(struct gabi_rpc_server *s, const char *peer, const char *fmt, ...)
+static void slog(struct gabi_rpc_server *s, enum gabi_log_level level, const char *peer,
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void slog(struct gabi_rpc_server *s, enum gabi_log_level level, const char *peer,
+                 const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -81,7 +82,7 @@ static void slog(struct gabi_rpc_server *s, const char *peer, const char *fmt, .
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    s->log_fn(peer, msg, s->log_userdata);
+    s->log_fn(level, peer, msg, s->log_userdata);
 }
 
 int gabi_rpc_code_for_errno(int code)
@@ -214,7 +215,8 @@ static void client_drop(struct gabi_rpc_server *s, struct client *c, const char 
 {
     size_t slot = slot_of(s, c);
 
-    slog(s, c->peer, "disconnected: %s", why);
+    slog(s, strcmp(why, "closed by the peer") == 0 ? GABI_LOG_DEBUG : GABI_LOG_INFO, c->peer,
+         "disconnected: %s", why);
     if (slot != SIZE_MAX) {
         s->slots[slot] = NULL;
         s->n_clients--;
@@ -614,13 +616,13 @@ static void accept_clients(struct gabi_rpc_server *s)
         if (!peer_allowed(s, fd, &cred)) {
             snprintf(why, sizeof(why), "uid %u is not root and not in the agent's group",
                      (unsigned)cred.uid);
-            slog(s, peer, "refused: %s", why);
+            slog(s, GABI_LOG_INFO, peer, "refused: %s", why);
             refuse(fd, GABI_RPC_PERMISSION, -EACCES, why);
             continue;
         }
         if (s->n_clients >= s->cfg.max_clients) {
             snprintf(why, sizeof(why), "too many clients (at most %zu)", s->cfg.max_clients);
-            slog(s, peer, "refused: %s", why);
+            slog(s, GABI_LOG_INFO, peer, "refused: %s", why);
             refuse(fd, GABI_RPC_LIMIT, -EMFILE, why);
             continue;
         }
@@ -645,7 +647,7 @@ static void accept_clients(struct gabi_rpc_server *s)
         }
         s->slots[slot] = c;
         s->n_clients++;
-        slog(s, peer, "connected");
+        slog(s, GABI_LOG_DEBUG, peer, "connected");
     }
 }
 

@@ -35,9 +35,14 @@ struct port_backing {
 };
 
 enum port_state {
-    PORT_RUNNING,    /* its back-end process is up */
+    PORT_STARTING,   /* its back-end was started again and has not said READY yet */
+    PORT_RUNNING,    /* its back-end process is up and listens */
     PORT_RESTARTING, /* it died; restarted at restart_at_ms */
 };
+
+/* The epoll token of a port's READY pipe: its serial with this bit (the control connection's
+ * is the serial alone). */
+#define PORT_TOKEN_READY (1ull << 62)
 
 struct port {
     struct port *next;
@@ -58,6 +63,9 @@ struct port {
     char last_exit[128]; /* why it last died, or "" */
     char *control;       /* its control socket (guestabi-net) or NULL */
     char *log;           /* its stderr */
+    int ready_fd;        /* STARTING: the read end of its --ready-fd, or -1 */
+    char ready_buf[8];
+    size_t ready_len;
 
     /* the control connection (guestabi-net): stats polled every poll interval */
     int ctl_fd;

@@ -50,10 +50,33 @@ void agent_log(int level, const char *peer, const char *fmt, ...)
         gabi_log((enum gabi_log_level)level, "guestabid", "%s", msg);
 }
 
-static void rpc_log(const char *peer, const char *msg, void *userdata)
+/* What RPC peers cause, at most LOG_BURST lines at once and LOG_PER_SEC a second after that,
+ * then how many were left out. */
+#define LOG_BURST   50
+#define LOG_PER_SEC 10
+
+static void rpc_log(enum gabi_log_level level, const char *peer, const char *msg, void *userdata)
 {
+    static double tokens = LOG_BURST;
+    static uint64_t last_ms;
+    static unsigned suppressed;
+    uint64_t now = agent_now_ms();
+
     (void)userdata;
-    agent_log(GABI_LOG_INFO, peer, "%s", msg);
+    if (!gabi_log_enabled(level))
+        return;
+    tokens = MIN((double)LOG_BURST, tokens + (double)(now - last_ms) * LOG_PER_SEC / 1000.0);
+    last_ms = now;
+    if (tokens < 1) {
+        suppressed++;
+        return;
+    }
+    tokens -= 1;
+    if (suppressed) {
+        agent_log(GABI_LOG_INFO, NULL, "%u lines about RPC clients left out", suppressed);
+        suppressed = 0;
+    }
+    agent_log(level, peer, "%s", msg);
 }
 
 /* systemd's readiness protocol: one datagram "READY=1" to $NOTIFY_SOCKET. */

@@ -7,9 +7,11 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "common/util.h"
@@ -18,96 +20,10 @@
 
 /* ---- parameters --------------------------------------------------------------------------- */
 
-/* Refuse members that are not in `allowed` (NULL-terminated). */
-static int only_keys(json_t *params, const char *const *allowed, struct gabi_error *reterr)
-{
-    const char *key;
-    json_t *v;
-
-    json_object_foreach (params, key, v) {
-        bool ok = false;
-        char where[96];
-
-        for (const char *const *k = allowed; *k && !ok; k++)
-            ok = strcmp(*k, key) == 0;
-        if (!ok) {
-            char list[256] = "";
-
-            for (const char *const *k = allowed; *k; k++)
-                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
-                         k == allowed ? "" : ", ", *k);
-            snprintf(where, sizeof(where), "params.%.64s", key);
-            return gabi_error_set(reterr, -EINVAL, where, "unknown parameter (known: %s)",
-                                  list[0] ? list : "none");
-        }
-    }
-    return 0;
-}
-
-static const char *type_name(json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
-
-static int get_string(json_t *params, const char *key, bool required, size_t max, const char **ret,
-                      struct gabi_error *reterr)
-{
-    json_t *v = json_object_get(params, key);
-    char where[64];
-
-    snprintf(where, sizeof(where), "params.%s", key);
-    if (!v) {
-        if (required)
-            return gabi_error_set(reterr, -EINVAL, where, "missing");
-        *ret = NULL;
-        return 0;
-    }
-    if (!json_is_string(v))
-        return gabi_error_set(reterr, -EINVAL, where, "must be a string, not %s", type_name(v));
-    if (json_string_length(v) == 0 || json_string_length(v) > max ||
-        strlen(json_string_value(v)) != json_string_length(v))
-        return gabi_error_set(reterr, -EINVAL, where, "must be 1 to %zu bytes, without NUL", max);
-    *ret = json_string_value(v);
-    return 0;
-}
-
-static int get_bool(json_t *params, const char *key, bool dflt, bool *ret,
-                    struct gabi_error *reterr)
-{
-    json_t *v = json_object_get(params, key);
-    char where[64];
-
-    snprintf(where, sizeof(where), "params.%s", key);
-    if (!v) {
-        *ret = dflt;
-        return 0;
-    }
-    if (!json_is_boolean(v))
-        return gabi_error_set(reterr, -EINVAL, where, "must be a boolean, not %s", type_name(v));
-    *ret = json_is_true(v);
-    return 0;
-}
-
 static int get_class(json_t *params, bool required, int *ret, struct gabi_error *reterr)
 {
     const char *s;
-    int r = get_string(params, "class", required, 32, &s, reterr), c;
+    int r = gabi_rpc_param_string(params, "class", required, 32, &s, reterr), c;
 
     if (r < 0)
         return r;
@@ -126,14 +42,11 @@ static int get_class(json_t *params, bool required, int *ret, struct gabi_error 
 /* A JSON parameter as text for lib/abi's parsers. */
 static int document(json_t *params, const char *key, char **ret, struct gabi_error *reterr)
 {
-    json_t *v = json_object_get(params, key);
-    char where[64];
+    json_t *v;
+    int r = gabi_rpc_param_object(params, key, &v, reterr);
 
-    snprintf(where, sizeof(where), "params.%s", key);
-    if (!v)
-        return gabi_error_set(reterr, -EINVAL, where, "missing");
-    if (!json_is_object(v))
-        return gabi_error_set(reterr, -EINVAL, where, "must be an object, not %s", type_name(v));
+    if (r < 0)
+        return r;
     *ret = json_dumps(v, JSON_COMPACT);
     return *ret ? 0 : gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
 }
@@ -159,8 +72,8 @@ static int m_host_caps(struct gabi_rpc_call *call, json_t *params, json_t **ret,
     int r;
 
     (void)call;
-    if ((r = only_keys(params, keys, reterr)) < 0 ||
-        (r = get_bool(params, "refresh", false, &refresh, reterr)) < 0)
+    if ((r = gabi_rpc_param_only(params, keys, reterr)) < 0 ||
+        (r = gabi_rpc_param_bool(params, "refresh", false, &refresh, reterr)) < 0)
         return r;
     if (refresh && (r = agent_probe(a, reterr)) < 0)
         return r;
@@ -177,7 +90,7 @@ static int m_host_platforms(struct gabi_rpc_call *call, json_t *params, json_t *
     int r;
 
     (void)call;
-    if ((r = only_keys(params, keys, reterr)) < 0)
+    if ((r = gabi_rpc_param_only(params, keys, reterr)) < 0)
         return r;
     n = MIN(gabi_hostcaps_platforms(a->caps, ps, GABI_MAX_PLATFORMS), (size_t)GABI_MAX_PLATFORMS);
     r = text_result(gabi_platforms_to_json(a->cat, ps, n), ret, reterr);
@@ -200,7 +113,7 @@ static int m_modes_list(struct gabi_rpc_call *call, json_t *params, json_t **ret
     int cls, r;
 
     (void)call;
-    if ((r = only_keys(params, keys, reterr)) < 0 ||
+    if ((r = gabi_rpc_param_only(params, keys, reterr)) < 0 ||
         (r = get_class(params, false, &cls, reterr)) < 0)
         return r;
     defaults = json_object();
@@ -235,7 +148,7 @@ static int m_abi_check(struct gabi_rpc_call *call, json_t *params, json_t **ret,
     int r;
 
     (void)call;
-    if ((r = only_keys(params, keys, reterr)) < 0 ||
+    if ((r = gabi_rpc_param_only(params, keys, reterr)) < 0 ||
         (r = document(params, "pin", &text, reterr)) < 0)
         return r;
     r = gabi_pin_parse(a->cat, "params.pin", text, strlen(text), &pin, reterr);
@@ -266,8 +179,8 @@ static int m_abi_pick(struct gabi_rpc_call *call, json_t *params, json_t **ret,
     int r;
 
     (void)call;
-    if ((r = only_keys(params, keys, reterr)) < 0 ||
-        (r = get_bool(params, "include_this_host", true, &self, reterr)) < 0)
+    if ((r = gabi_rpc_param_only(params, keys, reterr)) < 0 ||
+        (r = gabi_rpc_param_bool(params, "include_this_host", true, &self, reterr)) < 0)
         return r;
     if (hosts && !json_is_array(hosts))
         return gabi_error_set(reterr, -EINVAL, "params.hosts", "must be an array of hostcaps");
@@ -343,9 +256,25 @@ static int check_socket_path(const char *path, struct gabi_error *reterr)
         *slash = '\0';
     if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
         return gabi_error_set(reterr, -ENOENT, "params.socket", "directory %s does not exist", dir);
-    if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
-        return gabi_error_set(reterr, -EEXIST, "params.socket", "%s exists and is not a socket",
-                              path);
+    if (lstat(path, &st) == 0) {
+        int fd;
+
+        if (!S_ISSOCK(st.st_mode))
+            return gabi_error_set(reterr, -EEXIST, "params.socket", "%s exists and is not a socket",
+                                  path);
+        /* a stale socket is replaced; one that something listens on is not taken over */
+        memset(&sa, 0, sizeof(sa));
+        sa.sun_family = AF_UNIX;
+        memcpy(sa.sun_path, path, strlen(path));
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            close(fd);
+            return gabi_error_set(reterr, -EADDRINUSE, "params.socket",
+                                  "something already listens on %s", path);
+        }
+        if (fd >= 0)
+            close(fd);
+    }
     return 0;
 }
 
@@ -362,22 +291,22 @@ static int m_port_add(struct gabi_rpc_call *call, json_t *params, json_t **ret,
     int cls, b, r;
 
     (void)call;
-    if ((r = only_keys(params, keys, reterr)) < 0 ||
-        (r = get_string(params, "id", true, AGENT_MAX_ID, &id, reterr)) < 0 ||
+    if ((r = gabi_rpc_param_only(params, keys, reterr)) < 0 ||
+        (r = gabi_rpc_param_string(params, "id", true, AGENT_MAX_ID, &id, reterr)) < 0 ||
         (r = get_class(params, true, &cls, reterr)) < 0 ||
-        (r = get_string(params, "socket", true, 4096, &socket, reterr)) < 0 ||
-        (r = get_string(params, "mode", false, GABI_MAX_NAME, &mode_name, reterr)) < 0)
+        (r = gabi_rpc_param_string(params, "socket", true, 4096, &socket, reterr)) < 0 ||
+        (r = gabi_rpc_param_string(params, "mode", false, GABI_MAX_NAME, &mode_name, reterr)) < 0)
         return r;
     if (!valid_id(id))
         return gabi_error_set(reterr, -EINVAL, "params.id",
                               "letters, digits, '.', '_' and '-', not starting with '.' or '-'");
-    if ((r = check_socket_path(socket, reterr)) < 0)
-        return r;
     if (port_find(a, id))
         return gabi_error_set(reterr, -EEXIST, "params.id", "port %s exists", id);
     if ((p = port_find_socket(a, socket)))
         return gabi_error_set(reterr, -EEXIST, "params.socket", "port %s listens on %s", p->id,
                               socket);
+    if ((r = check_socket_path(socket, reterr)) < 0)
+        return r;
     if (a->n_ports >= AGENT_MAX_PORTS)
         return gabi_error_set(reterr, -E2BIG, "params.id", "at most %u ports", AGENT_MAX_PORTS);
     b = agent_backend_index((enum gabi_device_class)cls);
@@ -443,8 +372,8 @@ static int get_port(struct agent *a, json_t *params, struct port **ret, struct g
     const char *id;
     int r;
 
-    if ((r = only_keys(params, keys, reterr)) < 0 ||
-        (r = get_string(params, "id", true, AGENT_MAX_ID, &id, reterr)) < 0)
+    if ((r = gabi_rpc_param_only(params, keys, reterr)) < 0 ||
+        (r = gabi_rpc_param_string(params, "id", true, AGENT_MAX_ID, &id, reterr)) < 0)
         return r;
     *ret = port_find(a, id);
     if (!*ret)
@@ -495,7 +424,7 @@ static int m_port_list(struct gabi_rpc_call *call, json_t *params, json_t **ret,
     int r;
 
     (void)call;
-    if ((r = only_keys(params, keys, reterr)) < 0)
+    if ((r = gabi_rpc_param_only(params, keys, reterr)) < 0)
         return r;
     arr = json_array();
     for (struct port *p = a->ports; p; p = p->next)
@@ -511,7 +440,7 @@ static int m_events_subscribe(struct gabi_rpc_call *call, json_t *params, json_t
     int r;
 
     (void)userdata;
-    if ((r = only_keys(params, keys, reterr)) < 0)
+    if ((r = gabi_rpc_param_only(params, keys, reterr)) < 0)
         return r;
     gabi_rpc_call_subscribe(call);
     *ret = json_pack("{s:b}", "subscribed", 1);

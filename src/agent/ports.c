@@ -4,7 +4,7 @@
  * the port's socket and mode, so that a hostile front-end or a crash takes down that port
  * only. A back-end that dies is restarted after a back-off (QEMU's reconnect= brings the
  * front-end back); children get PR_SET_PDEATHSIG(SIGKILL) so that they never outlive the agent,
- * which re-creates them from the database when it starts again. guestabi-net's control socket
+ * which re-creates them from the database when it starts again. Each back-end's control socket
  * is polled for what the front-end negotiated and the port's counters.
  */
 
@@ -122,13 +122,13 @@ struct port *port_new(struct agent *a, const char *id, enum gabi_device_class cl
     p->backing_json = strdup(backing_json);
     p->created = created;
     p->ctl_fd = -1;
+    p->ready_fd = -1;
     p->connected = -1;
     if (asprintf(&p->log, "%s/port-%s.log", a->run_dir, id) < 0)
         p->log = NULL;
-    if (cls == GABI_CLASS_NET && asprintf(&p->control, "%s/port-%s.ctl", a->run_dir, id) < 0)
+    if (asprintf(&p->control, "%s/port-%s.ctl", a->run_dir, id) < 0)
         p->control = NULL;
-    if (!p->id || !p->socket || !p->backing_json || !p->log ||
-        (cls == GABI_CLASS_NET && !p->control)) {
+    if (!p->id || !p->socket || !p->backing_json || !p->log || !p->control) {
         free(p->id);
         free(p->socket);
         free(p->backing_json);
@@ -153,6 +153,14 @@ static void ctl_close(struct agent *a, struct port *p)
     p->ctl_sent_ms = 0;
 }
 
+static void ready_close(struct agent *a, struct port *p)
+{
+    if (p->ready_fd >= 0) {
+        epoll_ctl(a->epfd, EPOLL_CTL_DEL, p->ready_fd, NULL);
+        close_and_clear(&p->ready_fd);
+    }
+}
+
 struct port *port_free(struct agent *a, struct port *p)
 {
     struct port **pp;
@@ -166,6 +174,7 @@ struct port *port_free(struct agent *a, struct port *p)
             break;
         }
     ctl_close(a, p);
+    ready_close(a, p);
     if (p->control)
         unlink(p->control);
     free(p->ctl_buf);
@@ -272,16 +281,22 @@ static size_t build_argv(const struct agent *a, const struct port *p, const char
     return n;
 }
 
-int port_start(struct agent *a, struct port *p, struct gabi_error *reterr)
+static uint64_t backoff_ms(unsigned restarts)
+{
+    uint64_t ms = BACKOFF_MIN_MS;
+
+    for (unsigned i = 1; i < restarts && ms < BACKOFF_MAX_MS; i++)
+        ms *= 2;
+    return MIN(ms, (uint64_t)BACKOFF_MAX_MS);
+}
+
+/* Fork and exec the port's back-end; *ret_ready is the read end of its --ready-fd. */
+static int spawn(struct agent *a, struct port *p, int *ret_ready, struct gabi_error *reterr)
 {
     const char *argv[16 + 2 * AGENT_MAX_CATALOGS];
-    char ram[24], line[512], why[160];
-    int ready[2], logfd, status;
+    char ram[24];
+    int ready[2], logfd;
     pid_t parent = getpid(), pid;
-    struct pollfd pfd;
-    uint64_t deadline;
-    size_t got = 0;
-    char buf[8];
 
     if (!a->backend_path[agent_backend_index(p->cls)])
         return gabi_error_set(reterr, -EOPNOTSUPP, "params.class",
@@ -319,11 +334,12 @@ int port_start(struct agent *a, struct port *p, struct gabi_error *reterr)
             dup2(devnull, STDIN_FILENO);
         dup2(logfd, STDOUT_FILENO);
         dup2(logfd, STDERR_FILENO);
-        if (ready[1] == 3) {
+        if (ready[1] == 3)
             fcntl(3, F_SETFD, 0);
-        } else {
+        else
             dup2(ready[1], 3);
-        }
+        /* nothing else of the agent's, not even what it inherited without CLOEXEC */
+        close_range(4, ~0u, 0);
         execv(argv[0], (char *const *)argv);
         dprintf(STDERR_FILENO, "guestabid: exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -331,20 +347,41 @@ int port_start(struct agent *a, struct port *p, struct gabi_error *reterr)
     close(logfd);
     close(ready[1]);
     p->pid = pid;
-    p->state = PORT_RUNNING;
+    p->state = PORT_STARTING;
     p->started_ms = agent_now_ms();
     p->restart_at_ms = 0;
     p->connected = -1;
     p->connections = 0;
     json_decref(p->stats);
     p->stats = NULL;
+    *ret_ready = ready[0];
+    return 0;
+}
+
+static void started(struct port *p)
+{
+    p->state = PORT_RUNNING;
+    agent_log(GABI_LOG_INFO, p->id, "back-end pid %d on %s, mode %s", (int)p->pid, p->socket,
+              p->mode->name);
+}
+
+int port_start(struct agent *a, struct port *p, struct gabi_error *reterr)
+{
+    char line[512], why[160], buf[8];
+    struct pollfd pfd;
+    uint64_t deadline;
+    size_t got = 0;
+    int ready, status, r;
+
+    r = spawn(a, p, &ready, reterr);
+    if (r < 0)
+        return r;
     /* until it says READY (its socket listens), or exits, or the time is up */
     deadline = agent_now_ms() + READY_TIMEOUT_MS;
-    pfd = (struct pollfd){.fd = ready[0], .events = POLLIN};
+    pfd = (struct pollfd){.fd = ready, .events = POLLIN};
     while (got < 6) {
         uint64_t now = agent_now_ms();
         ssize_t k;
-        int r;
 
         if (now >= deadline)
             break;
@@ -353,28 +390,72 @@ int port_start(struct agent *a, struct port *p, struct gabi_error *reterr)
             continue;
         if (r <= 0)
             break;
-        k = read(ready[0], buf + got, sizeof(buf) - got);
+        k = read(ready, buf + got, sizeof(buf) - got);
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0)
             break;
         got += (size_t)k;
     }
-    close(ready[0]);
+    close(ready);
     if (got >= 6 && memcmp(buf, "READY\n", 6) == 0) {
-        agent_log(GABI_LOG_INFO, p->id, "%s pid %d on %s, mode %s", argv[0], (int)pid, p->socket,
-                  p->mode->name);
+        started(p);
         return 0;
     }
     /* it failed: collect it here, so that SIGCHLD does not restart it */
-    kill(pid, SIGKILL);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    kill(p->pid, SIGKILL);
+    while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
         ;
     p->pid = 0;
     describe_status(status, why, sizeof(why));
     last_log_line(p, line, sizeof(line));
-    return gabi_error_set(reterr, -ECHILD, p->log, "%s %s before it listened on %s%s%s", argv[0],
+    return gabi_error_set(reterr, -ECHILD, p->log, "%s %s before it listened on %s%s%s",
+                          a->backend_path[agent_backend_index(p->cls)],
                           got ? "answered garbage" : why, p->socket, line[0] ? ": " : "", line);
+}
+
+/* A restart does not hold up the loop: the back-end's READY arrives as an event. */
+static void port_restart(struct agent *a, struct port *p)
+{
+    struct gabi_error err = {0};
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = p->serial | PORT_TOKEN_READY};
+    int fd;
+
+    if (spawn(a, p, &fd, &err) < 0) {
+        p->restarts++;
+        p->restart_at_ms = agent_now_ms() + backoff_ms(p->restarts);
+        gabi_strlcpy(p->last_exit, err.message, sizeof(p->last_exit));
+        agent_log(GABI_LOG_WARNING, p->id, "restart failed: %s", err.message);
+        return;
+    }
+    if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        close(fd);
+        kill(p->pid, SIGKILL); /* reaped and retried as any back-end that died */
+        return;
+    }
+    p->ready_fd = fd;
+    p->ready_len = 0;
+}
+
+static void ready_event(struct agent *a, struct port *p)
+{
+    ssize_t k = read(p->ready_fd, p->ready_buf + p->ready_len, sizeof(p->ready_buf) - p->ready_len);
+
+    if (k < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (k > 0)
+        p->ready_len += (size_t)k;
+    if (p->ready_len >= 6 && memcmp(p->ready_buf, "READY\n", 6) == 0) {
+        ready_close(a, p);
+        started(p);
+        agent_event(a, "port.restarted",
+                    json_pack("{s:s, s:s, s:i, s:i}", "id", p->id, "socket", p->socket, "pid",
+                              (int)p->pid, "restarts", (int)p->restarts));
+    } else if (k <= 0 || p->ready_len == sizeof(p->ready_buf)) {
+        /* closed without READY: it is exiting; SIGCHLD retries it */
+        ready_close(a, p);
+        kill(p->pid, SIGKILL);
+    }
 }
 
 void port_stop(struct agent *a, struct port *p)
@@ -383,6 +464,7 @@ void port_stop(struct agent *a, struct port *p)
     int status;
 
     ctl_close(a, p);
+    ready_close(a, p);
     if (p->pid <= 0)
         return;
     kill(p->pid, SIGTERM);
@@ -400,15 +482,6 @@ void port_stop(struct agent *a, struct port *p)
         usleep(2000);
     }
     p->pid = 0;
-}
-
-static uint64_t backoff_ms(unsigned restarts)
-{
-    uint64_t ms = BACKOFF_MIN_MS;
-
-    for (unsigned i = 1; i < restarts && ms < BACKOFF_MAX_MS; i++)
-        ms *= 2;
-    return MIN(ms, (uint64_t)BACKOFF_MAX_MS);
 }
 
 void ports_reap(struct agent *a)
@@ -432,6 +505,7 @@ void ports_reap(struct agent *a)
         p->state = PORT_RESTARTING;
         p->restart_at_ms = agent_now_ms() + backoff_ms(p->restarts);
         ctl_close(a, p);
+        ready_close(a, p);
         agent_log(GABI_LOG_WARNING, p->id, "back-end %s; restarting in %" PRIu64 " ms",
                   p->last_exit, p->restart_at_ms - agent_now_ms());
         agent_event(a, "port.broken",
@@ -448,13 +522,13 @@ void ports_reap(struct agent *a)
     }
 }
 
-/* ---- the control connection (guestabi-net's stats) ---------------------------------------- */
+/* ---- the control connection (the back-end's stats) ---------------------------------------- */
 
 static void ctl_poll(struct agent *a, struct port *p)
 {
     uint64_t now = agent_now_ms();
 
-    if (!p->control || p->pid <= 0)
+    if (!p->control || p->pid <= 0 || p->state != PORT_RUNNING)
         return;
     if (p->ctl_sent_ms) {
         if (now - p->ctl_sent_ms > CTL_TIMEOUT_MS) {
@@ -528,8 +602,13 @@ void port_ctl_event(struct agent *a, uint64_t serial, uint32_t events)
     ssize_t k;
     char *nl;
 
-    for (p = a->ports; p && p->serial != serial; p = p->next)
+    for (p = a->ports; p && p->serial != (serial & ~PORT_TOKEN_READY); p = p->next)
         ;
+    if (p && (serial & PORT_TOKEN_READY)) {
+        if (p->ready_fd >= 0)
+            ready_event(a, p);
+        return;
+    }
     if (!p || p->ctl_fd < 0)
         return;
     if (!p->ctl_buf && !(p->ctl_buf = malloc(AGENT_CTL_MAX))) {
@@ -575,20 +654,14 @@ void ports_tick(struct agent *a)
     if (poll_due)
         a->last_poll_ms = now;
     for (struct port *p = a->ports; p; p = p->next) {
-        if (p->state == PORT_RESTARTING && now >= p->restart_at_ms) {
-            struct gabi_error err = {0};
-
-            if (port_start(a, p, &err) < 0) {
-                p->restarts++;
-                p->state = PORT_RESTARTING;
-                p->restart_at_ms = agent_now_ms() + backoff_ms(p->restarts);
-                gabi_strlcpy(p->last_exit, err.message, sizeof(p->last_exit));
-                agent_log(GABI_LOG_WARNING, p->id, "restart failed: %s", err.message);
-            } else {
-                agent_event(a, "port.restarted",
-                            json_pack("{s:s, s:s, s:i, s:i}", "id", p->id, "socket", p->socket,
-                                      "pid", (int)p->pid, "restarts", (int)p->restarts));
-            }
+        if (p->state == PORT_RESTARTING && now >= p->restart_at_ms)
+            port_restart(a, p);
+        else if (p->state == PORT_STARTING && p->pid > 0 &&
+                 now - p->started_ms >= READY_TIMEOUT_MS) {
+            agent_log(GABI_LOG_WARNING, p->id, "back-end not ready after %d ms; killing it",
+                      READY_TIMEOUT_MS);
+            ready_close(a, p);
+            kill(p->pid, SIGKILL);
         }
         if (poll_due)
             ctl_poll(a, p);
@@ -604,6 +677,8 @@ int ports_timeout_ms(struct agent *a)
     for (struct port *p = a->ports; p; p = p->next)
         if (p->state == PORT_RESTARTING)
             next = MIN(next, p->restart_at_ms);
+        else if (p->state == PORT_STARTING)
+            next = MIN(next, p->started_ms + READY_TIMEOUT_MS);
     return next <= now ? 0 : (int)MIN(next - now, (uint64_t)INT32_MAX);
 }
 
@@ -646,7 +721,9 @@ json_t *port_json(const struct agent *a, const struct port *p)
                   json_loads(p->backing_json, 0, NULL), "created", (json_int_t)p->created);
 
     json_object_set_new(o, "state",
-                        json_string(p->state == PORT_RUNNING ? "running" : "restarting"));
+                        json_string(p->state == PORT_RUNNING    ? "running"
+                                    : p->state == PORT_STARTING ? "starting"
+                                                                : "restarting"));
     json_object_set_new(o, "pid", p->pid > 0 ? json_integer(p->pid) : json_null());
     json_object_set_new(o, "restarts", json_integer(p->restarts));
     json_object_set_new(o, "last_exit", p->last_exit[0] ? json_string(p->last_exit) : json_null());
@@ -665,7 +742,11 @@ json_t *port_json(const struct agent *a, const struct port *p)
 
         json_array_foreach (rings, i, r) {
             json_array_append(sizes, json_object_get(r, "size"));
-            pairs = MAX(pairs, (unsigned)json_integer_value(json_object_get(r, "index")) / 2 + 1);
+            /* virtio-net: a pair of rings per queue pair; virtio-blk: a ring per queue */
+            pairs =
+                p->cls == GABI_CLASS_NET
+                    ? MAX(pairs, (unsigned)json_integer_value(json_object_get(r, "index")) / 2 + 1)
+                    : pairs + 1;
         }
         json_object_set_new(o, "features",
                             p->connected == 1 ? names_json(p->cls, f, false) : json_array());

@@ -55,6 +55,17 @@ static int exec(struct store *st, const char *sql, struct gabi_error *reterr)
     return rc == SQLITE_OK ? 0 : db_error(st, rc, sql, reterr);
 }
 
+/* Run a statement that returns no rows, and finalize it. One statement outside BEGIN is its
+ * own transaction: committed (and, with synchronous=FULL, on disk) when step returns DONE. */
+static int step_done(struct store *st, sqlite3_stmt *stmt, const char *what,
+                     struct gabi_error *reterr)
+{
+    int rc = sqlite3_step(stmt), r = rc == SQLITE_DONE ? 0 : db_error(st, rc, what, reterr);
+
+    sqlite3_finalize(stmt);
+    return r;
+}
+
 int store_open(const char *dir, struct store **ret, struct gabi_error *reterr)
 {
     struct store *st = calloc(1, sizeof(*st));
@@ -110,7 +121,7 @@ struct store *store_close(struct store *st)
 int store_insert(struct store *st, const struct port *p, struct gabi_error *reterr)
 {
     sqlite3_stmt *stmt = NULL;
-    int rc, r;
+    int rc;
 
     rc = sqlite3_prepare_v2(st->db,
                             "INSERT INTO ports (id, class, socket, mode, backing, created) "
@@ -124,27 +135,19 @@ int store_insert(struct store *st, const struct port *p, struct gabi_error *rete
     sqlite3_bind_text(stmt, 4, p->mode->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 5, p->backing_json, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 6, p->created);
-    /* one statement outside BEGIN is its own transaction: committed (and, with
-     * synchronous=FULL, on disk) when step returns DONE */
-    rc = sqlite3_step(stmt);
-    r = rc == SQLITE_DONE ? 0 : db_error(st, rc, "insert", reterr);
-    sqlite3_finalize(stmt);
-    return r;
+    return step_done(st, stmt, "insert", reterr);
 }
 
 int store_delete(struct store *st, const char *id, struct gabi_error *reterr)
 {
     sqlite3_stmt *stmt = NULL;
-    int rc, r;
+    int rc;
 
     rc = sqlite3_prepare_v2(st->db, "DELETE FROM ports WHERE id = ?", -1, &stmt, NULL);
     if (rc != SQLITE_OK)
         return db_error(st, rc, "delete", reterr);
     sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(stmt);
-    r = rc == SQLITE_DONE ? 0 : db_error(st, rc, "delete", reterr);
-    sqlite3_finalize(stmt);
-    return r;
+    return step_done(st, stmt, "delete", reterr);
 }
 
 int store_foreach(struct store *st, store_row_fn fn, void *userdata, struct gabi_error *reterr)

@@ -193,5 +193,5 @@ def cmdline(pid):
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as f:
             return f.read().split(b"\0")
-    except FileNotFoundError:
-        return []
+    except (FileNotFoundError, ProcessLookupError):
+        return []  # it went away meanwhile

@@ -60,7 +60,7 @@ def backends_in(workdir):
                 with open("/proc/%s/stat" % d) as f:
                     if f.read().rsplit(")", 1)[1].split()[0] == "Z":
                         continue
-            except FileNotFoundError:
+            except (FileNotFoundError, ProcessLookupError):
                 continue
             out[int(d)] = argv
     return out

@@ -41,9 +41,11 @@ def pid_alive(pid):
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # a zombie is not alive
-    with open("/proc/%d/stat" % pid) as f:
-        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    try:  # a zombie is not alive
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 def port(agent, pid):
@@ -165,7 +167,17 @@ def run(agent, workdir):
     e = agent.client().error("port.add", {"id": "other", "class": "virtio-net",
                                           "socket": socks[V1], "backing": {"loopback": True}})
     check(e["code"] == -32001 and e["data"]["path"] == "params.socket", "same socket: %s" % e)
-    vmlib.log("ok: a back-end that fails to start leaves nothing; one socket per port")
+    # a socket that something else listens on is not taken over
+    other = os.path.join(workdir, "other.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(other)
+    srv.listen(1)
+    e = agent.client().error("port.add", {"id": "thief", "class": "virtio-net", "socket": other,
+                                          "backing": {"loopback": True}})
+    check(e["code"] == -32001 and e["data"]["errno"] == "EADDRINUSE", "live socket: %s" % e)
+    srv.close()
+    vmlib.log("ok: a back-end that fails to start leaves nothing; one socket per port; a live "
+              "socket is not taken over")
 
     # port.del: process gone, row gone
     bpid = port(agent, "blk0")["pid"]
