@@ -84,6 +84,27 @@ os.execv("/usr/bin/qemu-system-x86_64", ["qemu-system-x86_64"] + args)
 '''
 
 
+class NsAgent(agentlib.Agent):
+    """A host's guestabid, started inside the host's mount namespace (so the socket paths in
+    its domains' XML are that host's files); agentlib.Agent's start, stop and output."""
+
+    def __init__(self, host):
+        self.name = host.name + "-guestabid"
+        self.dir = host.agent_dir
+        self.socket = host.agent_socket
+        self.state_dir = os.path.join(host.agent_dir, "state")
+        self.exe = vmlib.build_bin("src/agent/guestabid")
+        self.argv = host.nsenter() + [self.exe, "--socket", self.socket, "--state-dir",
+                                      self.state_dir, "--host-name", host.name,
+                                      "--poll-ms", "200"]
+        for d in host.backend_dirs:
+            self.argv += ["--backend-dir", d]
+        self.log_path = host.agent_log
+        self.proc = None
+        self.env = None
+        self.start()
+
+
 class Host:
     """One libvirtd + virtlogd in a private mount namespace, with its guestabid."""
 
@@ -152,48 +173,15 @@ class Host:
     def nsenter(self):
         return ["nsenter", "--mount=/proc/%d/ns/mnt" % self.libvirtd_pid, "--"]
 
-    def start_agent(self, timeout=30):
-        argv = self.nsenter() + [vmlib.build_bin("src/agent/guestabid"),
-                                 "--socket", self.agent_socket,
-                                 "--state-dir", os.path.join(self.agent_dir, "state"),
-                                 "--host-name", self.name, "--poll-ms", "200"]
-        for d in self.backend_dirs:
-            argv += ["--backend-dir", d]
-        r, w = os.pipe()
-        self.agent_logf = open(self.agent_log, "a")
-        self.agent = subprocess.Popen(argv + ["--ready-fd", str(w)], pass_fds=(w,),
-                                      stdin=subprocess.DEVNULL, stdout=self.agent_logf,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
-        os.close(w)
-        got = b""
-        deadline = time.monotonic() + timeout
-        while b"\n" not in got and time.monotonic() < deadline:
-            chunk = os.read(r, 16)
-            if not chunk:
-                break
-            got += chunk
-        os.close(r)
-        check(got == b"READY\n", "%s's guestabid did not get ready:\n%s" % (
-            self.name, self.agent_output()))
+    def start_agent(self):
+        self.agent = NsAgent(self)
 
     def stop_agent(self):
-        if self.agent and self.agent.poll() is None:
-            os.killpg(self.agent.pid, signal.SIGTERM)
-            try:
-                self.agent.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.agent.pid, signal.SIGKILL)
-                self.agent.wait()
-        if self.agent:
-            self.agent_logf.close()
-        self.agent = None
+        if self.agent and self.agent.alive():
+            self.agent.stop()
 
     def agent_output(self):
-        try:
-            with open(self.agent_log, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return self.agent.output() if self.agent else ""
 
     def agent_call(self, method, params=None):
         c = agentlib.Client(self.agent_socket)
