@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -14,7 +15,6 @@
 
 #include <guestabi/vhost.h>
 
-#include "common/util.h"
 #include "devctl.h"
 
 #define LINE_MAX_BYTES 256
@@ -79,7 +79,8 @@ static void drop_conn(struct devctl *c)
 
     if (c->conn_fd < 0)
         return;
-    close_and_clear(&c->conn_fd); /* leaves the epoll set with it */
+    close(c->conn_fd); /* leaves the epoll set with it */
+    c->conn_fd = -1;
     c->len = 0;
     epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->listen_fd, &ev); /* the next client */
 }
@@ -88,7 +89,8 @@ struct devctl *devctl_close(struct devctl *c)
 {
     if (!c)
         return NULL;
-    close_and_clear(&c->conn_fd);
+    if (c->conn_fd >= 0)
+        close(c->conn_fd);
     if (c->listen_fd >= 0) {
         close(c->listen_fd);
         unlink(c->path);
