@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -15,6 +14,7 @@
 
 #include <guestabi/vhost.h>
 
+#include "common/util.h"
 #include "devctl.h"
 
 #define LINE_MAX_BYTES 256
@@ -79,8 +79,7 @@ static void drop_conn(struct devctl *c)
 
     if (c->conn_fd < 0)
         return;
-    close(c->conn_fd); /* leaves the epoll set with it */
-    c->conn_fd = -1;
+    close_and_clear(&c->conn_fd); /* leaves the epoll set with it */
     c->len = 0;
     epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->listen_fd, &ev); /* the next client */
 }
@@ -89,8 +88,7 @@ struct devctl *devctl_close(struct devctl *c)
 {
     if (!c)
         return NULL;
-    if (c->conn_fd >= 0)
-        close(c->conn_fd);
+    close_and_clear(&c->conn_fd);
     if (c->listen_fd >= 0) {
         close(c->listen_fd);
         unlink(c->path);
