@@ -277,12 +277,13 @@ static int parse_args(struct agent *a, int argc, char **argv)
 
 /* One database row becomes a running port again. */
 static int restore_row(const char *id, const char *cls_name, const char *socket,
-                       const char *mode_name, const char *backing_json, int64_t created,
-                       void *userdata)
+                       const char *mode_name, const char *backing_json, const char *access_json,
+                       int64_t created, void *userdata)
 {
     struct agent *a = userdata;
     struct gabi_error err = {0};
     struct port_backing b = {0};
+    struct port_access acc = {0};
     const struct gabi_mode *mode = gabi_catalog_find_mode(a->cat, mode_name);
     int cls = gabi_class_from_name(cls_name);
     json_t *j = json_loads(backing_json, 0, NULL);
@@ -297,9 +298,16 @@ static int restore_row(const char *id, const char *cls_name, const char *socket,
         return 0; /* the row stays for an operator; the others come back */
     }
     json_decref(j);
+    j = access_json ? json_loads(access_json, 0, NULL) : NULL;
+    if (j && port_parse_access(j, &acc, &err) < 0) /* a user or group gone since: no access */
+        agent_log(GABI_LOG_ERR, id, "socket access: %s", err.message);
+    json_decref(j);
     p = port_new(a, id, (enum gabi_device_class)cls, socket, mode, &b, backing_json, created);
-    if (!p)
+    if (!p) {
+        free(acc.json);
         return -ENOMEM;
+    }
+    p->access = acc;
     r = port_start(a, p, &err);
     if (r < 0) {
         agent_log(GABI_LOG_ERR, id, "restore: %s; retrying", err.message);

@@ -281,11 +281,12 @@ static int check_socket_path(const char *path, struct gabi_error *reterr)
 static int m_port_add(struct gabi_rpc_call *call, json_t *params, json_t **ret,
                       struct gabi_error *reterr, void *userdata)
 {
-    static const char *const keys[] = {"id", "class", "socket", "mode", "backing", NULL};
+    static const char *const keys[] = {"id", "class", "socket", "mode", "backing", "access", NULL};
     struct agent *a = userdata;
     const char *id, *socket, *mode_name;
     const struct gabi_mode *mode = NULL;
     struct port_backing backing = {0};
+    struct port_access access = {0};
     struct gabi_rpc_pending *pending;
     struct port *p;
     char *backing_json;
@@ -331,9 +332,13 @@ static int m_port_add(struct gabi_rpc_call *call, json_t *params, json_t **ret,
                                   gabi_class_name(cls));
         mode = a->runs[b][0];
     }
-    if ((r = port_parse_backing((enum gabi_device_class)cls, json_object_get(params, "backing"),
-                                &backing, reterr)) < 0)
+    if ((r = port_parse_access(json_object_get(params, "access"), &access, reterr)) < 0)
         return r;
+    if ((r = port_parse_backing((enum gabi_device_class)cls, json_object_get(params, "backing"),
+                                &backing, reterr)) < 0) {
+        free(access.json);
+        return r;
+    }
     backing_json = json_dumps(json_object_get(params, "backing"), JSON_COMPACT | JSON_SORT_KEYS);
     p = backing_json ? port_new(a, id, (enum gabi_device_class)cls, socket, mode, &backing,
                                 backing_json, (int64_t)time(NULL))
@@ -342,8 +347,10 @@ static int m_port_add(struct gabi_rpc_call *call, json_t *params, json_t **ret,
     if (!p) {
         free(backing.tap);
         free(backing.disk);
+        free(access.json);
         return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
     }
+    p->access = access;
     /* the row first: a port that runs is a port that comes back after a crash */
     r = store_insert(a->store, p, reterr);
     if (r < 0) {
@@ -485,7 +492,8 @@ const struct gabi_rpc_method agent_methods[] = {
      "the verdict of pick: the newest platform, mode and state versions common to the hosts"},
     {"port.add", m_port_add,
      "{\"id\": ID, \"class\": CLASS, \"socket\": PATH, \"mode\"?: MODE, \"backing\": {\"tap\": "
-     "NAME} | {\"loopback\": true} | {\"disk\": PATH} | {\"ram\": BYTES}}",
+     "NAME} | {\"loopback\": true} | {\"disk\": PATH} | {\"ram\": BYTES}, \"access\"?: "
+     "{\"user\"?: NAME, \"group\"?: NAME, \"mode\"?: \"0660\"}}",
      "the port, as port.get"},
     {"port.del", m_port_del, "{\"id\": ID}", "{\"id\", \"deleted\": true}"},
     {"port.list", m_port_list, "{}", "{\"ports\": [port...]}, in the order they were added"},
