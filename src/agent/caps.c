@@ -137,7 +137,7 @@ int agent_probe(struct agent *a, struct gabi_error *reterr)
 {
     struct gabi_probe_options o = {
         .host = a->host_name,
-        .parts = GABI_PROBE_KERNEL | GABI_PROBE_MDEV | GABI_PROBE_FAILOVER,
+        .parts = GABI_PROBE_KERNEL | GABI_PROBE_HYPERVISOR | GABI_PROBE_MDEV | GABI_PROBE_FAILOVER,
     };
     struct gabi_hostcaps *h;
     struct gabi_probe *p = NULL;
