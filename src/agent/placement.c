@@ -272,7 +272,9 @@ static void finish(struct agent *a)
         ; /* or ports_reap() reaps it */
     child_close(pl);
     if (!doc) {
-        agent_log(GABI_LOG_ERR, "placement", "out of memory");
+        gabi_error_set(&err, -EREMOTEIO, "placement", "out of memory");
+        answer_all(a, pl->current, &pl->n_current, NULL, &err);
+        maybe_start(a);
         return;
     }
     ok = json_is_true(json_object_get(doc, "ok"));
