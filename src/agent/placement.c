@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -137,6 +138,11 @@ child_run(const struct agent *a, const struct agent_placement *pl, int fd)
 
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL); /* the agent blocks SIGTERM for its signalfd */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);      /* never outlives the agent, as back-ends do */
+    /* none of the agent's sockets, clients or database stay open because of the child */
+    if (fd > 3)
+        close_range(3, (unsigned)fd - 1, 0);
+    close_range((unsigned)fd + 1, ~0u, 0);
     r = gabi_placement_host_from_hostcaps(a->cat, a->caps, &ph, &err);
     if (r >= 0)
         r = gabi_placement_new(&conn, &p, &err);
