@@ -46,6 +46,10 @@ struct agent_placement {
     struct gabi_rpc_pending *next[PLACEMENT_MAX_WAITERS];
     size_t n_next;
 
+    /* after a failure: the next try (0: none) and how many failed in a row */
+    uint64_t retry_at_ms;
+    unsigned streak;
+
     /* the last outcome */
     json_t *last; /* the result or {"error": ...}, with time and duration; NULL before any */
     unsigned n_syncs, n_failed;
@@ -210,6 +214,7 @@ static void start(struct agent *a, const char *why)
     pl->pidfd = (int)pidfd_open(pid, 0); /* not reaped yet: it is ours */
     pl->started_ms = agent_now_ms();
     pl->why = why;
+    pl->retry_at_ms = 0; /* this sync is the retry */
     fcntl(pl->fd, F_SETFL, O_NONBLOCK);
     if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, pl->fd, &ev) < 0) {
         gabi_error_set(&err, -errno, NULL, "epoll: %s", strerror(errno));
@@ -301,11 +306,19 @@ static void finish(struct agent *a)
                   (long long)json_integer_value(json_object_get(doc, "removed")));
         answer_all(a, pl->current, &pl->n_current, doc, NULL);
         agent_event(a, "placement.synced", json_deep_copy(doc));
+        pl->streak = 0;
     } else {
+        uint64_t backoff = PLACEMENT_RETRY_MIN_MS;
+
+        for (unsigned i = 0; i < pl->streak && backoff < PLACEMENT_RETRY_MAX_MS; i++)
+            backoff *= 2;
+        pl->streak++;
+        pl->retry_at_ms = agent_now_ms() + MIN(backoff, (uint64_t)PLACEMENT_RETRY_MAX_MS);
         pl->n_failed++;
         gabi_error_set(&err, -EREMOTEIO, "placement", "%s",
                        json_string_value(json_object_get(doc, "reason")) ?: "");
-        agent_log(GABI_LOG_WARNING, "placement", "sync (%s) failed: %s", pl->why, err.message);
+        agent_log(GABI_LOG_WARNING, "placement", "sync (%s) failed: %s; trying again in %llu ms",
+                  pl->why, err.message, (unsigned long long)(pl->retry_at_ms - agent_now_ms()));
         answer_all(a, pl->current, &pl->n_current, NULL, &err);
         agent_event(a, "placement.failed", json_deep_copy(doc));
     }
@@ -353,9 +366,9 @@ int agent_placement_timeout_ms(struct agent *a)
     struct agent_placement *pl = a->placement;
     uint64_t now = agent_now_ms(), due;
 
-    if (!pl || !pl->pid || pl->killed)
+    if (!pl || (pl->pid && pl->killed) || (!pl->pid && !pl->retry_at_ms))
         return -1;
-    due = pl->started_ms + hard_limit_ms(pl);
+    due = pl->pid ? pl->started_ms + hard_limit_ms(pl) : pl->retry_at_ms;
     return due <= now ? 0 : (int)MIN(due - now, (uint64_t)INT32_MAX);
 }
 
@@ -363,6 +376,11 @@ void agent_placement_tick(struct agent *a)
 {
     struct agent_placement *pl = a->placement;
 
+    if (pl && !pl->pid && pl->retry_at_ms && agent_now_ms() >= pl->retry_at_ms) {
+        pl->retry_at_ms = 0;
+        agent_placement_trigger(a, "retry");
+        return;
+    }
     if (!pl || !pl->pid || pl->killed || agent_now_ms() < pl->started_ms + hard_limit_ms(pl))
         return;
     agent_log(GABI_LOG_WARNING, "placement", "sync (%s) still running after %llu ms: killed",
@@ -426,5 +444,12 @@ int agent_m_placement_status(struct gabi_rpc_call *call, json_t *params, json_t 
     if (*ret && pl && pl->pid)
         json_object_set_new(*ret, "running_ms",
                             json_integer((json_int_t)(agent_now_ms() - pl->started_ms)));
+    if (*ret && pl && !pl->pid && pl->retry_at_ms) {
+        uint64_t now = agent_now_ms();
+
+        json_object_set_new(
+            *ret, "retry_in_ms",
+            json_integer((json_int_t)(pl->retry_at_ms > now ? pl->retry_at_ms - now : 0)));
+    }
     return *ret ? 0 : gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
 }

@@ -5,8 +5,8 @@ for the same hostcaps (a CLI sync after it changes nothing); Nova-like traits su
 host.caps refresh; placement.sync answers later with the result and coalesces requests that
 arrive while a sync runs; subscribers get placement.synced; a Placement that never answers,
 one that answers too slowly (the sync child killed at the hard limit) and one that is stopped
-each give placement.sync a clear error while the agent keeps answering other requests; no URL
-gives a clear error."""
+each give placement.sync a clear error while the agent keeps answering other requests, and
+once Placement is back the agent's retry syncs by itself; no URL gives a clear error."""
 
 import http.server
 import json
@@ -207,9 +207,19 @@ def test_publish(d, p):
         st = a.call("placement.status")
         check(not st["last"]["ok"] and st["last"]["errno"] == "ECONNREFUSED" and st["failed"] >= 1,
               "status after a failure: %s" % st)
+        check("retry_in_ms" in st and st["retry_in_ms"] <= 300000, "no retry due: %s" % st)
         check_in(HOST, json.dumps(a.call("host.platforms")), "host.platforms")
         c.close()
         log("ok: Placement stopped: -32008 \"%s\"" % e["data"]["reason"][:80])
+
+        # Placement back on the same port, with its database: the agent syncs by itself.
+        p.log.close()
+        p.__enter__()
+        st = wait_status(a, lambda s: s["last"]["ok"], 90, "no sync after Placement came back")
+        check_eq((st["last"]["trigger"], st["last"]["provider"]), ("retry", rp["uuid"]),
+                 "the sync after Placement came back (trigger, provider)")
+        check("retry_in_ms" not in st, "a retry still due after a success: %s" % st)
+        log("ok: Placement back: the agent's retry synced (%d failed before)" % st["failed"])
     finally:
         a.stop()
 
