@@ -177,6 +177,11 @@ child_run(const struct agent *a, const struct agent_placement *pl, int fd)
 
 /* ---- the loop's side ------------------------------------------------------------------------ */
 
+static uint64_t hard_limit_ms(const struct agent_placement *pl)
+{
+    return (uint64_t)pl->timeout_ms * PLACEMENT_HARD_FACTOR;
+}
+
 static void answer_all(struct agent *a, struct gabi_rpc_pending **list, size_t *n,
                        const json_t *result, const struct gabi_error *err)
 {
@@ -229,6 +234,7 @@ fail:
     agent_log(GABI_LOG_ERR, "placement", "cannot start a sync: %s", err.message);
     err.code = -EREMOTEIO;
     answer_all(a, pl->current, &pl->n_current, NULL, &err);
+    pl->retry_at_ms = agent_now_ms() + PLACEMENT_RETRY_MIN_MS;
 }
 
 /* Start the next sync when one is wanted and none runs. */
@@ -272,9 +278,11 @@ static void finish(struct agent *a)
     if (!json_is_object(doc)) {
         json_decref(doc);
         if (pl->killed)
-            doc = json_pack("{s:b, s:s, s:s+}", "ok", 0, "errno", "ETIMEDOUT", "reason",
-                            "the sync did not end within the hard limit and was killed; ",
-                            "check Placement's health and --placement-timeout-ms");
+            doc = json_pack("{s:b, s:s, s:o}", "ok", 0, "errno", "ETIMEDOUT", "reason",
+                            json_sprintf("the sync did not end within %llu ms (4 times "
+                                         "--placement-timeout-ms) and was killed; its requests "
+                                         "were answered, slowly: check Placement's load",
+                                         (unsigned long long)hard_limit_ms(pl)));
         else
             doc = json_pack("{s:b, s:s, s:s}", "ok", 0, "errno", "ECHILD", "reason",
                             "the sync process ended without an answer");
@@ -354,11 +362,6 @@ void agent_placement_event(struct agent *a, uint32_t events)
         pl->len += (size_t)k;
     }
     finish(a);
-}
-
-static uint64_t hard_limit_ms(const struct agent_placement *pl)
-{
-    return (uint64_t)pl->timeout_ms * PLACEMENT_HARD_FACTOR;
 }
 
 int agent_placement_timeout_ms(struct agent *a)
