@@ -45,6 +45,7 @@ enum {
     GABI_RPC_LIMIT = -32005,       /* E2BIG, EMFILE: a limit was reached */
     GABI_RPC_PERMISSION = -32006,  /* EPERM, EACCES: the peer is not allowed */
     GABI_RPC_TOO_SLOW = -32007,    /* ETIMEDOUT: the request did not arrive in time */
+    GABI_RPC_REMOTE = -32008,      /* EREMOTEIO: a remote service (Placement) failed */
 };
 
 /* The JSON-RPC code for a handler's -errno (EINVAL: invalid params). */

@@ -25,6 +25,7 @@
 #define AGENT_CTL_MAX          (256u << 10) /* bytes of one stats reply from a back-end */
 
 struct store;
+struct agent_placement;
 
 /* How a port's back-end forwards or stores: exactly one of these. */
 struct port_backing {
@@ -101,6 +102,8 @@ struct agent {
     int ready_fd;
     unsigned poll_ms;
     struct gabi_rpc_config rpc_cfg;
+    const char *placement_url, *placement_token; /* NULL: $OS_PLACEMENT_ENDPOINT, $OS_TOKEN */
+    unsigned placement_timeout_ms;
 
     /* state */
     int epfd, sigfd;
@@ -116,6 +119,7 @@ struct agent {
     size_t n_ports;
     uint64_t next_serial;
     uint64_t last_poll_ms;
+    struct agent_placement *placement; /* placement.c */
 };
 
 enum { BACKEND_NET = 0, BACKEND_BLK = 1 };

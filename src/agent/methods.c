@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "placement.h"
 #include <guestabi/util.h>
 
 #define MAX_PICK_HOSTS 256u
@@ -77,6 +78,8 @@ static int m_host_caps(struct gabi_rpc_call *call, json_t *params, json_t **ret,
         return r;
     if (refresh && (r = agent_probe(a, reterr)) < 0)
         return r;
+    if (refresh)
+        agent_placement_trigger(a, "refresh");
     return text_result(gabi_hostcaps_to_json(a->caps), ret, reterr);
 }
 
@@ -501,6 +504,10 @@ const struct gabi_rpc_method agent_methods[] = {
      "the port: mode, back-end process, connection, negotiated features, rings, counters"},
     {"events.subscribe", m_events_subscribe, "{}",
      "{\"subscribed\": true}; then notifications port.added, port.deleted, port.connected, "
-     "port.disconnected, port.broken, port.restarted"},
+     "port.disconnected, port.broken, port.restarted, placement.synced, placement.failed"},
+    {"placement.sync", agent_m_placement_sync, "{}",
+     "once this host is synced to Placement: provider, generation, traits, added, removed"},
+    {"placement.status", agent_m_placement_status, "{}",
+     "whether publishing to Placement is on, whether a sync runs, the last sync's outcome"},
 };
 const size_t agent_n_methods = ARRAY_SIZE(agent_methods);
