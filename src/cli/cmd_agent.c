@@ -5,23 +5,18 @@
  */
 
 #include <errno.h>
-#include <inttypes.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "cli.h"
+#include <guestabi/rpc_client.h>
 #include <guestabi/util.h>
 
-#define AGENT_DEFAULT   "/run/guestabi/guestabid.sock"
-#define AGENT_TIMEOUT   30000       /* ms for one call */
-#define AGENT_MAX_REPLY (64u << 20) /* bytes of one reply */
+#define AGENT_DEFAULT "/run/guestabi/guestabid.sock"
+#define AGENT_TIMEOUT 30000 /* ms for one call */
 
 const char *cli_agent_socket(const struct cli *cli)
 {
@@ -32,103 +27,28 @@ const char *cli_agent_socket(const struct cli *cli)
     return env && *env ? env : AGENT_DEFAULT;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* One call. 0 with *ret_result, 1 with *ret_error (the agent's error object), or < 0 after
  * reporting (the agent cannot be reached, or answered nonsense). */
 int cli_agent_call(struct cli *cli, const char *method, json_t *params, json_t **ret_result,
                    json_t **ret_error)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct gabi_rpc_client c;
+    struct gabi_error err = {0};
     const char *path = cli_agent_socket(cli);
-    json_t *req, *reply, *v;
-    char *text, *buf = NULL;
-    size_t len = 0, cap = 0;
-    int64_t deadline;
-    int fd, r = -EIO;
+    int r = gabi_rpc_client_open(&c, path, gabi_rpc_now_ms() + AGENT_TIMEOUT, 0, &err);
 
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        cli_errorf(cli, "agent socket path %s is too long", path);
+    if (r < 0) {
         json_decref(params);
-        return -ENAMETOOLONG;
-    }
-    memcpy(sa.sun_path, path, strlen(path));
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         cli_errorf(cli, "cannot reach guestabid at %s: %s (--agent SOCK or $GUESTABI_AGENT)", path,
-                   strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        json_decref(params);
-        return -errno;
+                   err.message);
+        return r;
     }
-    req = json_pack("{s:s, s:i, s:s, s:o}", "jsonrpc", "2.0", "id", 1, "method", method, "params",
-                    params ? params : json_object());
-    text = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-    if (!text) {
-        close(fd);
-        return cli_errorf(cli, "out of memory"), -ENOMEM;
-    }
-    len = strlen(text);
-    text[len] = '\n';
-    if (send(fd, text, len + 1, MSG_NOSIGNAL) != (ssize_t)(len + 1)) {
-        free(text);
-        close(fd);
-        cli_errorf(cli, "guestabid at %s: send: %s", path, strerror(errno));
-        return -EIO;
-    }
-    free(text);
-    len = 0;
-    deadline = now_ms() + AGENT_TIMEOUT;
-    for (;;) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int64_t left = deadline - now_ms();
-        ssize_t k;
-
-        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
-            cli_errorf(cli, "guestabid at %s: no answer to %s", path, method);
-            goto out;
-        }
-        if (len + 65536 > cap) {
-            char *n;
-
-            cap = cap ? cap * 2 : 65536 * 2;
-            if (cap > AGENT_MAX_REPLY || !(n = realloc(buf, cap))) {
-                cli_errorf(cli, "guestabid at %s: reply too large", path);
-                goto out;
-            }
-            buf = n;
-        }
-        k = recv(fd, buf + len, cap - len, 0);
-        if (k <= 0) {
-            cli_errorf(cli, "guestabid at %s closed the connection", path);
-            goto out;
-        }
-        len += (size_t)k;
-        if (memchr(buf + len - (size_t)k, '\n', (size_t)k))
-            break;
-    }
-    reply = json_loadb(buf, (size_t)((char *)memchr(buf, '\n', len) - buf), 0, NULL);
-    if ((v = json_object_get(reply, "result"))) {
-        *ret_result = json_incref(v);
-        r = 0;
-    } else if (json_is_object(v = json_object_get(reply, "error"))) {
-        *ret_error = json_incref(v);
-        r = 1;
-    } else {
-        cli_errorf(cli, "guestabid at %s answered no result", path);
-    }
-    json_decref(reply);
-out:
-    free(buf);
-    close(fd);
+    r = gabi_rpc_client_call(&c, method, params, ret_result, NULL, ret_error, &err);
+    gabi_rpc_client_close(&c);
+    if (r == -EREMOTE)
+        return 1;
+    if (r < 0)
+        cli_errorf(cli, "guestabid at %s: %s", path, err.message);
     return r;
 }
 

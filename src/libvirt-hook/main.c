@@ -42,14 +42,15 @@
 
 #include <guestabi/libvirt.h>
 
-#include "agent_client.h"
+#include <guestabi/rpc_client.h>
 #include <guestabi/util.h>
 
-#define CONF_PATH     "/etc/guestabi/guestabi.conf"
-#define AGENT_DEFAULT "/run/guestabi/guestabid.sock"
-#define MAX_STDIN     GABI_LIBVIRT_MAX_XML
-#define CONF_MAX      (64u << 10)
-#define VALUE_MAX     512u
+#define CONF_PATH      "/etc/guestabi/guestabi.conf"
+#define AGENT_DEFAULT  "/run/guestabi/guestabid.sock"
+#define MAX_STDIN      GABI_LIBVIRT_MAX_XML
+#define CONF_MAX       (64u << 10)
+#define VALUE_MAX      512u
+#define HOOK_MAX_REPLY (4u << 20) /* bytes of one agent reply: a verdict or a port */
 
 struct conf {
     char agent_socket[VALUE_MAX];
@@ -211,16 +212,16 @@ static void port_id(const struct hook *h, const char *dev, char *buf, size_t siz
         buf[64] = '\0';
 }
 
-static int open_agent(struct hook *h, struct agent_client *c, struct gabi_error *reterr)
+static int open_agent(struct hook *h, struct gabi_rpc_client *c, struct gabi_error *reterr)
 {
-    return agent_client_open(c, h->conf.agent_socket, h->deadline_ms, reterr);
+    return gabi_rpc_client_open(c, h->conf.agent_socket, h->deadline_ms, HOOK_MAX_REPLY, reterr);
 }
 
 /* ---- migrate begin ---------------------------------------------------------------------- */
 
 static int on_migrate_begin(struct hook *h)
 {
-    struct agent_client c = {.fd = -1};
+    struct gabi_rpc_client c = {.fd = -1};
     struct gabi_error err = {0};
     json_t *pin, *verdict = NULL, *reasons, *r;
     char *text = gabi_pin_to_json(gabi_domain_pin(h->dom));
@@ -235,15 +236,15 @@ static int on_migrate_begin(struct hook *h)
     }
     if (open_agent(h, &c, &err) < 0)
         json_decref(pin); /* not handed to the call below */
-    if (c.fd < 0 || agent_client_call(&c, "abi.check", json_pack("{s:o}", "pin", pin), &verdict,
-                                      NULL, &err) < 0) {
-        agent_client_close(&c);
+    if (c.fd < 0 || gabi_rpc_client_call(&c, "abi.check", json_pack("{s:o}", "pin", pin), &verdict,
+                                         NULL, NULL, &err) < 0) {
+        gabi_rpc_client_close(&c);
         say("VM %s is pinned, but this host's guestabi agent could not check its pin (%s%s%s); "
             "refusing the migration, since a pinned VM goes only where its pin was checked.",
             h->domain, err.where[0] ? err.where : "", err.where[0] ? ": " : "", err.message);
         return 1;
     }
-    agent_client_close(&c);
+    gabi_rpc_client_close(&c);
     if (json_is_true(json_object_get(verdict, "ok"))) {
         json_decref(verdict);
         return 0;
@@ -344,13 +345,14 @@ static json_t *socket_access(const struct hook *h, struct gabi_error *reterr)
     return json_pack("{s:s, s:s, s:s}", "user", h->conf.qemu_user, "group", group, "mode", "0660");
 }
 
-static void del_port(struct agent_client *c, const char *id, bool quiet_if_missing)
+static void del_port(struct gabi_rpc_client *c, const char *id, bool quiet_if_missing)
 {
     struct gabi_error err = {0};
     json_t *res = NULL;
     int code = 0;
 
-    if (agent_client_call(c, "port.del", json_pack("{s:s}", "id", id), &res, &code, &err) < 0) {
+    if (gabi_rpc_client_call(c, "port.del", json_pack("{s:s}", "id", id), &res, &code, NULL, &err) <
+        0) {
         if (!(quiet_if_missing && code == -32000))
             say("port %s: port.del failed: %s", id, err.message);
     }
@@ -360,7 +362,7 @@ static void del_port(struct agent_client *c, const char *id, bool quiet_if_missi
 static int on_prepare(struct hook *h)
 {
     const struct gabi_pin *pin = gabi_domain_pin(h->dom);
-    struct agent_client c = {.fd = -1};
+    struct gabi_rpc_client c = {.fd = -1};
     struct gabi_error err = {0};
     char made[GABI_MAX_PIN_DEVICES][80];
     size_t n_made = 0, n_want = 0;
@@ -396,12 +398,12 @@ static int on_prepare(struct hook *h)
         params =
             json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "id", id, "class", gabi_class_name(pd->cls),
                       "socket", t->socket, "mode", pd->mode->name, "backing", b, "access", access);
-        r = agent_client_call(&c, "port.add", json_incref(params), &res, &code, &err);
+        r = gabi_rpc_client_call(&c, "port.add", json_incref(params), &res, &code, NULL, &err);
         if (r < 0 && code == -32001) {
             /* left over from an earlier start of this domain (QEMU is not running: this is
              * prepare): replace it */
             del_port(&c, id, true);
-            r = agent_client_call(&c, "port.add", json_incref(params), &res, &code, &err);
+            r = gabi_rpc_client_call(&c, "port.add", json_incref(params), &res, &code, NULL, &err);
         }
         json_decref(params);
         json_decref(res);
@@ -412,21 +414,21 @@ static int on_prepare(struct hook *h)
         }
         snprintf(made[n_made++], sizeof(made[0]), "%s", id);
     }
-    agent_client_close(&c);
+    gabi_rpc_client_close(&c);
     return 0;
 fail:
     say("VM %s: cannot create its pinned ports on this host: %s%s%s; refusing the start.",
         h->domain, err.where[0] ? err.where : "", err.where[0] ? ": " : "", err.message);
     for (size_t k = 0; k < n_made; k++)
         del_port(&c, made[k], true);
-    agent_client_close(&c);
+    gabi_rpc_client_close(&c);
     return 1;
 }
 
 static int on_release(struct hook *h)
 {
     const struct gabi_pin *pin = gabi_domain_pin(h->dom);
-    struct agent_client c = {.fd = -1};
+    struct gabi_rpc_client c = {.fd = -1};
     struct gabi_error err = {0};
     bool opened = false;
 
@@ -446,7 +448,7 @@ static int on_release(struct hook *h)
         port_id(h, gabi_pin_device(pin, i)->id, id, sizeof(id));
         del_port(&c, id, true);
     }
-    agent_client_close(&c);
+    gabi_rpc_client_close(&c);
     return 0;
 }
 
@@ -471,7 +473,7 @@ int main(int argc, char **argv)
     h.domain = argv[1];
     h.op = argv[2];
     h.subop = argv[3];
-    h.start_ms = agent_now_ms();
+    h.start_ms = gabi_rpc_now_ms();
     migrate = strcmp(h.op, "migrate") == 0 && strcmp(h.subop, "begin") == 0;
     prepare = strcmp(h.op, "prepare") == 0 && strcmp(h.subop, "begin") == 0;
     release = strcmp(h.op, "release") == 0 && strcmp(h.subop, "end") == 0;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* guestabid's JSON-RPC over its unix socket, one call at a time, each bounded in time. */
+/* A JSON-RPC 2.0 client over a unix socket (include/guestabi/rpc_client.h): one call at a time,
+ * each bounded in time and size. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,10 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent_client.h"
+#include <guestabi/rpc_client.h>
 #include <guestabi/util.h>
 
-uint64_t agent_now_ms(void)
+uint64_t gabi_rpc_now_ms(void)
 {
     struct timespec ts;
 
@@ -24,10 +25,10 @@ uint64_t agent_now_ms(void)
 }
 
 /* Wait for `events` on c->fd until the deadline: 0, -ETIMEDOUT or -errno. */
-static int wait_fd(struct agent_client *c, short events)
+static int wait_fd(struct gabi_rpc_client *c, short events)
 {
     for (;;) {
-        uint64_t now = agent_now_ms();
+        uint64_t now = gabi_rpc_now_ms();
         struct pollfd p = {.fd = c->fd, .events = events};
         int r;
 
@@ -43,8 +44,8 @@ static int wait_fd(struct agent_client *c, short events)
     }
 }
 
-int agent_client_open(struct agent_client *c, const char *path, uint64_t deadline_ms,
-                      struct gabi_error *reterr)
+int gabi_rpc_client_open(struct gabi_rpc_client *c, const char *path, uint64_t deadline_ms,
+                         size_t max_reply, struct gabi_error *reterr)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int r;
@@ -52,6 +53,7 @@ int agent_client_open(struct agent_client *c, const char *path, uint64_t deadlin
     c->fd = -1;
     c->path = path;
     c->deadline_ms = deadline_ms;
+    c->max_reply = max_reply ? max_reply : GABI_RPC_CLIENT_MAX_REPLY;
     c->next_id = 1;
     if (strlen(path) >= sizeof(sa.sun_path))
         return gabi_error_set(reterr, -ENAMETOOLONG, path, "socket path too long");
@@ -78,12 +80,12 @@ int agent_client_open(struct agent_client *c, const char *path, uint64_t deadlin
     return 0;
 }
 
-void agent_client_close(struct agent_client *c)
+void gabi_rpc_client_close(struct gabi_rpc_client *c)
 {
     close_and_clear(&c->fd);
 }
 
-static int send_all(struct agent_client *c, const char *buf, size_t len)
+static int send_all(struct gabi_rpc_client *c, const char *buf, size_t len)
 {
     while (len) {
         ssize_t k = send(c->fd, buf, len, MSG_NOSIGNAL);
@@ -105,9 +107,9 @@ static int send_all(struct agent_client *c, const char *buf, size_t len)
     return 0;
 }
 
-/* One reply line (without the newline), malloc'd. Notifications the agent may send first
+/* One reply line (without the newline), malloc'd. Notifications the server may send first
  * are lines too; the caller skips them. */
-static int recv_line(struct agent_client *c, char **ret)
+static int recv_line(struct gabi_rpc_client *c, char **ret)
 {
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
@@ -121,7 +123,7 @@ static int recv_line(struct agent_client *c, char **ret)
         if (len + 1 >= cap) {
             char *nb;
 
-            if (cap >= AGENT_MAX_REPLY) {
+            if (cap >= c->max_reply) {
                 free(buf);
                 return -EMSGSIZE;
             }
@@ -167,8 +169,9 @@ static int recv_line(struct agent_client *c, char **ret)
     }
 }
 
-int agent_client_call(struct agent_client *c, const char *method, json_t *params,
-                      json_t **ret_result, int *ret_code, struct gabi_error *reterr)
+int gabi_rpc_client_call(struct gabi_rpc_client *c, const char *method, json_t *params,
+                         json_t **ret_result, int *ret_code, json_t **ret_error,
+                         struct gabi_error *reterr)
 {
     unsigned id = c->next_id++;
     json_t *req = json_pack("{s:s, s:s, s:o, s:I}", "jsonrpc", "2.0", "method", method, "params",
@@ -218,6 +221,8 @@ int agent_client_call(struct agent_client *c, const char *method, json_t *params
 
             if (ret_code)
                 *ret_code = (int)json_integer_value(json_object_get(v, "code"));
+            if (ret_error)
+                *ret_error = json_incref(v);
             r = gabi_error_set(reterr, -EREMOTE, path, "%s",
                                reason ? reason
                                : msg  ? msg
