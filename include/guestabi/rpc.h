@@ -37,15 +37,16 @@ enum {
     GABI_RPC_METHOD_NOT_FOUND = -32601,
     GABI_RPC_INVALID_PARAMS = -32602,
     GABI_RPC_INTERNAL_ERROR = -32603,
-    GABI_RPC_NOT_FOUND = -32000,     /* ENOENT: no such port, mode, ... */
-    GABI_RPC_EXISTS = -32001,        /* EEXIST: a port with that id or socket exists */
-    GABI_RPC_UNSUPPORTED = -32002,   /* EOPNOTSUPP: this host cannot run it */
-    GABI_RPC_STORAGE = -32003,       /* EIO, ENOSPC, EROFS: the state database failed */
-    GABI_RPC_BACKEND = -32004,       /* ECHILD: a back-end process failed to start */
-    GABI_RPC_LIMIT = -32005,         /* E2BIG, EMFILE: a limit was reached */
-    GABI_RPC_PERMISSION = -32006,    /* EPERM, EACCES: the peer is not allowed */
-    GABI_RPC_TOO_SLOW = -32007,      /* ETIMEDOUT: the request did not arrive in time */
-    GABI_RPC_BAD_HOST_INPUT = -32008 /* EBADMSG: a document (pin, hostcaps) is invalid */
+    GABI_RPC_NOT_FOUND = -32000,      /* ENOENT: no such port, mode, ... */
+    GABI_RPC_EXISTS = -32001,         /* EEXIST: a port with that id or socket exists */
+    GABI_RPC_UNSUPPORTED = -32002,    /* EOPNOTSUPP: this host cannot run it */
+    GABI_RPC_STORAGE = -32003,        /* EIO, ENOSPC, EROFS: the state database failed */
+    GABI_RPC_BACKEND = -32004,        /* ECHILD: a back-end process failed to start */
+    GABI_RPC_LIMIT = -32005,          /* E2BIG, EMFILE: a limit was reached */
+    GABI_RPC_PERMISSION = -32006,     /* EPERM, EACCES: the peer is not allowed */
+    GABI_RPC_TOO_SLOW = -32007,       /* ETIMEDOUT: the request did not arrive in time */
+    GABI_RPC_BAD_HOST_INPUT = -32008, /* EBADMSG: a document (pin, hostcaps) is invalid */
+    GABI_RPC_DEVICE = -32009          /* ENODEV: a device (a VF) refused a sysfs step */
 };
 
 /* The JSON-RPC code for a handler's -errno (EINVAL: invalid params). */

@@ -117,6 +117,8 @@ int gabi_rpc_code_for_errno(int code)
         return GABI_RPC_TOO_SLOW;
     case -EBADMSG:
         return GABI_RPC_BAD_HOST_INPUT;
+    case -ENODEV:
+        return GABI_RPC_DEVICE;
     default:
         return GABI_RPC_INTERNAL_ERROR;
     }
@@ -151,6 +153,8 @@ static const char *code_message(int code)
         return "Request too slow";
     case GABI_RPC_BAD_HOST_INPUT:
         return "Invalid document";
+    case GABI_RPC_DEVICE:
+        return "Device failed";
     default:
         return "Internal error";
     }
@@ -168,7 +172,7 @@ static const char *errno_name(int code)
         {ENOSPC, "ENOSPC"},         {EROFS, "EROFS"},           {EDQUOT, "EDQUOT"},
         {ECHILD, "ECHILD"},         {E2BIG, "E2BIG"},           {EMFILE, "EMFILE"},
         {EPERM, "EPERM"},           {EACCES, "EACCES"},         {ETIMEDOUT, "ETIMEDOUT"},
-        {EBADMSG, "EBADMSG"},       {ENOMEM, "ENOMEM"},
+        {EBADMSG, "EBADMSG"},       {ENOMEM, "ENOMEM"},         {ENODEV, "ENODEV"},
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(names); i++)

@@ -89,6 +89,8 @@ struct agent {
     int ready_fd;
     unsigned poll_ms;
     struct gabi_rpc_config rpc_cfg;
+    const char *sysfs_root, *dev_root; /* the probe's roots (NULL: /sys, /dev) */
+    unsigned failover_ttl_s, failover_settle_ms;
 
     /* state */
     int epfd, sigfd;
@@ -100,6 +102,7 @@ struct agent {
     size_t n_runs[2];
     struct gabi_rpc_server *rpc;
     struct store *store;
+    struct sqlite3 *failover_db; /* failover.c's connection to the same database */
     struct port *ports;
     size_t n_ports;
     uint64_t next_serial;

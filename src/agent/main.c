@@ -22,6 +22,7 @@
 #include <guestabi/log.h>
 
 #include "agent.h"
+#include "failover.h"
 #include <guestabi/util.h>
 
 #define VERSION "0.1.0"
@@ -128,6 +129,10 @@ static void usage(FILE *f)
             "  --max-clients N      clients at once (128)\n"
             "  --max-output BYTES   replies queued for a client that does not read (4 MiB)\n"
             "  --request-timeout-ms MS  a started request line must end within (10000)\n"
+            "  --sysfs-root DIR     read (and bind VFs through) sysfs under DIR (/sys)\n"
+            "  --dev-root DIR       device nodes under DIR (/dev)\n"
+            "  --failover-ttl-s S   a failover reservation never bound expires after (600)\n"
+            "  --failover-settle-ms MS  a VF's driver link must change within (1000)\n"
             "  -v, --verbose        log debug lines\n"
             "  -h, --help           this text\n"
             "  --version            the version\n",
@@ -166,7 +171,11 @@ static int parse_args(struct agent *a, int argc, char **argv)
         O_MAXCL,
         O_MAXOUT,
         O_REQMS,
-        O_VERSION
+        O_VERSION,
+        O_SYSFS,
+        O_DEVROOT,
+        O_FOTTL,
+        O_FOSETTLE
     };
     static const struct option opts[] = {
         {"socket", required_argument, NULL, O_SOCKET},
@@ -183,6 +192,10 @@ static int parse_args(struct agent *a, int argc, char **argv)
         {"max-clients", required_argument, NULL, O_MAXCL},
         {"max-output", required_argument, NULL, O_MAXOUT},
         {"request-timeout-ms", required_argument, NULL, O_REQMS},
+        {"sysfs-root", required_argument, NULL, O_SYSFS},
+        {"dev-root", required_argument, NULL, O_DEVROOT},
+        {"failover-ttl-s", required_argument, NULL, O_FOTTL},
+        {"failover-settle-ms", required_argument, NULL, O_FOSETTLE},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, O_VERSION},
@@ -253,6 +266,22 @@ static int parse_args(struct agent *a, int argc, char **argv)
             if (parse_num("--request-timeout-ms", optarg, 10, 3600000, &v) < 0)
                 return 2;
             a->rpc_cfg.request_ms = (unsigned)v;
+            break;
+        case O_SYSFS:
+            a->sysfs_root = optarg;
+            break;
+        case O_DEVROOT:
+            a->dev_root = optarg;
+            break;
+        case O_FOTTL:
+            if (parse_num("--failover-ttl-s", optarg, 1, 86400, &v) < 0)
+                return 2;
+            a->failover_ttl_s = (unsigned)v;
+            break;
+        case O_FOSETTLE:
+            if (parse_num("--failover-settle-ms", optarg, 0, 60000, &v) < 0)
+                return 2;
+            a->failover_settle_ms = (unsigned)v;
             break;
         case 'v':
             gabi_log_set_max_level(GABI_LOG_DEBUG);
@@ -340,7 +369,7 @@ static int setup(struct agent *a)
         r = gabi_error_set(&err, -errno, a->run_dir, "%s", strerror(errno));
         goto fail;
     }
-    if ((r = store_open(a->state_dir, &a->store, &err)) < 0)
+    if ((r = store_open(a->state_dir, &a->store, &err)) < 0 || (r = failover_open(a, &err)) < 0)
         goto fail;
 
     sigemptyset(&mask);
@@ -420,6 +449,7 @@ static void teardown(struct agent *a)
         port_stop(a, a->ports);
         port_free(a, a->ports);
     }
+    failover_close(a);
     a->store = store_close(a->store);
     gabi_hostcaps_free(a->caps);
     gabi_catalog_free(a->cat);
@@ -441,6 +471,8 @@ int main(int argc, char **argv)
         .epfd = -1,
         .sigfd = -1,
         .rpc_cfg = {.gid = (gid_t)-1},
+        .failover_ttl_s = FAILOVER_TTL_S,
+        .failover_settle_ms = FAILOVER_SETTLE_MS,
     };
     char *run_dir = NULL;
     int r;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "failover.h"
 #include <guestabi/util.h>
 
 #define MAX_PICK_HOSTS 256u
@@ -478,6 +479,15 @@ const struct gabi_rpc_method agent_methods[] = {
      "the port: mode, back-end process, connection, negotiated features, rings, counters"},
     {"events.subscribe", m_events_subscribe, "{}",
      "{\"subscribed\": true}; then notifications port.added, port.deleted, port.connected, "
-     "port.disconnected, port.broken, port.restarted"},
+     "port.disconnected, port.broken, port.restarted, failover.reserved, failover.released"},
+    {"failover.reserve", failover_reserve,
+     "{\"vm\": ID, \"device\": \"8086:154c\", \"count\"?: 1..64, \"ttl_s\"?: 1..86400}",
+     "{\"reservation\", \"vm\", \"device\", \"addresses\": [PCI address...], \"expires\"}"},
+    {"failover.bind", failover_bind, "{\"reservation\": ID} | {\"vm\": ID}",
+     "{\"reservation\"|\"vm\", \"bound\": [PCI address...]}: on vfio-pci, or none of them"},
+    {"failover.release", failover_release, "{\"reservation\": ID} | {\"vm\": ID}",
+     "{\"reservation\"|\"vm\", \"released\": [...], \"problems\": [...]}"},
+    {"failover.list", failover_list, "{}",
+     "{\"vfs\": [{address, pf, device, driver, mac, state: free|busy|reserved|bound, ...}]}"},
 };
 const size_t agent_n_methods = ARRAY_SIZE(agent_methods);
