@@ -281,7 +281,7 @@ class Migration:
         """After a failed or cancelled migration: the source's primary back (QEMU plugs it again
         itself when it had unplugged it; a guest that removed it late needs a device_add), the
         destination's reservation released. Returns how the primary came back."""
-        how = "kept"
+        how = "in query-pci"
         if not primary_present(src):
             try:
                 wait_for(lambda: primary_present(src), 5, "QEMU to plug the primary back")

@@ -65,8 +65,8 @@ def wait_bond(guest, timeout=60):
                    interval=0.2)
 
 
-def path_counts():
-    return {t: failoverlib.tap_tx_from_guest(t) for t in TAPS}
+def path_counts(taps=TAPS):
+    return {t: failoverlib.tap_tx_from_guest(t) for t in taps}
 
 
 def delta(a, b):
@@ -75,9 +75,10 @@ def delta(a, b):
 
 def pings_through(what, primary, others, seconds=1.5):
     """Ping for a while; the guest's replies must leave through `primary`'s tap."""
-    c0 = path_counts()
+    taps = [primary] + list(others)
+    c0 = path_counts(taps)
     got, out = netlib.ping(GUEST_IP, count=int(seconds / 0.02), interval=0.02, timeout=30)
-    d = delta(c0, path_counts())
+    d = delta(c0, path_counts(taps))
     vmlib.log("%s: %d replies; frames from the guest per tap %s" % (what, got, d))
     check(got >= int(seconds / 0.02) * 0.9, "%s: %d answered\n%s" % (what, got, out))
     check(d[primary] >= got * 0.9, "%s: replies did not leave through %s: %s" % (what, primary, d))
