@@ -18,3 +18,8 @@ if command -v dpdk-testpmd >/dev/null; then
   echo "== race-dpdk"
   bench/race-dpdk.sh -b "$build" || true
 fi
+# Fleet scale on a real Placement (needs python3-placement; prints its own figures)
+if command -v placement-api >/dev/null; then
+  echo "== bench_placement"
+  bench/bench_placement.py --build "$build" 100 1000 || true
+fi

@@ -75,4 +75,8 @@ if [[ ${GUESTABI_DEMO_VM:-1} == 1 ]]; then
   step "A real VM (QEMU 7.2, TCG) on guestabi-net: a migration refused before it starts, then one that works"
   GUESTABI_BUILD_ROOT=$PWD/$build GUESTABI_SOURCE_ROOT=$PWD python3 tools/demo-vm.py || exit 1
 fi
+if [[ ${GUESTABI_DEMO_LIBVIRT:-1} == 1 ]]; then
+  step "libvirt: two hosts, a pinned VM, a virsh migrate refused with guestabi's reasons, then one that works"
+  GUESTABI_BUILD_ROOT=$PWD/$build GUESTABI_SOURCE_ROOT=$PWD python3 tools/demo-libvirt.py || exit 1
+fi
 printf '\ndemo: done\n'

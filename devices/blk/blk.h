@@ -164,7 +164,14 @@ void blk_disk_extent(const struct blk_disk *d, uint64_t off, uint64_t max, struc
 struct blk;
 
 /* What an epoll event is about (epoll_data.ptr points at one). */
-enum blk_source_kind { BLK_SRC_SOCKET, BLK_SRC_KICK, BLK_SRC_STATE, BLK_SRC_SIGNAL, BLK_SRC_WAKE };
+enum blk_source_kind {
+    BLK_SRC_SOCKET,
+    BLK_SRC_KICK,
+    BLK_SRC_STATE,
+    BLK_SRC_SIGNAL,
+    BLK_SRC_WAKE,
+    BLK_SRC_CONTROL, /* the control socket (control.c) */
+};
 
 struct blk_source {
     enum blk_source_kind kind;
@@ -232,6 +239,9 @@ struct blk {
 
     struct gabi_vhost_elem *elems; /* BLK_BURST scratch chains */
     struct blk_stats stats;
+
+    struct devctl *control; /* --control: the stats socket, or NULL */
+    struct blk_source control_src;
 };
 
 /* Set k up around an open disk (taken, even on failure): the back-end in opts->mode,
@@ -241,6 +251,8 @@ int blk_init(struct blk *k, struct blk_disk *disk, const struct blk_options *opt
 /* Wait up to timeout_ms (-1: forever; 0 while work is pending) and handle what happened. */
 int blk_run_once(struct blk *k, int timeout_ms);
 void blk_fini(struct blk *k);
+/* control.c: a control socket at path ("stats"): 0 or -errno with why. Closed by blk_fini(). */
+int blk_control_open(struct blk *k, const char *path, char *why, size_t size);
 /* Make the loop call k->on_wake (async-signal and thread safe). */
 void blk_wake(struct blk *k);
 /* Watch fd in k's loop for events (EPOLLIN, EPOLLOUT), tagging them with src. */

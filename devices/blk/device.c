@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include "blk.h"
+#include "devmain.h"
 #include <guestabi/util.h>
+#include "devctl.h"
 
 /* ---- epoll -------------------------------------------------------------------------------- */
 
@@ -131,6 +133,15 @@ static void on_broken(struct gabi_vhost_backend *b, unsigned index, const char *
     gabi_log(GABI_LOG_ERR, k->socket, "vring %u broken: %s", index, reason);
 }
 
+static void on_state_finished(struct gabi_vhost_backend *b, enum gabi_vhost_state_direction dir,
+                              enum gabi_vhost_state_outcome outcome, const struct gabi_error *err,
+                              void *userdata)
+{
+    const struct blk *k = userdata;
+
+    devmain_log_state_finished(k->socket, dir, outcome, err);
+}
+
 static const struct gabi_vhost_ops blk_ops = {
     .watch = on_watch,
     .unwatch = on_unwatch,
@@ -140,6 +151,7 @@ static const struct gabi_vhost_ops blk_ops = {
     .vring_stopped = on_stopped,
     .vring_enabled = on_enabled,
     .vring_broken = on_broken,
+    .state_finished = on_state_finished,
     .get_config = on_get_config,
     .log = on_log,
 };
@@ -233,6 +245,7 @@ int blk_init(struct blk *k, struct blk_disk *disk, const struct blk_options *opt
 
 void blk_fini(struct blk *k)
 {
+    k->control = devctl_close(k->control);
     k->b = gabi_vhost_backend_free(k->b);
     blk_state_fini(k);
     blk_disk_flush(&k->disk);
@@ -278,6 +291,9 @@ static void on_event(struct blk *k, struct blk_source *src)
         break;
     case BLK_SRC_SIGNAL:
         k->stop = true;
+        break;
+    case BLK_SRC_CONTROL:
+        devctl_process(k->control);
         break;
     case BLK_SRC_WAKE: {
         uint64_t v;

@@ -128,7 +128,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "Usage: guestabi-blk --socket PATH (--disk FILE [--size SIZE] | --ram SIZE)\n"
                "                    [--mode NAME] [--catalog DIR] [--serial ID] [--readonly]\n"
-               "                    [--ready-fd FD] [-v]\n"
+               "                    [--control PATH] [--ready-fd FD] [-v]\n"
                "       guestabi-blk --list-modes [--catalog DIR] [--readonly]\n"
                "\n"
                "A vhost-user-blk back-end serving a local disk in one guestabi compat mode. QEMU\n"
@@ -145,13 +145,15 @@ static void usage(FILE *f)
                "  --catalog DIR  also read catalog documents from DIR (repeatable)\n"
                "  --serial ID    the disk's serial (GET_ID), up to 20 characters\n"
                "  --readonly     refuse writes (the file is opened read-only)\n"
+               "  --control PATH a control socket: \"stats\" (one request per line, one JSON\n"
+               "                 reply per line)\n"
                "  --ready-fd FD  write \"READY\\n\" to FD once the socket listens, then close it\n"
                "  -v, --verbose  log every vhost-user message\n"
                "  -h, --help     this text\n");
 }
 
 struct args {
-    const char *socket, *disk, *mode, *serial;
+    const char *socket, *disk, *mode, *serial, *control;
     const char *catalogs[MAX_CATALOGS];
     unsigned n_catalogs;
     uint64_t size, ram;
@@ -163,19 +165,13 @@ struct args {
 static int parse_args(int argc, char **argv, struct args *a)
 {
     static const struct option opts[] = {
-        {"socket", required_argument, NULL, 's'},
-        {"disk", required_argument, NULL, 'd'},
-        {"size", required_argument, NULL, 'z'},
-        {"ram", required_argument, NULL, 'R'},
-        {"mode", required_argument, NULL, 'm'},
-        {"list-modes", no_argument, NULL, 'L'},
-        {"catalog", required_argument, NULL, 'c'},
-        {"serial", required_argument, NULL, 'S'},
-        {"readonly", no_argument, NULL, 'o'},
-        {"ready-fd", required_argument, NULL, 'r'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"socket", required_argument, NULL, 's'},  {"disk", required_argument, NULL, 'd'},
+        {"size", required_argument, NULL, 'z'},    {"ram", required_argument, NULL, 'R'},
+        {"mode", required_argument, NULL, 'm'},    {"list-modes", no_argument, NULL, 'L'},
+        {"catalog", required_argument, NULL, 'c'}, {"serial", required_argument, NULL, 'S'},
+        {"readonly", no_argument, NULL, 'o'},      {"ready-fd", required_argument, NULL, 'r'},
+        {"control", required_argument, NULL, 'C'}, {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     uint64_t v;
     int c;
@@ -222,6 +218,9 @@ static int parse_args(int argc, char **argv, struct args *a)
         case 'o':
             a->readonly = true;
             break;
+        case 'C':
+            a->control = optarg;
+            break;
         case 'r':
             if (gabi_parse_u64(optarg, &v) < 0 || v > 1u << 20) {
                 fprintf(stderr, "guestabi-blk: --ready-fd wants an fd number\n");
@@ -266,8 +265,13 @@ static int serve(struct blk *k, const struct args *a, const struct gabi_vhost_mo
 {
     struct blk_source sig_src = {BLK_SRC_SIGNAL, 0};
     _cleanup_close_ int sfd = signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    char why[512];
     int r = 0;
 
+    if (a->control && (r = blk_control_open(k, a->control, why, sizeof(why))) < 0) {
+        fprintf(stderr, "guestabi-blk: %s\n", why);
+        return r;
+    }
     if (sfd < 0 || blk_watch(k, sfd, &sig_src, EPOLLIN) < 0) {
         fprintf(stderr, "guestabi-blk: signalfd: %s\n", strerror(errno));
         return -errno;

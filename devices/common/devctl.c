@@ -2,6 +2,7 @@
 /* A back-end's control socket (devctl.h). */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -10,6 +11,9 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <guestabi/vhost_backend.h>
+#include <guestabi/vhost_vring.h>
 
 #include <guestabi/util.h>
 #include "devctl.h"
@@ -184,4 +188,39 @@ void devctl_process(struct devctl *c)
         reply(c, json_pack("{s:s}", "error", "request longer than 255 bytes"));
         drop_conn(c);
     }
+}
+
+void devctl_vhost_port(json_t *obj, struct gabi_vhost_backend *b, const char *socket)
+{
+    enum gabi_vhost_state_direction dir;
+    enum gabi_vhost_state_outcome o;
+    struct gabi_error err = {0};
+    json_t *rings = json_array();
+    char hex[2][24];
+
+    snprintf(hex[0], sizeof(hex[0]), "0x%" PRIx64, gabi_vhost_backend_features(b));
+    snprintf(hex[1], sizeof(hex[1]), "0x%" PRIx64, gabi_vhost_backend_protocol_features(b));
+    for (unsigned i = 0; i < gabi_vhost_backend_n_vrings(b); i++) {
+        struct gabi_vhost_vring *vr = gabi_vhost_backend_vring(b, i);
+
+        if (vr && gabi_vhost_vring_started(vr))
+            json_array_append_new(rings, json_pack("{s:i, s:i, s:b}", "index", (int)i, "size",
+                                                   (int)gabi_vhost_vring_size(vr), "enabled",
+                                                   gabi_vhost_vring_enabled(vr)));
+    }
+    json_object_set_new(obj, "socket", json_string(socket));
+    json_object_set_new(obj, "mode", json_string(gabi_vhost_backend_mode(b)->name));
+    json_object_set_new(obj, "connected", json_boolean(gabi_vhost_backend_connected(b)));
+    json_object_set_new(obj, "suspended", json_boolean(gabi_vhost_backend_suspended(b)));
+    json_object_set_new(obj, "features", json_string(hex[0]));
+    json_object_set_new(obj, "protocol_features", json_string(hex[1]));
+    json_object_set_new(obj, "started_rings", rings);
+    json_object_set_new(obj, "connections",
+                        json_integer((json_int_t)gabi_vhost_backend_n_connections(b)));
+    json_object_set_new(obj, "last_error", json_string(gabi_vhost_backend_error(b)));
+    if (gabi_vhost_backend_state_result(b, &dir, &o, &err) != -ENOENT)
+        json_object_set_new(obj, "state_transfer",
+                            json_pack("{s:s, s:s, s:s}", "direction",
+                                      dir == GABI_VHOST_STATE_SAVE ? "save" : "load", "outcome",
+                                      gabi_vhost_state_outcome_name(o), "message", err.message));
 }

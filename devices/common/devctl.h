@@ -27,4 +27,11 @@ struct devctl *devctl_close(struct devctl *c);
 int devctl_fd(const struct devctl *c);
 void devctl_process(struct devctl *c);
 
+struct gabi_vhost_backend;
+/* What every back-end reports about a port, set into obj: "socket", "mode", "connected",
+ * "suspended", the "features" and "protocol_features" negotiated ("0x..."), the
+ * "started_rings" ({index, size, enabled}), "connections" so far, "last_error" (why the last
+ * one closed), and the last "state_transfer" when there was one. */
+void devctl_vhost_port(json_t *obj, struct gabi_vhost_backend *b, const char *socket);
+
 #endif

@@ -139,3 +139,15 @@ void devmain_init(const char *prog)
     if (gabi_vhost_guard_sigbus(&err) < 0)
         fprintf(stderr, "%s: %s: %s (running without it)\n", prog, err.where, err.message);
 }
+
+void devmain_log_state_finished(const char *prefix, enum gabi_vhost_state_direction dir,
+                                enum gabi_vhost_state_outcome outcome, const struct gabi_error *err)
+{
+    const char *what = dir == GABI_VHOST_STATE_SAVE ? "save" : "load";
+
+    if (outcome == GABI_VHOST_STATE_SUCCEEDED)
+        gabi_log(GABI_LOG_INFO, prefix, "device state %s succeeded", what);
+    else
+        gabi_log(GABI_LOG_WARNING, prefix, "device state %s failed (%s): %s", what,
+                 gabi_vhost_state_outcome_name(outcome), err->message);
+}

@@ -47,5 +47,10 @@ void devmain_log_ratelimited(enum gabi_log_level level, const char *module, cons
  * SIGBUS guard (gabi_vhost_guard_sigbus) so that a front-end shrinking a mapped file breaks
  * queues instead of killing the process. */
 void devmain_init(const char *prog);
+/* Logs how a device-state transfer ended, for the operator: INFO when it succeeded, WARNING
+ * with the reason otherwise (a gabi_vhost_ops.state_finished body; prefix: the socket). */
+void devmain_log_state_finished(const char *prefix, enum gabi_vhost_state_direction dir,
+                                enum gabi_vhost_state_outcome outcome,
+                                const struct gabi_error *err);
 
 #endif

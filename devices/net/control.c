@@ -17,7 +17,6 @@
  */
 
 #include <errno.h>
-#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -51,48 +50,16 @@ static json_t *counters(const struct net_qstats *q)
 
 static json_t *port_json(struct net_port *p)
 {
-    enum gabi_vhost_state_direction dir;
-    enum gabi_vhost_state_outcome o;
-    struct gabi_error err = {0};
-    struct net_qstats t;
     json_t *queues = json_array(), *obj;
-    int r = gabi_vhost_backend_state_result(p->b, &dir, &o, &err);
+    struct net_qstats t;
 
     for (unsigned i = 0; i < p->n_q; i++)
         json_array_append_new(queues, counters(&p->q[i]));
     net_port_totals(p, &t);
-    obj = json_pack("{s:i, s:s, s:s, s:I, s:b, s:b, s:o, s:o}", "port", (int)p->id, "socket",
-                    p->path, "link", p->link_up ? "up" : "down", "mtu", (json_int_t)p->mtu,
-                    "connected", gabi_vhost_backend_connected(p->b), "suspended",
-                    gabi_vhost_backend_suspended(p->b), "queues", queues, "totals", counters(&t));
-    /* what the front-end negotiated: features, protocol features, the rings it started */
-    {
-        json_t *rings = json_array();
-        char hex[2][24];
-
-        snprintf(hex[0], sizeof(hex[0]), "0x%" PRIx64, gabi_vhost_backend_features(p->b));
-        snprintf(hex[1], sizeof(hex[1]), "0x%" PRIx64, gabi_vhost_backend_protocol_features(p->b));
-        for (unsigned i = 0; i < gabi_vhost_backend_n_vrings(p->b); i++) {
-            struct gabi_vhost_vring *vr = gabi_vhost_backend_vring(p->b, i);
-
-            if (vr && gabi_vhost_vring_started(vr))
-                json_array_append_new(rings, json_pack("{s:i, s:i, s:b}", "index", (int)i, "size",
-                                                       (int)gabi_vhost_vring_size(vr), "enabled",
-                                                       gabi_vhost_vring_enabled(vr)));
-        }
-        json_object_set_new(obj, "mode", json_string(p->net->mode->name));
-        json_object_set_new(obj, "features", json_string(hex[0]));
-        json_object_set_new(obj, "protocol_features", json_string(hex[1]));
-        json_object_set_new(obj, "started_rings", rings);
-        json_object_set_new(obj, "connections",
-                            json_integer((json_int_t)gabi_vhost_backend_n_connections(p->b)));
-        json_object_set_new(obj, "last_error", json_string(gabi_vhost_backend_error(p->b)));
-    }
-    if (r != -ENOENT)
-        json_object_set_new(obj, "state_transfer",
-                            json_pack("{s:s, s:s, s:s}", "direction",
-                                      dir == GABI_VHOST_STATE_SAVE ? "save" : "load", "outcome",
-                                      gabi_vhost_state_outcome_name(o), "message", err.message));
+    obj = json_pack("{s:i, s:s, s:I, s:o, s:o}", "port", (int)p->id, "link",
+                    p->link_up ? "up" : "down", "mtu", (json_int_t)p->mtu, "queues", queues,
+                    "totals", counters(&t));
+    devctl_vhost_port(obj, p->b, p->path);
     return obj;
 }
 

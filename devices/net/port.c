@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <guestabi/util.h>
+#include "devmain.h"
 #include "net.h"
 
 #define LOG_PORT(p, level, ...) gabi_log(level, (p)->path, __VA_ARGS__)
@@ -163,6 +164,15 @@ static void on_broken(struct gabi_vhost_backend *b, unsigned index, const char *
     LOG_PORT(p, GABI_LOG_ERR, "vring %u broken: %s", index, reason);
 }
 
+static void on_state_finished(struct gabi_vhost_backend *b, enum gabi_vhost_state_direction dir,
+                              enum gabi_vhost_state_outcome outcome, const struct gabi_error *err,
+                              void *userdata)
+{
+    const struct net_port *p = userdata;
+
+    devmain_log_state_finished(p->path, dir, outcome, err);
+}
+
 void net_port_totals(const struct net_port *p, struct net_qstats *ret)
 {
     memset(ret, 0, sizeof(*ret));
@@ -195,6 +205,7 @@ const struct gabi_vhost_ops net_port_ops = {
     .vring_stopped = on_stopped,
     .vring_enabled = on_enabled,
     .vring_broken = on_broken,
+    .state_finished = on_state_finished,
     .set_mtu = on_set_mtu,
     .log = on_log,
 };

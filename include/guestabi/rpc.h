@@ -37,16 +37,15 @@ enum {
     GABI_RPC_METHOD_NOT_FOUND = -32601,
     GABI_RPC_INVALID_PARAMS = -32602,
     GABI_RPC_INTERNAL_ERROR = -32603,
-    GABI_RPC_NOT_FOUND = -32000,      /* ENOENT: no such port, mode, ... */
-    GABI_RPC_EXISTS = -32001,         /* EEXIST: a port with that id or socket exists */
-    GABI_RPC_UNSUPPORTED = -32002,    /* EOPNOTSUPP: this host cannot run it */
-    GABI_RPC_STORAGE = -32003,        /* EIO, ENOSPC, EROFS: the state database failed */
-    GABI_RPC_BACKEND = -32004,        /* ECHILD: a back-end process failed to start */
-    GABI_RPC_LIMIT = -32005,          /* E2BIG, EMFILE: a limit was reached */
-    GABI_RPC_PERMISSION = -32006,     /* EPERM, EACCES: the peer is not allowed */
-    GABI_RPC_TOO_SLOW = -32007,       /* ETIMEDOUT: the request did not arrive in time */
-    GABI_RPC_BAD_HOST_INPUT = -32008, /* EBADMSG: a document (pin, hostcaps) is invalid */
-    GABI_RPC_DEVICE = -32009          /* ENODEV: a device (a VF) refused a sysfs step */
+    GABI_RPC_NOT_FOUND = -32000,   /* ENOENT: no such port, mode, ... */
+    GABI_RPC_EXISTS = -32001,      /* EEXIST: a port with that id or socket exists */
+    GABI_RPC_UNSUPPORTED = -32002, /* EOPNOTSUPP: this host cannot run it */
+    GABI_RPC_STORAGE = -32003,     /* EIO, ENOSPC, EROFS: the state database failed */
+    GABI_RPC_BACKEND = -32004,     /* ECHILD: a back-end process failed to start */
+    GABI_RPC_LIMIT = -32005,       /* E2BIG, EMFILE: a limit was reached */
+    GABI_RPC_PERMISSION = -32006,  /* EPERM, EACCES: the peer is not allowed */
+    GABI_RPC_TOO_SLOW = -32007,    /* ETIMEDOUT: the request did not arrive in time */
+    GABI_RPC_DEVICE = -32008,      /* ENODEV: a device (a VF) refused a sysfs step */
 };
 
 /* The JSON-RPC code for a handler's -errno (EINVAL: invalid params). */
@@ -101,6 +100,24 @@ int gabi_rpc_server_timeout_ms(const struct gabi_rpc_server *s);
 int gabi_rpc_server_process(struct gabi_rpc_server *s);
 
 size_t gabi_rpc_server_n_clients(const struct gabi_rpc_server *s);
+
+/*
+ * Answering later: a handler that cannot answer at once (it waits for a process, say) calls
+ * gabi_rpc_call_defer() and returns 0 without a result; the program answers with
+ * gabi_rpc_pending_reply() when it knows (result stolen, or err), which also frees the pending
+ * call. The client meanwhile gets the replies of its other requests (JSON-RPC matches them by
+ * id). NULL inside a batch (a batch is answered as one line) or out of memory: answer now.
+ * A client that went away is not answered; the pending call is still freed.
+ */
+struct gabi_rpc_pending;
+struct gabi_rpc_pending *gabi_rpc_call_defer(struct gabi_rpc_call *call);
+void gabi_rpc_pending_reply(struct gabi_rpc_server *s, struct gabi_rpc_pending *p, json_t *result,
+                            const struct gabi_error *err);
+/* Changed its mind before returning: the handler's own return value answers after all (free
+ * the pending call with gabi_rpc_pending_free()). */
+void gabi_rpc_call_undefer(struct gabi_rpc_call *call);
+/* Forget a pending call without answering. NULL-safe; returns NULL. */
+struct gabi_rpc_pending *gabi_rpc_pending_free(struct gabi_rpc_pending *p);
 
 /* Inside a handler: mark the calling connection as subscribed to notifications. */
 void gabi_rpc_call_subscribe(struct gabi_rpc_call *call);

@@ -57,6 +57,11 @@ struct gabi_vhost_ops {
     /* A vring was found broken (reason also in gabi_vhost_vring_broken()). */
     void (*vring_broken)(struct gabi_vhost_backend *b, unsigned index, const char *reason,
                          void *userdata);
+    /* A device-state transfer ended: succeeded, failed or cancelled (outcome); err says why when
+     * it did not succeed, and is what CHECK_DEVICE_STATE answers. */
+    void (*state_finished)(struct gabi_vhost_backend *b, enum gabi_vhost_state_direction dir,
+                           enum gabi_vhost_state_outcome outcome, const struct gabi_error *err,
+                           void *userdata);
 
     /* GET_CONFIG / SET_CONFIG (protocol feature CONFIG): <0 refuses the access. flags 1 is a
      * migration restore. */

@@ -44,6 +44,15 @@ struct client {
 struct gabi_rpc_call {
     struct gabi_rpc_server *server;
     struct client *client;
+    json_t *id;    /* the request's, NULL for a notification */
+    bool in_batch; /* a batch is answered as one line: no deferring */
+    bool deferred;
+};
+
+struct gabi_rpc_pending {
+    size_t slot;
+    uint32_t gen;
+    json_t *id;
 };
 
 struct gabi_rpc_server {
@@ -115,8 +124,6 @@ int gabi_rpc_code_for_errno(int code)
         return GABI_RPC_PERMISSION;
     case -ETIMEDOUT:
         return GABI_RPC_TOO_SLOW;
-    case -EBADMSG:
-        return GABI_RPC_BAD_HOST_INPUT;
     case -ENODEV:
         return GABI_RPC_DEVICE;
     default:
@@ -151,8 +158,6 @@ static const char *code_message(int code)
         return "Permission denied";
     case GABI_RPC_TOO_SLOW:
         return "Request too slow";
-    case GABI_RPC_BAD_HOST_INPUT:
-        return "Invalid document";
     case GABI_RPC_DEVICE:
         return "Device failed";
     default:
@@ -172,7 +177,7 @@ static const char *errno_name(int code)
         {ENOSPC, "ENOSPC"},         {EROFS, "EROFS"},           {EDQUOT, "EDQUOT"},
         {ECHILD, "ECHILD"},         {E2BIG, "E2BIG"},           {EMFILE, "EMFILE"},
         {EPERM, "EPERM"},           {EACCES, "EACCES"},         {ETIMEDOUT, "ETIMEDOUT"},
-        {EBADMSG, "EBADMSG"},       {ENOMEM, "ENOMEM"},         {ENODEV, "ENODEV"},
+        {ENOMEM, "ENOMEM"},         {ENODEV, "ENODEV"},
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(names); i++)
@@ -358,11 +363,11 @@ static int builtin_methods(struct gabi_rpc_server *s, json_t **ret)
 }
 
 /* One request object: the reply, or NULL for a notification. */
-static json_t *handle_one(struct gabi_rpc_server *s, struct client *c, json_t *req)
+static json_t *handle_one(struct gabi_rpc_server *s, struct client *c, json_t *req, bool in_batch)
 {
     json_t *id = NULL, *method, *params, *result = NULL;
     const struct gabi_rpc_method *m = NULL;
-    struct gabi_rpc_call call = {s, c};
+    struct gabi_rpc_call call = {s, c, NULL, in_batch, false};
     struct gabi_error err = {0};
     const char *key, *name;
     json_t *v;
@@ -412,6 +417,7 @@ static json_t *handle_one(struct gabi_rpc_server *s, struct client *c, json_t *r
             return error_reply(id, GABI_RPC_METHOD_NOT_FOUND, -ENOENT, "method",
                                "no method \"%.128s\" (rpc.methods lists them)", name);
         }
+        call.id = id;
         if (!params) {
             params = json_object();
             r = m->fn(&call, params, &result, &err, s->userdata);
@@ -420,6 +426,8 @@ static json_t *handle_one(struct gabi_rpc_server *s, struct client *c, json_t *r
             r = m->fn(&call, params, &result, &err, s->userdata);
         }
     }
+    if (call.deferred)
+        return NULL; /* answered later, by gabi_rpc_pending_reply() */
     if (notification) {
         json_decref(result);
         return NULL;
@@ -467,7 +475,7 @@ static int handle_line(struct gabi_rpc_server *s, struct client *c, const char *
         }
         replies = json_array();
         json_array_foreach (req, i, e) {
-            json_t *one = handle_one(s, c, e);
+            json_t *one = handle_one(s, c, e, true);
 
             if (one)
                 json_array_append_new(replies, one);
@@ -479,7 +487,7 @@ static int handle_line(struct gabi_rpc_server *s, struct client *c, const char *
         }
         return client_send(s, c, replies);
     }
-    reply = handle_one(s, c, req);
+    reply = handle_one(s, c, req, false);
     json_decref(req);
     return reply ? client_send(s, c, reply) : 0;
 }
@@ -876,4 +884,59 @@ void gabi_rpc_server_set_log(struct gabi_rpc_server *s, gabi_rpc_log_fn fn, void
 {
     s->log_fn = fn;
     s->log_userdata = userdata;
+}
+
+struct gabi_rpc_pending *gabi_rpc_call_defer(struct gabi_rpc_call *call)
+{
+    struct gabi_rpc_pending *p;
+
+    if (call->in_batch || call->deferred)
+        return NULL;
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->slot = slot_of(call->server, call->client);
+    p->gen = call->client->gen;
+    p->id = call->id ? json_incref(call->id) : NULL;
+    call->deferred = true;
+    return p;
+}
+
+void gabi_rpc_call_undefer(struct gabi_rpc_call *call)
+{
+    call->deferred = false;
+}
+
+void gabi_rpc_pending_reply(struct gabi_rpc_server *s, struct gabi_rpc_pending *p, json_t *result,
+                            const struct gabi_error *err)
+{
+    struct client *c;
+    json_t *reply;
+
+    if (!p) {
+        json_decref(result);
+        return;
+    }
+    c = p->slot < s->cfg.max_clients ? s->slots[p->slot] : NULL;
+    if (c && c->gen == p->gen && p->id && !c->closing) {
+        if (err)
+            reply = error_reply(p->id, gabi_rpc_code_for_errno(err->code), err->code, err->where,
+                                "%s", err->message);
+        else
+            reply = json_pack("{s:s, s:O, s:O}", "jsonrpc", "2.0", "id", p->id, "result",
+                              result ? result : json_null());
+        if (client_send(s, c, reply) < 0)
+            client_drop(s, c, "its replies overflowed (it does not read them)");
+    }
+    json_decref(result);
+    gabi_rpc_pending_free(p);
+}
+
+struct gabi_rpc_pending *gabi_rpc_pending_free(struct gabi_rpc_pending *p)
+{
+    if (p) {
+        json_decref(p->id);
+        free(p);
+    }
+    return NULL;
 }

@@ -182,6 +182,15 @@ static void xfer_release(struct gabi_vhost_backend *b, int result)
     }
 }
 
+/* The device hears how a transfer ended (it logs what its operator must see). */
+static void state_finished(struct gabi_vhost_backend *b)
+{
+    const struct vhost_xfer *x = &b->xfer;
+
+    if (b->ops->state_finished && !b->going_away)
+        b->ops->state_finished(b, x->dir, x->outcome, &x->err, b->userdata);
+}
+
 static void xfer_finish(struct gabi_vhost_backend *b)
 {
     struct vhost_xfer *x = &b->xfer;
@@ -203,6 +212,7 @@ static void xfer_finish(struct gabi_vhost_backend *b)
     else
         vhost_backend_logf(b, "device state %s failed (%s): %s", dir_name(x->dir),
                            gabi_vhost_state_outcome_name(x->outcome), x->err.message);
+    state_finished(b);
     if (x->check_pending)
         send_check_reply(b);
 }
@@ -234,6 +244,7 @@ void vhost_state_cancel(struct gabi_vhost_backend *b, const char *reason)
     gabi_error_set(&x->err, -ECANCELED, NULL, "the %s was cancelled: %s", dir_name(x->dir), reason);
     xfer_release(b, -ECANCELED);
     vhost_backend_logf(b, "device state %s", x->err.message);
+    state_finished(b);
     if (x->check_pending)
         send_check_reply(b);
 }

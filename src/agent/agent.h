@@ -60,10 +60,12 @@ struct port {
     pid_t pid;
     unsigned restarts;
     uint64_t started_ms, restart_at_ms;
-    char last_exit[128]; /* why it last died, or "" */
-    char *control;       /* its control socket (guestabi-net) or NULL */
-    char *log;           /* its stderr */
-    int ready_fd;        /* STARTING: the read end of its --ready-fd, or -1 */
+    char last_exit[128];                  /* why it last died, or "" */
+    char *control;                        /* its control socket (guestabi-net) or NULL */
+    char *log;                            /* its stderr */
+    int ready_fd;                         /* STARTING: the read end of its --ready-fd, or -1 */
+    bool timed_out;                       /* killed for not getting ready in time */
+    struct gabi_rpc_pending *pending_add; /* STARTING for a port.add: its answer */
     char ready_buf[8];
     size_t ready_len;
 
@@ -126,6 +128,8 @@ int store_open(const char *dir, struct store **ret, struct gabi_error *reterr);
 struct store *store_close(struct store *st);
 int store_insert(struct store *st, const struct port *p, struct gabi_error *reterr);
 int store_delete(struct store *st, const char *id, struct gabi_error *reterr);
+/* Opened read-only (the directory cannot be written): insert and delete fail with -EROFS. */
+bool store_readonly(const struct store *st);
 typedef int (*store_row_fn)(const char *id, const char *cls, const char *socket, const char *mode,
                             const char *backing, int64_t created, void *userdata);
 int store_foreach(struct store *st, store_row_fn fn, void *userdata, struct gabi_error *reterr);
@@ -142,6 +146,10 @@ struct port *port_find(struct agent *a, const char *id);
 struct port *port_find_socket(struct agent *a, const char *socket);
 /* Start its back-end and wait (bounded) until it listens. */
 int port_start(struct agent *a, struct port *p, struct gabi_error *reterr);
+/* Start its back-end and answer `pending` (a deferred port.add) once it listens, or with the
+ * reason it exited. <0 (reterr) when it could not even be started: nothing is pending then. */
+int port_start_async(struct agent *a, struct port *p, struct gabi_rpc_pending *pending,
+                     struct gabi_error *reterr);
 /* SIGTERM, then SIGKILL after a grace period; reaps it. */
 void port_stop(struct agent *a, struct port *p);
 void ports_reap(struct agent *a);      /* SIGCHLD */

@@ -287,6 +287,7 @@ static int m_port_add(struct gabi_rpc_call *call, json_t *params, json_t **ret,
     const char *id, *socket, *mode_name;
     const struct gabi_mode *mode = NULL;
     struct port_backing backing = {0};
+    struct gabi_rpc_pending *pending;
     struct port *p;
     char *backing_json;
     int cls, b, r;
@@ -350,16 +351,23 @@ static int m_port_add(struct gabi_rpc_call *call, json_t *params, json_t **ret,
         port_free(a, p);
         return r;
     }
-    r = port_start(a, p, reterr);
+    /* answered once the back-end listens, the loop serving others meanwhile; inside a batch
+     * (answered as one line) it is waited for */
+    pending = gabi_rpc_call_defer(call);
+    r = pending ? port_start_async(a, p, pending, reterr) : port_start(a, p, reterr);
     if (r < 0) {
         struct gabi_error derr = {0};
 
+        gabi_rpc_pending_free(pending);
+        gabi_rpc_call_undefer(call);
         if (store_delete(a->store, id, &derr) < 0)
             agent_log(GABI_LOG_ERR, id, "%s (the row stays; the next start retries it)",
                       derr.message);
         port_free(a, p);
         return r;
     }
+    if (pending)
+        return 0;
     agent_event(
         a, "port.added",
         json_pack("{s:s, s:s, s:s}", "id", p->id, "socket", p->socket, "mode", p->mode->name));
@@ -395,6 +403,13 @@ static int m_port_del(struct gabi_rpc_call *call, json_t *params, json_t **ret,
     /* the row first: a crash between the two leaves no row, and nothing is started again */
     if ((r = store_delete(a->store, p->id, reterr)) < 0)
         return r;
+    if (p->pending_add) {
+        struct gabi_error gone = {0};
+
+        gabi_error_set(&gone, -ENOENT, "params.id", "port %s was deleted before it listened",
+                       p->id);
+        gabi_rpc_pending_reply(a->rpc, TAKE_PTR(p->pending_add), NULL, &gone);
+    }
     port_stop(a, p);
     *ret = json_pack("{s:s, s:b}", "id", p->id, "deleted", 1);
     agent_event(a, "port.deleted", json_pack("{s:s, s:s}", "id", p->id, "socket", p->socket));

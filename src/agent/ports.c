@@ -4,7 +4,7 @@
  * the port's socket and mode, so that a hostile front-end or a crash takes down that port
  * only. A back-end that dies is restarted after a back-off (QEMU's reconnect= brings the
  * front-end back); children get PR_SET_PDEATHSIG(SIGKILL) so that they never outlive the agent,
- * which re-creates them from the database when it starts again. guestabi-net's control socket
+ * which re-creates them from the database when it starts again. Each back-end's control socket
  * is polled for what the front-end negotiated and the port's counters.
  */
 
@@ -126,10 +126,9 @@ struct port *port_new(struct agent *a, const char *id, enum gabi_device_class cl
     p->connected = -1;
     if (asprintf(&p->log, "%s/port-%s.log", a->run_dir, id) < 0)
         p->log = NULL;
-    if (cls == GABI_CLASS_NET && asprintf(&p->control, "%s/port-%s.ctl", a->run_dir, id) < 0)
+    if (asprintf(&p->control, "%s/port-%s.ctl", a->run_dir, id) < 0)
         p->control = NULL;
-    if (!p->id || !p->socket || !p->backing_json || !p->log ||
-        (cls == GABI_CLASS_NET && !p->control)) {
+    if (!p->id || !p->socket || !p->backing_json || !p->log || !p->control) {
         free(p->id);
         free(p->socket);
         free(p->backing_json);
@@ -176,6 +175,7 @@ struct port *port_free(struct agent *a, struct port *p)
         }
     ctl_close(a, p);
     ready_close(a, p);
+    p->pending_add = gabi_rpc_pending_free(p->pending_add);
     if (p->control)
         unlink(p->control);
     free(p->ctl_buf);
@@ -415,11 +415,24 @@ int port_start(struct agent *a, struct port *p, struct gabi_error *reterr)
                           got ? "answered garbage" : why, p->socket, line[0] ? ": " : "", line);
 }
 
-/* A restart does not hold up the loop: the back-end's READY arrives as an event. */
+/* Its READY arrives as an event (ready_event) instead of being waited for. */
+static int watch_ready(struct agent *a, struct port *p, int fd)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = p->serial | PORT_TOKEN_READY};
+
+    if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        close(fd);
+        return -errno;
+    }
+    p->ready_fd = fd;
+    p->ready_len = 0;
+    return 0;
+}
+
+/* A restart does not hold up the loop. */
 static void port_restart(struct agent *a, struct port *p)
 {
     struct gabi_error err = {0};
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = p->serial | PORT_TOKEN_READY};
     int fd;
 
     if (spawn(a, p, &fd, &err) < 0) {
@@ -429,13 +442,29 @@ static void port_restart(struct agent *a, struct port *p)
         agent_log(GABI_LOG_WARNING, p->id, "restart failed: %s", err.message);
         return;
     }
-    if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-        close(fd);
+    if (watch_ready(a, p, fd) < 0)
         kill(p->pid, SIGKILL); /* reaped and retried as any back-end that died */
-        return;
+}
+
+int port_start_async(struct agent *a, struct port *p, struct gabi_rpc_pending *pending,
+                     struct gabi_error *reterr)
+{
+    int fd, r = spawn(a, p, &fd, reterr);
+
+    if (r < 0)
+        return r;
+    r = watch_ready(a, p, fd);
+    if (r < 0) {
+        int status;
+
+        kill(p->pid, SIGKILL);
+        while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        p->pid = 0;
+        return gabi_error_set(reterr, r, NULL, "epoll: %s", strerror(-r));
     }
-    p->ready_fd = fd;
-    p->ready_len = 0;
+    p->pending_add = pending;
+    return 0;
 }
 
 static void ready_event(struct agent *a, struct port *p)
@@ -449,9 +478,16 @@ static void ready_event(struct agent *a, struct port *p)
     if (p->ready_len >= 6 && memcmp(p->ready_buf, "READY\n", 6) == 0) {
         ready_close(a, p);
         started(p);
-        agent_event(a, "port.restarted",
-                    json_pack("{s:s, s:s, s:i, s:i}", "id", p->id, "socket", p->socket, "pid",
-                              (int)p->pid, "restarts", (int)p->restarts));
+        if (p->pending_add) {
+            agent_event(a, "port.added",
+                        json_pack("{s:s, s:s, s:s}", "id", p->id, "socket", p->socket, "mode",
+                                  p->mode->name));
+            gabi_rpc_pending_reply(a->rpc, TAKE_PTR(p->pending_add), port_json(a, p), NULL);
+        } else {
+            agent_event(a, "port.restarted",
+                        json_pack("{s:s, s:s, s:i, s:i}", "id", p->id, "socket", p->socket, "pid",
+                                  (int)p->pid, "restarts", (int)p->restarts));
+        }
     } else if (k <= 0 || p->ready_len == sizeof(p->ready_buf)) {
         /* closed without READY: it is exiting; SIGCHLD retries it */
         ready_close(a, p);
@@ -485,6 +521,26 @@ void port_stop(struct agent *a, struct port *p)
     p->pid = 0;
 }
 
+/* A port.add whose back-end exited before it listened: no row, no port, the reason. */
+static void add_failed(struct agent *a, struct port *p)
+{
+    struct gabi_error err = {0}, derr = {0};
+    char line[512];
+
+    ready_close(a, p);
+    p->pid = 0;
+    last_log_line(p, line, sizeof(line));
+    gabi_error_set(&err, -ECHILD, p->log, "%s %s before it listened on %s%s%s",
+                   a->backend_path[agent_backend_index(p->cls)], p->last_exit, p->socket,
+                   line[0] ? ": " : "", line);
+    if (store_delete(a->store, p->id, &derr) < 0)
+        agent_log(GABI_LOG_ERR, p->id, "%s (the row stays; the next start retries it)",
+                  derr.message);
+    agent_log(GABI_LOG_WARNING, p->id, "port.add failed: %s", err.message);
+    gabi_rpc_pending_reply(a->rpc, TAKE_PTR(p->pending_add), NULL, &err);
+    port_free(a, p);
+}
+
 void ports_reap(struct agent *a)
 {
     for (;;) {
@@ -499,6 +555,14 @@ void ports_reap(struct agent *a)
         if (!p)
             continue;
         describe_status(status, p->last_exit, sizeof(p->last_exit));
+        if (p->timed_out)
+            snprintf(p->last_exit, sizeof(p->last_exit), "did not listen within %d ms",
+                     READY_TIMEOUT_MS);
+        p->timed_out = false;
+        if (p->pending_add) {
+            add_failed(a, p);
+            continue;
+        }
         if (agent_now_ms() - p->started_ms > STABLE_MS)
             p->restarts = 0;
         p->restarts++;
@@ -523,7 +587,7 @@ void ports_reap(struct agent *a)
     }
 }
 
-/* ---- the control connection (guestabi-net's stats) ---------------------------------------- */
+/* ---- the control connection (the back-end's stats) ---------------------------------------- */
 
 static void ctl_poll(struct agent *a, struct port *p)
 {
@@ -583,7 +647,7 @@ static void update_connected(struct agent *a, struct port *p, json_t *stats)
     if (fresh && p->connected == 1)
         agent_event(a, "port.disconnected",
                     json_pack("{s:s, s:s, s:s}", "id", p->id, "socket", p->socket, "reason",
-                              "the front-end reconnected"));
+                              p->last_error[0] ? p->last_error : "the front-end reconnected"));
     if (fresh || (connected && p->connected != 1))
         agent_event(
             a, "port.connected",
@@ -661,6 +725,7 @@ void ports_tick(struct agent *a)
                  now - p->started_ms >= READY_TIMEOUT_MS) {
             agent_log(GABI_LOG_WARNING, p->id, "back-end not ready after %d ms; killing it",
                       READY_TIMEOUT_MS);
+            p->timed_out = true;
             ready_close(a, p);
             kill(p->pid, SIGKILL);
         }
@@ -743,7 +808,11 @@ json_t *port_json(const struct agent *a, const struct port *p)
 
         json_array_foreach (rings, i, r) {
             json_array_append(sizes, json_object_get(r, "size"));
-            pairs = MAX(pairs, (unsigned)json_integer_value(json_object_get(r, "index")) / 2 + 1);
+            /* virtio-net: a pair of rings per queue pair; virtio-blk: a ring per queue */
+            pairs =
+                p->cls == GABI_CLASS_NET
+                    ? MAX(pairs, (unsigned)json_integer_value(json_object_get(r, "index")) / 2 + 1)
+                    : pairs + 1;
         }
         json_object_set_new(o, "features",
                             p->connected == 1 ? names_json(p->cls, f, false) : json_array());

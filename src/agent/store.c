@@ -7,7 +7,10 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -19,6 +22,7 @@
 struct store {
     sqlite3 *db;
     char *path;
+    bool readonly; /* the directory cannot be written: the ports are served, not changed */
 };
 
 /* SQLite's answer as -errno with the reason in reterr. */
@@ -48,11 +52,11 @@ static int db_error(struct store *st, int rc, const char *what, struct gabi_erro
                           st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
 }
 
-static int exec(struct store *st, const char *sql, struct gabi_error *reterr)
+static int exec(struct store *st, const char *what, const char *sql, struct gabi_error *reterr)
 {
     int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
 
-    return rc == SQLITE_OK ? 0 : db_error(st, rc, sql, reterr);
+    return rc == SQLITE_OK ? 0 : db_error(st, rc, what, reterr);
 }
 
 /* Run a statement that returns no rows, and finalize it. One statement outside BEGIN is its
@@ -66,10 +70,64 @@ static int step_done(struct store *st, sqlite3_stmt *stmt, const char *what,
     return r;
 }
 
+/* The database opened for writing, in WAL mode, with its tables. */
+static int open_rw(struct store *st, struct gabi_error *reterr)
+{
+    int rc = sqlite3_open_v2(
+        st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+
+    if (rc != SQLITE_OK)
+        return db_error(st, rc, "open", reterr);
+    sqlite3_busy_timeout(st->db, 2000);
+    return exec(st, "set-up",
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                "INSERT OR IGNORE INTO meta VALUES ('schema', '1');"
+                "CREATE TABLE IF NOT EXISTS ports ("
+                " id TEXT PRIMARY KEY,"
+                " class TEXT NOT NULL,"
+                " socket TEXT NOT NULL UNIQUE,"
+                " mode TEXT NOT NULL,"
+                " backing TEXT NOT NULL,"
+                " created INTEGER NOT NULL)",
+                reterr);
+}
+
+/* A state directory that cannot be written: read the database as it is, when that is exact
+ * (no write-ahead log left to replay, which a crash leaves and only a writer can apply). */
+static int open_ro(struct store *st, struct gabi_error *reterr)
+{
+    char wal[PATH_MAX + 8], uri[3 * PATH_MAX + 32], *u = uri;
+    struct stat sb;
+    int rc;
+
+    snprintf(wal, sizeof(wal), "%s-wal", st->path);
+    if (stat(wal, &sb) == 0 && sb.st_size > 0)
+        return gabi_error_set(reterr, -EROFS, st->path,
+                              "state database: cannot be written, and its write-ahead log (%s) "
+                              "must be replayed first: make the directory writable",
+                              wal);
+    u += sprintf(u, "file:");
+    for (const char *c = st->path; *c && u < uri + sizeof(uri) - 16; c++)
+        u += (*c == '%' || *c == '?' || *c == '#') ? sprintf(u, "%%%02X", (unsigned char)*c)
+                                                   : sprintf(u, "%c", *c);
+    sprintf(u, "?immutable=1");
+    sqlite3_close(st->db);
+    st->db = NULL;
+    rc = sqlite3_open_v2(uri, &st->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(st->db, "SELECT count(*) FROM ports", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return db_error(st, rc, "open read-only", reterr);
+    st->readonly = true;
+    return 0;
+}
+
 int store_open(const char *dir, struct store **ret, struct gabi_error *reterr)
 {
     struct store *st = calloc(1, sizeof(*st));
-    int rc, r;
+    struct gabi_error rw_err = {0}, ro_err = {0};
+    int r;
 
     if (!st)
         return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
@@ -77,35 +135,35 @@ int store_open(const char *dir, struct store **ret, struct gabi_error *reterr)
         free(st);
         return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
     }
-    rc = sqlite3_open_v2(st->path, &st->db,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        r = db_error(st, rc, "open", reterr);
-        store_close(st);
-        return r;
-    }
-    sqlite3_busy_timeout(st->db, 2000);
-    r = exec(st, "PRAGMA journal_mode=WAL", reterr);
-    if (r == 0)
-        r = exec(st, "PRAGMA synchronous=FULL", reterr);
-    if (r == 0)
-        r = exec(st,
-                 "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-                 "INSERT OR IGNORE INTO meta VALUES ('schema', '1');"
-                 "CREATE TABLE IF NOT EXISTS ports ("
-                 " id TEXT PRIMARY KEY,"
-                 " class TEXT NOT NULL,"
-                 " socket TEXT NOT NULL UNIQUE,"
-                 " mode TEXT NOT NULL,"
-                 " backing TEXT NOT NULL,"
-                 " created INTEGER NOT NULL)",
-                 reterr);
-    if (r < 0) {
+    r = open_rw(st, &rw_err);
+    if (r < 0 && access(st->path, R_OK) == 0 && open_ro(st, &ro_err) == 0) {
+        agent_log(GABI_LOG_WARNING, NULL,
+                  "%s: %s; serving its ports read-only: port.add and port.del fail until the "
+                  "agent is restarted on a writable directory",
+                  st->path, rw_err.message);
+        r = 0;
+    } else if (r < 0) {
+        /* the read-only attempt's reason when it got as far as one (a log to replay) */
+        if (reterr)
+            *reterr = ro_err.code == -EROFS ? ro_err : rw_err;
+        r = reterr ? reterr->code : r;
         store_close(st);
         return r;
     }
     *ret = st;
     return 0;
+}
+
+bool store_readonly(const struct store *st)
+{
+    return st->readonly;
+}
+
+static int refuse_readonly(struct store *st, struct gabi_error *reterr)
+{
+    return gabi_error_set(reterr, -EROFS, st->path,
+                          "state database is read-only (its directory cannot be written): ports "
+                          "cannot be added or removed");
 }
 
 struct store *store_close(struct store *st)
@@ -123,6 +181,8 @@ int store_insert(struct store *st, const struct port *p, struct gabi_error *rete
     sqlite3_stmt *stmt = NULL;
     int rc;
 
+    if (st->readonly)
+        return refuse_readonly(st, reterr);
     rc = sqlite3_prepare_v2(st->db,
                             "INSERT INTO ports (id, class, socket, mode, backing, created) "
                             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -143,6 +203,8 @@ int store_delete(struct store *st, const char *id, struct gabi_error *reterr)
     sqlite3_stmt *stmt = NULL;
     int rc;
 
+    if (st->readonly)
+        return refuse_readonly(st, reterr);
     rc = sqlite3_prepare_v2(st->db, "DELETE FROM ports WHERE id = ?", -1, &stmt, NULL);
     if (rc != SQLITE_OK)
         return db_error(st, rc, "delete", reterr);

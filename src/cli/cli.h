@@ -94,3 +94,10 @@ int cli_agent_call(struct cli *cli, const char *method, json_t *params, json_t *
                    json_t **ret_error);
 /* The agent's host.caps as hostcaps ("@agent" wherever a HOSTCAPS file is taken). */
 int cli_agent_hostcaps(struct cli *cli, struct gabi_hostcaps **ret);
+extern const struct cli_command cli_cmd_placement, cli_cmd_labels;
+extern const struct cli_command cli_cmd_pin;
+
+/* The pin of a libvirt domain (by name, through libvirt at uri) or of a domain XML file;
+ * reports and returns < 0 on failure, also when the domain has no pin. */
+int cli_load_domain_pin(struct cli *cli, const char *xml_path, const char *name, const char *uri,
+                        struct gabi_pin **ret);

@@ -254,14 +254,23 @@ static void print_port(json_t *p)
     if (json_is_true(json_object_get(p, "connected"))) {
         print_names("features", json_object_get(p, "features"));
         print_names("protocol", json_object_get(p, "protocol_features"));
-        printf("  %-12s %" JSON_INTEGER_FORMAT " pair%s, rings of", "queues",
-               json_integer_value(json_object_get(p, "queue_pairs")),
-               json_integer_value(json_object_get(p, "queue_pairs")) == 1 ? "" : "s");
+        bool net = strcmp(str(p, "class"), "virtio-net") == 0;
+        json_int_t nq = json_integer_value(json_object_get(p, "queue_pairs"));
+
+        printf("  %-12s %" JSON_INTEGER_FORMAT " %s%s, rings of", "queues", nq,
+               net ? "pair" : "queue", nq == 1 ? "" : "s");
         json_array_foreach (json_object_get(p, "ring_sizes"), i, v)
             printf("%s %" JSON_INTEGER_FORMAT, i ? "," : "", json_integer_value(v));
         printf("%s\n", json_array_size(json_object_get(p, "ring_sizes")) ? "" : " -");
     }
-    if (json_is_object(c))
+    if (json_is_object(c) && json_object_get(c, "reads"))
+        printf("  %-12s %" JSON_INTEGER_FORMAT " reads %" JSON_INTEGER_FORMAT
+               " bytes, %" JSON_INTEGER_FORMAT " writes %" JSON_INTEGER_FORMAT " bytes\n",
+               "counters", json_integer_value(json_object_get(c, "reads")),
+               json_integer_value(json_object_get(c, "bytes_read")),
+               json_integer_value(json_object_get(c, "writes")),
+               json_integer_value(json_object_get(c, "bytes_written")));
+    else if (json_is_object(c))
         printf("  %-12s rx %" JSON_INTEGER_FORMAT " packets %" JSON_INTEGER_FORMAT
                " bytes, tx %" JSON_INTEGER_FORMAT " packets %" JSON_INTEGER_FORMAT " bytes\n",
                "counters", json_integer_value(json_object_get(c, "rx_packets")),

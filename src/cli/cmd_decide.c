@@ -81,7 +81,7 @@ static int run_pick(struct cli *cli, int argc, char **argv)
 /* ---- check and filter ----------------------------------------------------------------------- */
 
 struct check_opts {
-    const char *pin, *host, *source;
+    const char *pin, *host, *source, *domain, *xml, *uri;
 };
 
 static int check_opt(struct cli *cli, int opt, const char *arg, void *userdata)
@@ -95,6 +95,8 @@ static int check_opt(struct cli *cli, int opt, const char *arg, void *userdata)
         o->host = arg;
     else if (opt == 'S')
         o->source = arg;
+    else if (opt == 'D' || opt == 'X' || opt == 'C') /* a libvirt domain's pin (cmd_pin.c) */
+        *(opt == 'D' ? &o->domain : opt == 'X' ? &o->xml : &o->uri) = arg;
     else
         return -1;
     return 0;
@@ -104,16 +106,36 @@ static const struct option check_options[] = {
     {"pin", required_argument, NULL, 'p'},
     {"host", required_argument, NULL, 'H'},
     {"source", required_argument, NULL, 'S'},
+    {"domain", required_argument, NULL, 'D'},
+    {"xml", required_argument, NULL, 'X'},
+    {"connect", required_argument, NULL, 'C'},
     {NULL, 0, NULL, 0},
 };
+
+/* With --source, give a pin that names no platform the source's default. */
+static int resolve_source(struct cli *cli, const char *source, struct gabi_pin *pin)
+{
+    _cleanup_(gabi_hostcaps_freep) struct gabi_hostcaps *src = NULL;
+    struct gabi_error err = {0};
+    char *srcpath = (char *)source;
+
+    if (!source)
+        return 0;
+    if (cli_load_hosts(cli, &srcpath, 1, &src) < 0)
+        return -1;
+    if (gabi_pin_resolve_platform(pin, src, &err) < 0) {
+        gabi_strlcpy(err.where, source, sizeof(err.where));
+        cli_error(cli, &err);
+        return -1;
+    }
+    return 0;
+}
 
 /* Load the pin and, with --source, give it the source's default platform when it names none. */
 static int load_pin(struct cli *cli, const char *path, const char *source, struct gabi_pin **ret)
 {
     struct gabi_error err = {0};
-    _cleanup_(gabi_hostcaps_freep) struct gabi_hostcaps *src = NULL;
     _cleanup_(gabi_pin_freep) struct gabi_pin *pin = NULL;
-    char *srcpath = (char *)source;
 
     if (!cli_catalog(cli))
         return -1;
@@ -121,15 +143,8 @@ static int load_pin(struct cli *cli, const char *path, const char *source, struc
         cli_error(cli, &err);
         return -1;
     }
-    if (source) {
-        if (cli_load_hosts(cli, &srcpath, 1, &src) < 0)
-            return -1;
-        if (gabi_pin_resolve_platform(pin, src, &err) < 0) {
-            gabi_strlcpy(err.where, source, sizeof(err.where));
-            cli_error(cli, &err);
-            return -1;
-        }
-    }
+    if (resolve_source(cli, source, pin) < 0)
+        return -1;
     *ret = TAKE_PTR(pin);
     return 0;
 }
@@ -148,11 +163,14 @@ static int run_check(struct cli *cli, int argc, char **argv)
         cli_parse_options(cli, &cli_cmd_check, argc, argv, check_options, "", check_opt, &o, &ex);
     if (first < 0)
         return ex;
-    if (!o.pin || !o.host)
-        return cli_usage_error(cli, &cli_cmd_check, "--pin and --host are both needed");
+    if (!!o.pin + !!o.domain + !!o.xml != 1 || !o.host)
+        return cli_usage_error(cli, &cli_cmd_check,
+                               "--host and one of --pin, --domain, --xml are needed");
     if (first < argc)
         return cli_usage_error(cli, &cli_cmd_check, "unexpected argument \"%s\"", argv[first]);
-    if (load_pin(cli, o.pin, o.source, &pin) < 0)
+    if (o.pin ? load_pin(cli, o.pin, o.source, &pin) < 0
+              : cli_load_domain_pin(cli, o.xml, o.domain, o.uri, &pin) < 0 ||
+                    resolve_source(cli, o.source, pin) < 0)
         return EXIT_BAD_INPUT;
     hostpath = (char *)o.host;
     if (cli_load_hosts(cli, &hostpath, 1, &host) < 0)
@@ -357,8 +375,11 @@ const struct cli_command cli_cmd_pick = {
 const struct cli_command cli_cmd_check = {
     "check",
     "Check a VM's pin against a host: compatible, or every reason it is not",
-    "--pin PIN --host HOSTCAPS [--source HOSTCAPS]\n"
-    "  --pin PIN          the VM's pin\n"
+    "(--pin PIN | --domain NAME [--connect URI] | --xml DOMAIN.xml) --host HOSTCAPS\n"
+    "      [--source HOSTCAPS]\n"
+    "  --pin PIN          the VM's pin (a guestabi.pin/1 document)\n"
+    "  --domain NAME      the pin in a libvirt domain's XML (--connect URI: which libvirt)\n"
+    "  --xml DOMAIN.xml   the pin in a domain XML file\n"
     "  --host HOSTCAPS    the destination\n"
     "  --source HOSTCAPS  the host the VM runs on now: a pin without a platform is judged on\n"
     "                     the source's default (its newest runnable platform), which is what\n"

@@ -2,10 +2,10 @@
 /*
  * Fuzz target: lib/rpc's server. The input is what one client sends (a newline is added at
  * the end) over a real unix socket to a server with small bounds (4 KiB per request, 8 levels,
- * 4 per batch) and three methods: one that echoes its typed parameters, one that always fails,
- * one that subscribes and notifies. Every line back must be a JSON-RPC 2.0 response (a result,
- * or an error whose data names a path and a reason) or a notification; the server must never
- * crash or leak, and must forget the client once it hangs up.
+ * 4 per batch) and four methods: one that echoes its typed parameters, one that always fails,
+ * one that subscribes and notifies, one that answers later (deferred). Every line back must be a
+ * JSON-RPC 2.0 response (a result, or an error whose data names a path and a reason) or a
+ * notification; the server must never crash or leak, and must forget the client once it hangs up.
  */
 
 #include <errno.h>
@@ -69,16 +69,39 @@ static int m_subscribe(struct gabi_rpc_call *call, json_t *params, json_t **ret,
     return 0;
 }
 
+/* Answers later (in a batch: at once); the previous one held is answered now. */
+static struct gabi_rpc_pending *held;
+
+static int m_later(struct gabi_rpc_call *call, json_t *params, json_t **ret,
+                   struct gabi_error *reterr, void *userdata)
+{
+    struct gabi_rpc_pending *p = gabi_rpc_call_defer(call);
+
+    (void)params;
+    (void)reterr;
+    (void)userdata;
+    if (!p) {
+        *ret = json_string("now");
+        return 0;
+    }
+    if (held)
+        gabi_rpc_pending_reply(server, held, json_string("later"), NULL);
+    held = p;
+    return 0;
+}
+
 static const struct gabi_rpc_method methods[] = {
     {"echo", m_echo, "{name, flag?, doc?}", "the same"},
     {"fail", m_fail, "{}", "never"},
     {"subscribe", m_subscribe, "{}", "true"},
+    {"later", m_later, "{}", "\"later\", some time after"},
 };
 
 static char path[108], dir_path[64];
 
 static void cleanup(void)
 {
+    held = gabi_rpc_pending_free(held);
     server = gabi_rpc_server_free(server); /* unlinks the socket */
     rmdir(dir_path);
 }
@@ -198,7 +221,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         else
             poll(NULL, 0, 0);
     }
+    if (held && size && (data[0] & 1)) {
+        gabi_rpc_pending_reply(server, held, json_string("later"), NULL);
+        held = NULL;
+    }
     close(fd);
+    if (held) { /* its client is gone: nobody to answer, still freed */
+        struct gabi_error err = {0};
+
+        gabi_error_set(&err, -EIO, "params", "too late");
+        gabi_rpc_pending_reply(server, held, NULL, &err);
+        held = NULL;
+    }
     for (int i = 0; i < 4 && gabi_rpc_server_n_clients(server); i++)
         gabi_rpc_server_process(server);
     if (gabi_rpc_server_n_clients(server) != 0)

@@ -93,6 +93,14 @@ class Client:
             finally:
                 self.sock.settimeout(30)
 
+    def drain(self, quiet=0.3):
+        """Forget the notifications so far (those arriving within `quiet` seconds too)."""
+        try:
+            self.wait_note(lambda n: False, quiet, "nothing")
+        except TimeoutError:
+            pass
+        self.notes.clear()
+
     def close(self):
         self.sock.close()
 

@@ -165,19 +165,46 @@ def full_disk(workdir):
             rows = agree(agent, workdir)
         finally:
             agent.stop()
-        # a state directory that cannot be written: the agent says so and does not start; the
-        # database is untouched
+        # a state directory that cannot be written: the agent serves the ports of its database
+        # and refuses to change them (-32003 EROFS); the database is untouched
+        subprocess.run(["mount", "-o", "remount,ro", small], check=True)
+        ro = agentlib.Agent(workdir, "readonly", state_dir=state)
+        try:
+            listed = sorted(p["id"] for p in ro.call("port.list")["ports"])
+            check(listed == sorted(rows), "read-only: port.list %s, db %s" % (listed, sorted(rows)))
+            c = ro.client()
+            e = c.error("port.add", {"id": "new", "class": "virtio-net", "backing":
+                                     {"loopback": True},
+                                     "socket": os.path.join(workdir, "new.fsock")})
+            check(e["code"] == -32003 and e["data"]["errno"] == "EROFS" and
+                  "read-only" in e["data"]["reason"], "port.add, read-only: %s" % e)
+            e = c.error("port.del", {"id": "keep"})
+            check(e["code"] == -32003, "port.del, read-only: %s" % e)
+            check(any(p["id"] == "keep" and p["state"] == "running"
+                      for p in ro.call("port.list")["ports"]), "keep after a refused del")
+            reason = e["data"]["reason"]
+        finally:
+            ro.stop()
+        # ... unless a crash left a write-ahead log only a writer can replay: then it says so
+        subprocess.run(["mount", "-o", "remount,rw", small], check=True)
+        crashed = agentlib.Agent(workdir, "crashed", state_dir=state)
+        crashed.call("port.del", {"id": "after"})
+        crashed.kill9()
+        wal = os.path.join(state, "guestabid.db-wal")
+        check(os.path.exists(wal) and os.path.getsize(wal) > 0, "no write-ahead log after kill -9")
         subprocess.run(["mount", "-o", "remount,ro", small], check=True)
         try:
-            agentlib.Agent(workdir, "readonly", state_dir=state)
-            check(False, "the agent started on a read-only state directory")
+            agentlib.Agent(workdir, "walled", state_dir=state)
+            check(False, "the agent started read-only with a log to replay")
         except RuntimeError as e:
             msg = str(e)
-        check(state in msg and "guestabid.db" in msg, "no clear error: %s" % msg)
+        check("write-ahead log" in msg and state in msg, "no clear error: %s" % msg)
         subprocess.run(["mount", "-o", "remount,rw", small], check=True)
-        check(db_rows(state) == rows and integrity(state) == "ok", "database after read-only")
-        vmlib.log("ok: a read-only state directory: the agent refuses to start (%s)" %
-                  msg.strip().splitlines()[-1])
+        rows = db_rows(state)  # (replays the log: the deletion the reply confirmed is there)
+        check(db_rows(state) == rows and "after" not in rows and integrity(state) == "ok",
+              "database after read-only")
+        vmlib.log("ok: a read-only state directory: ports served, changes refused (%s); with a "
+                  "log to replay the agent refuses to start" % reason)
     finally:
         subprocess.run(["umount", "-l", small])
 

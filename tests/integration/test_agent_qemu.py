@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""A QEMU 7.2 guest on a port guestabid created: the guest's link comes up and pings flow
+"""A QEMU 7.2 guest on ports guestabid created: the guest's link comes up and pings flow
 through the tap; port.get shows what QEMU negotiated (features, one queue pair, rings of 256)
-and the counters move. Then the port's back-end is killed with SIGKILL and the agent itself
+and the counters move; the guest writes and reads a virtio-blk port's RAM disk and port.get
+counts it. Then the port's back-end is killed with SIGKILL and the agent itself
 with SIGKILL: each time the port comes back on the same socket in the same mode, QEMU
 reconnects (reconnect=1) and traffic flows again."""
 
@@ -56,9 +57,15 @@ def run(agent, sc):
     p = agent.call("port.add", {"id": "vm1-net0", "class": "virtio-net", "socket": sock,
                                 "mode": MODE, "backing": {"tap": "gabitap20"}})
     check(p["mode"] == MODE, str(p))
+    bsock = os.path.join(sc.dir, "vm1-disk0.sock")
+    b = agent.call("port.add", {"id": "vm1-disk0", "class": "virtio-blk", "socket": bsock,
+                                "backing": {"ram": 16 << 20}})
+    check(b["class"] == "virtio-blk", str(b))
     g = sc.add(vmlib.Guest("guest", sc.dir,
                            netdevs=[{"socket": sock, "mac": "52:54:00:79:00:02"}],
-                           cmdline="gabi.ip=10.79.0.2/24"))
+                           cmdline="gabi.ip=10.79.0.2/24",
+                           extra=["-chardev", "socket,id=bcx,path=%s,reconnect=1" % bsock,
+                                  "-device", "vhost-user-blk-pci,chardev=bcx,num-queues=1"]))
     g.wait_ready()
     ev.wait_note(lambda n: n["method"] == "port.connected", 10, "port.connected")
     wait_traffic("through the agent's port")
@@ -78,6 +85,28 @@ def run(agent, sc):
               "rx %d tx %d packets" % (MODE, " ".join(f.split("_F_")[-1] for f in q["features"]),
                                        q["queue_pairs"], q["ring_sizes"],
                                        q["counters"]["rx_packets"], q["counters"]["tx_packets"]))
+
+    # the disk: what the guest writes and reads is counted on the blk port
+    out = g.check("dd if=/dev/urandom of=/tmp/x bs=4096 count=32 2>/dev/null; "
+                  "dd if=/tmp/x of=/dev/vda bs=4096 count=32 conv=fsync 2>&1; "
+                  "echo 3 > /proc/sys/vm/drop_caches; "
+                  "dd if=/dev/vda bs=4096 count=32 2>/dev/null | md5sum; md5sum /tmp/x")
+    sums = [l.split()[0] for l in out.splitlines() if len(l.split()) == 2 and
+            len(l.split()[0]) == 32]
+    check(len(sums) == 2 and sums[0] == sums[1], "the disk did not keep what was written:\n" +
+          out)
+
+    def blk_counted():
+        q = agent.call("port.get", {"id": "vm1-disk0"})
+        c = q["counters"] or {}
+        return q if q["connected"] and c.get("bytes_written", 0) >= 32 * 4096 and \
+            c.get("reads", 0) >= 1 else None
+    bq = vmlib.wait_for(blk_counted, 10, "port.get of the disk to count the guest's I/O")
+    check(bq["ring_sizes"] and bq["queue_pairs"] == 1 and bq["features"], "blk port: %s" % bq)
+    vmlib.log("ok: the guest wrote and read the agent's virtio-blk port: %d bytes written, %d "
+              "read; %d queue, rings %s" % (bq["counters"]["bytes_written"],
+                                            bq["counters"]["bytes_read"], bq["queue_pairs"],
+                                            bq["ring_sizes"]))
 
     # the back-end dies: restarted by the agent, QEMU reconnects, traffic again
     os.kill(q["pid"], signal.SIGKILL)

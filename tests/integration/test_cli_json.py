@@ -38,11 +38,12 @@ def document(schema, *args):
     return st, doc
 
 
-def listing(schema, key, members, *args):
-    """A listing (guestabi --json ARGS, exit 0): its entries, each checked for members."""
+def listing(schema, key, members, *args, top=()):
+    """A listing (guestabi --json ARGS, exit 0): its entries, each checked for members; top
+    names the document's members beside schema and the listing."""
     st, doc = document(schema, *args)
     check_eq(st, 0, "guestabi --json %s: exit status" % " ".join(args))
-    check_eq(set(doc), {"schema", key}, "the members of %s" % schema)
+    check_eq(set(doc), {"schema", key} | set(top), "the members of %s" % schema)
     for e in doc[key]:
         check(members <= set(e), "an entry of %s lacks %s: %s" % (schema, members - set(e), e))
     return doc[key]
@@ -96,10 +97,13 @@ def main():
     check_in("linux-6.2", ps, "the platforms")
     check({"tap.uso4", "tap.uso6"} <= set(ps["linux-6.2"]["requires"]),
           "linux-6.2 does not require USO: %r" % ps["linux-6.2"]["requires"])
-    names = [p["name"] for p in listing("guestabi.platforms/1", "platforms", plat,
-                                        "platforms", "--host", H2019)]
+    runs = listing("guestabi.platforms/1", "platforms", plat | {"default"}, "platforms", "--host",
+                   H2019, top=("host", "kernel", "default"))
+    names = [p["name"] for p in runs]
     check("linux-6.2" not in names and "linux-5.14" in names,
           "host-2019 (kernel 5.4, no USO) runs %s" % names)
+    check_eq([p["name"] for p in runs if p["default"]], [names[0]],
+             "host-2019's default (its newest runnable platform)")
 
     # device-types: each with its kind and the versions it writes and loads
     types = listing("guestabi.device-types/1", "device_types",
