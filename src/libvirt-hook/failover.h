@@ -38,3 +38,19 @@ int hook_failover_rewrite(const char *xml, size_t size, hook_failover_reserve_fn
 /* "0000:5e:02.0" into its four parts; false when malformed. */
 bool hook_failover_parse_address(const char *s, unsigned *domain, unsigned *bus, unsigned *slot,
                                  unsigned *function);
+
+/* ---- with the agent (failover_agent.c) -------------------------------------------------- */
+
+struct agent_client;
+struct gabi_domain;
+
+/* migrate begin: a VF reserved for each transient failover interface of the domain (the
+ * device its standby's pin device names: <guestabi:failover device=.../>), the XML rewritten
+ * into *ret_xml (NULL when the domain has no such interface). On failure what was reserved for
+ * `vm` is released and reterr has the agent's reason. */
+int hook_failover_begin(struct agent_client *c, const struct gabi_domain *dom, const char *vm,
+                        const char *xml, size_t size, char **ret_xml, struct gabi_error *reterr);
+/* prepare: the VFs reserved for vm bound to vfio-pci; 0 when nothing was reserved. */
+int hook_failover_bind(struct agent_client *c, const char *vm, struct gabi_error *reterr);
+/* release: vm's VFs released; how many (0: none), or -errno with reterr. */
+int hook_failover_release(struct agent_client *c, const char *vm, struct gabi_error *reterr);

@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""The libvirt hook's failover rewrite (src/libvirt-hook/failover.c, through the
-hook_failover_tool filter) fed by a real guestabid on an SR-IOV fixture: the VF
-failover.reserve gives replaces the source address of the domain's transient failover
-interface; the printed XML validates (virt-xml-validate) and its tree equals the input's but for
-those four attributes; a plain hostdev interface is left alone; the agent's refusal ("no free VF
-of 8086:154c: 0 free of 4") refuses the rewrite with that reason; a domain without a transient
-interface prints nothing; malformed input is refused."""
+"""The libvirt hook's failover steps against a real guestabid on an SR-IOV fixture.
+
+guestabi-libvirt-hook run as libvirt runs it (DOMAIN OPERATION SUB-OPERATION -, the XML on
+stdin) for a pinned domain with a failover pair:
+  migrate begin  prints the domain XML with the transient interface's source address set to
+                 the VF the agent reserved; it validates (virt-xml-validate) and its tree equals
+                 the input's but for those four attributes; a plain hostdev is left alone;
+  prepare begin  the VF is bound to vfio-pci (the fixture kernel sees unbind, then bind);
+  release end    the VF is released and back on its net driver;
+  no free VF     migrate begin refuses with the agent's reason, prints nothing on stdout.
+The rewrite itself (src/libvirt-hook/failover.c through the hook_failover_tool filter): a
+domain without a transient interface prints nothing; malformed input is refused."""
 
 import os
 import shutil
@@ -42,6 +47,73 @@ def same_tree(a, b, where="domain"):
     return None
 
 
+def hook(work, agent, xml, op, sub):
+    conf = os.path.join(work, "hook.conf")
+    with open(conf, "w") as f:
+        f.write("agent_socket = %s\nqemu_user = root\nqemu_group = root\n" % agent.socket)
+    r = subprocess.run([vmlib.build_bin("src/libvirt-hook/guestabi-libvirt-hook"), "vm15", op,
+                        sub, "-"], input=xml, capture_output=True, text=True, timeout=60,
+                       env={"PATH": "/usr/bin:/bin", "GUESTABI_CONF": conf})
+    return r.returncode, r.stdout, r.stderr
+
+
+def hook_flow(work, a, k, vfs, xml):
+    platform = a.call("host.platforms")["default"]
+    check(platform, "this host runs no platform")
+    xml = xml.replace("PLATFORM", platform).replace("/run/guestabi/vm15-net0.sock",
+                                                    os.path.join(work, "vm15-net0.sock"))
+    st, out, err = hook(work, a, xml, "migrate", "begin")
+    check_eq(st, 0, "migrate begin exit status (%s)" % err)
+    addr = [v for v in a.call("failover.list")["vfs"] if v.get("vm")]
+    check_eq(len(addr), 1, "VFs reserved at migrate begin")
+    check_eq(addr[0]["state"], "reserved", "its state")
+    validate_and_compare(work, xml, out, addr[0]["address"])
+    k.take_journal()
+    st, _, err = hook(work, a, out, "prepare", "begin")
+    check_eq(st, 0, "prepare exit status (%s)" % err)
+    check_eq(k.driver(addr[0]["address"]), "vfio-pci", "the VF's driver after prepare")
+    check_eq([(d, op) for d, op, *_ in k.take_journal()],
+             [("ixgbevf", "unbind"), ("vfio-pci", "bind")], "the kernel's writes at prepare")
+    st, _, err = hook(work, a, out, "release", "end")
+    check_eq(st, 0, "release exit status (%s)" % err)
+    check_eq(k.driver(addr[0]["address"]), "ixgbevf", "the VF's driver after release")
+    check_eq([v["state"] for v in a.call("failover.list")["vfs"]], ["free"] * 4, "after release")
+    # no free VF: refused with the agent's reason, nothing printed
+    a.call("failover.reserve", {"vm": "others", "device": DEV, "count": 4})
+    st, out, err = hook(work, a, xml, "migrate", "begin")
+    check_eq(st, 1, "migrate begin without a free VF")
+    check_eq(out, "", "stdout of a refused migrate begin")
+    check_in("no free VF of 8086:154c: 0 free of 4", err, "the hook's refusal")
+    vmlib.log("refusal: " + err.strip())
+    a.call("failover.release", {"vm": "others"})
+
+
+def validate_and_compare(work, xml, out, addr):
+    path = os.path.join(work, "rewritten.xml")
+    with open(path, "w") as f:
+        f.write(out)
+    v = subprocess.run(["virt-xml-validate", path, "domain"], capture_output=True, text=True)
+    check_eq(v.returncode, 0, "virt-xml-validate of the rewritten XML:\n%s%s\n%s" % (
+        v.stdout, v.stderr, out))
+    dom, bus, rest = addr.split(":")
+    slot, fn = rest.split(".")
+    want = {"type": "pci", "domain": "0x" + dom, "bus": "0x" + bus, "slot": "0x" + slot,
+            "function": "0x" + fn}
+    before, after = ET.fromstring(xml), ET.fromstring(out)
+    ifaces = after.findall("./devices/interface[@type='hostdev']")
+    check_eq(ifaces[0].find("./source/address").attrib, want,
+             "the transient interface's new source address")
+    check_eq(ifaces[1].find("./source/address").attrib["slot"], "0x10",
+             "the plain hostdev interface's address")
+    # nothing else changed: the input's tree with that address set equals the output's
+    src = before.findall("./devices/interface[@type='hostdev']")[0].find("./source/address")
+    src.attrib.update(want)
+    diff = same_tree(before, after)
+    check(diff is None, "the rewrite changed more than the address: %s" % diff)
+    # and the unchanged input differs from it exactly there (the comparison sees attributes)
+    check(same_tree(ET.fromstring(xml), after) is not None, "the comparison saw no change")
+
+
 def main():
     tool = vmlib.build_bin("tests/unit/hook_failover_tool")
     if not shutil.which("virt-xml-validate"):
@@ -54,9 +126,10 @@ def main():
         try:
             vfs = k.add_pf("ens2f0", "0000:5e:00.0", DEV, 4)
             a = agentlib.Agent(work, extra=["--sysfs-root", os.path.join(work, "sys"),
-                                            "--dev-root", os.path.join(work, "dev")])
+                                            "--dev-root", "/dev"])
             try:
-                run(work, tool, xml, a, vfs)
+                hook_flow(work, a, k, vfs, xml)
+                run(work, tool, xml.replace("PLATFORM", "x"), a, vfs)
             finally:
                 a.stop()
         finally:
@@ -73,29 +146,11 @@ def run(work, tool, xml, a, vfs):
     check_eq(st, 0, "rewrite exit status (%s)" % err)
     check_in("mac 52:54:00:15:00:02, persistent ua-net0, address 0000:3b:10.4", err,
              "what the hook saw")
-    path = os.path.join(work, "rewritten.xml")
-    with open(path, "w") as f:
-        f.write(out)
-    v = subprocess.run(["virt-xml-validate", path, "domain"], capture_output=True, text=True)
-    check_eq(v.returncode, 0, "virt-xml-validate of the rewritten XML:\n%s%s\n%s" % (
-        v.stdout, v.stderr, out))
-    before, after = ET.fromstring(xml), ET.fromstring(out)
-    ifaces = after.findall("./devices/interface[@type='hostdev']")
-    check_eq(ifaces[0].find("./source/address").attrib,
-             {"type": "pci", "domain": "0x0000", "bus": "0x5e", "slot": "0x02",
-              "function": "0x0"}, "the transient interface's new source address")
-    check_eq(ifaces[1].find("./source/address").attrib["slot"], "0x10",
-             "the plain hostdev interface's address")
-    # nothing else changed: the input's tree with that address set equals the output's
-    src = before.findall("./devices/interface[@type='hostdev']")[0].find("./source/address")
-    src.attrib.update(bus="0x5e", slot="0x02", function="0x0")
-    diff = same_tree(before, after)
-    check(diff is None, "the rewrite changed more than the address: %s" % diff)
-    # and the unchanged input differs from it exactly there (the comparison sees attributes)
-    check(same_tree(ET.fromstring(xml), after) is not None, "the comparison saw no change")
+    validate_and_compare(work, xml, out, addr)
+    a.call("failover.release", {"vm": "vm15"})
 
     # no free VF: the agent's reason refuses the migration
-    a.call("failover.reserve", {"vm": "other", "device": DEV, "count": 3})
+    a.call("failover.reserve", {"vm": "other", "device": DEV, "count": 4})
     e = a.client().error("failover.reserve", {"vm": "vm16", "device": DEV})
     reason = e["data"]["reason"]
     check_in("no free VF of 8086:154c: 0 free of 4", reason, "the agent's refusal")
