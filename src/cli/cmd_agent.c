@@ -133,7 +133,7 @@ out:
 }
 
 /* Report an agent's error object; returns EXIT_BAD_INPUT. */
-static int agent_error(struct cli *cli, const char *method, json_t *err)
+int cli_agent_error(struct cli *cli, const char *method, json_t *err)
 {
     json_t *data = json_object_get(err, "data");
     const char *path = json_string_value(json_object_get(data, "path"));
@@ -162,7 +162,7 @@ static int call(struct cli *cli, const char *method, json_t *params, json_t **re
     if (r < 0)
         return EXIT_BAD_INPUT;
     if (r == 1)
-        return agent_error(cli, method, err);
+        return cli_agent_error(cli, method, err);
     *ret = res;
     return 0;
 }

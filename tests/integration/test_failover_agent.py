@@ -9,11 +9,13 @@ wins), reservations across a kill -9 and a restart, and expiry (also across a re
 import os
 import sqlite3
 import tempfile
+import subprocess
 import threading
 import time
 
 import agentlib
 import failoverlib
+import vmlib
 from checks import check, check_eq, check_in
 
 DEV = "8086:154c"
@@ -164,6 +166,19 @@ def run(work, sysfs, k):
         check_eq(k.take_journal(), [], "releasing a reserved VF writes nothing")
         c.close()
 
+        # the CLI, through the same agent
+        cli(a, "failover", "reserve", "--device", DEV, "--count", "2", "vmC", want=0,
+            out="rsv-")
+        st, out = cli(a, "failover", "list")
+        check_eq(sum(1 for line in out.splitlines() if "vmC" in line and "reserved" in line), 2,
+                 "vmC's VFs in failover list:\n" + out)
+        cli(a, "failover", "bind", "vmC", want=0, out="on vfio-pci: %s, %s" % (vfs[0], vfs[1]))
+        cli(a, "failover", "release", "vmC", want=0, out="released: %s, %s" % (vfs[0], vfs[1]))
+        cli(a, "failover", "reserve", "--device", DEV, "--count", "4", "vmC", want=2,
+            out="params.count: no free VF of 8086:154c: 3 free of 4 (4 wanted) (-32005)")
+        cli(a, "failover", "bind", want=2, out="needs the VM or --reservation ID")
+        k.take_journal()
+
         # two reserves racing for the last VF, through one agent: exactly one wins
         c = a.client()
         c.call("failover.reserve", {"vm": "hold", "device": DEV, "count": 2, "ttl_s": 3600})
@@ -229,6 +244,18 @@ def run(work, sysfs, k):
         raise
     finally:
         a.stop()
+
+
+def cli(agent, *args, want=None, out=None):
+    """guestabi --agent SOCK ARGS: (status, stdout + stderr), checked when told."""
+    r = subprocess.run([vmlib.build_bin("src/cli/guestabi"), "--agent", agent.socket] +
+                       list(args), capture_output=True, text=True, timeout=60)
+    text = r.stdout + r.stderr
+    if want is not None:
+        check_eq(r.returncode, want, "exit status of guestabi %s:\n%s" % (" ".join(args), text))
+    if out is not None:
+        check_in(out, text, "guestabi " + " ".join(args))
+    return r.returncode, text
 
 
 def race(agent_for, rounds, what):
