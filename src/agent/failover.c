@@ -781,3 +781,42 @@ int failover_list(struct gabi_rpc_call *call, json_t *params, json_t **ret,
     *ret = json_pack("{s:o}", "vfs", vfs);
     return 0;
 }
+
+/* ---- hostcaps ----------------------------------------------------------------------------- */
+
+int failover_hostcaps(struct agent *a, struct gabi_hostcaps **ret, struct gabi_error *reterr)
+{
+    char *text = gabi_hostcaps_to_json(a->caps), *out = NULL;
+    json_t *doc = text ? json_loads(text, 0, NULL) : NULL, *f;
+    size_t i;
+    int r = 0;
+
+    free(text);
+    if (!doc)
+        return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
+    if ((r = expire(a, reterr)) < 0) {
+        json_decref(doc);
+        return r;
+    }
+    json_array_foreach (json_object_get(doc, "failover"), i, f) {
+        const char *addr = json_string_value(json_object_get(f, "address"));
+        char drv[GABI_MAX_NAME];
+        struct holder hold;
+        int held = addr ? find_holder(a, addr, &hold, reterr) : 0;
+
+        if (held < 0) {
+            json_decref(doc);
+            return held;
+        }
+        /* held by a reservation, or on vfio-pci now (some VM's): not free for another pin */
+        if (held || (addr && vf_driver(a, addr, drv, sizeof(drv)) == 0 && strcmp(drv, VFIO) == 0))
+            json_object_set_new(f, "in_use", json_true());
+    }
+    out = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (!out)
+        return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
+    r = gabi_hostcaps_parse(a->cat, "hostcaps", out, strlen(out), ret, reterr);
+    free(out);
+    return r;
+}

@@ -12,6 +12,10 @@
 int failover_open(struct agent *a, struct gabi_error *reterr);
 void failover_close(struct agent *a);
 
+/* This host's hostcaps with each failover VF's in_use from the reservations and vfio-pci, as
+ * host.caps and abi.check give them. */
+int failover_hostcaps(struct agent *a, struct gabi_hostcaps **ret, struct gabi_error *reterr);
+
 int failover_reserve(struct gabi_rpc_call *call, json_t *params, json_t **ret,
                      struct gabi_error *reterr, void *userdata);
 int failover_bind(struct gabi_rpc_call *call, json_t *params, json_t **ret,

@@ -69,6 +69,7 @@ static int m_host_caps(struct gabi_rpc_call *call, json_t *params, json_t **ret,
 {
     static const char *const keys[] = {"refresh", NULL};
     struct agent *a = userdata;
+    struct gabi_hostcaps *h = NULL;
     bool refresh;
     int r;
 
@@ -78,7 +79,11 @@ static int m_host_caps(struct gabi_rpc_call *call, json_t *params, json_t **ret,
         return r;
     if (refresh && (r = agent_probe(a, reterr)) < 0)
         return r;
-    return text_result(gabi_hostcaps_to_json(a->caps), ret, reterr);
+    if ((r = failover_hostcaps(a, &h, reterr)) < 0)
+        return r;
+    r = text_result(gabi_hostcaps_to_json(h), ret, reterr);
+    gabi_hostcaps_free(h);
+    return r;
 }
 
 static int m_host_platforms(struct gabi_rpc_call *call, json_t *params, json_t **ret,
@@ -146,6 +151,7 @@ static int m_abi_check(struct gabi_rpc_call *call, json_t *params, json_t **ret,
     struct gabi_pin *pin = NULL;
     struct gabi_verdict *v = NULL;
     char *text = NULL;
+    struct gabi_hostcaps *h = NULL;
     int r;
 
     (void)call;
@@ -155,8 +161,14 @@ static int m_abi_check(struct gabi_rpc_call *call, json_t *params, json_t **ret,
     r = gabi_pin_parse(a->cat, "params.pin", text, strlen(text), &pin, reterr);
     free(text);
     if (r < 0)
-        return -EINVAL; /* reterr names the key inside the pin */
-    r = gabi_check(a->cat, pin, a->caps, &v);
+        return -EINVAL;                   /* reterr names the key inside the pin */
+    r = failover_hostcaps(a, &h, reterr); /* VFs reserved or bound count as in use */
+    if (r < 0) {
+        gabi_pin_free(pin);
+        return r;
+    }
+    r = gabi_check(a->cat, pin, h, &v);
+    gabi_hostcaps_free(h);
     if (r < 0)
         r = gabi_error_set(reterr, r, NULL, "check failed: %s", strerror(-r));
     else

@@ -102,6 +102,10 @@ def run(work, sysfs, k):
         s = states(a)
         check_eq([s[v]["state"] for v in vfs], ["reserved", "reserved", "free", "busy"], "after")
         check_eq(s[vfs[0]]["vm"], "vm1", "holder")
+        # host.caps (and so abi.check) counts reserved and vfio-pci VFs as in use
+        caps = {f["address"]: f["in_use"] for f in a.call("host.caps")["failover"]}
+        check_eq([caps[v] for v in vfs], [True, True, False, True], "host.caps in_use")
+        check_eq([caps[v] for v in other], [False, False], "host.caps in_use of 8086:10ed")
 
         # bind: override, unbind from the net driver, bind to vfio-pci; in that order per VF
         k.take_journal()

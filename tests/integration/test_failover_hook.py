@@ -8,7 +8,9 @@ stdin) for a pinned domain with a failover pair:
                  the input's but for those four attributes; a plain hostdev is left alone;
   prepare begin  the VF is bound to vfio-pci (the fixture kernel sees unbind, then bind);
   release end    the VF is released and back on its net driver;
-  no free VF     migrate begin refuses with the agent's reason, prints nothing on stdout.
+  no free VF     migrate begin refuses, prints nothing on stdout: the pin's check when every VF
+                 is reserved (reservations count as in use), the reservation itself ("no free
+                 VF of 8086:154c: 0 free of 0") when the VFs went away after the agent probed.
 The rewrite itself (src/libvirt-hook/failover.c through the hook_failover_tool filter): a
 domain without a transient interface prints nothing; malformed input is refused."""
 
@@ -78,14 +80,27 @@ def hook_flow(work, a, k, vfs, xml):
     check_eq(st, 0, "release exit status (%s)" % err)
     check_eq(k.driver(addr[0]["address"]), "ixgbevf", "the VF's driver after release")
     check_eq([v["state"] for v in a.call("failover.list")["vfs"]], ["free"] * 4, "after release")
-    # no free VF: refused with the agent's reason, nothing printed
+    # every VF reserved by others: the pin's check already refuses (reservations count as in use)
     a.call("failover.reserve", {"vm": "others", "device": DEV, "count": 4})
     st, out, err = hook(work, a, xml, "migrate", "begin")
     check_eq(st, 1, "migrate begin without a free VF")
     check_eq(out, "", "stdout of a refused migrate begin")
-    check_in("no free VF of 8086:154c: 0 free of 4", err, "the hook's refusal")
-    vmlib.log("refusal: " + err.strip())
+    check_in("needs a free 8086:154c virtual function for its primary hostdev0", err,
+             "the check's refusal")
+    check_in("0000:5e:02.0 8086:154c (in use)", err, "the check's refusal")
+    vmlib.log("refusal by the check: " + err.strip())
     a.call("failover.release", {"vm": "others"})
+    # the VFs went away after the agent probed (sriov_numvfs 0): the check still counts the
+    # probed ones, the reservation finds none and refuses with its reason
+    with open(os.path.join(work, "sys/devices/pci0000:00/0000:5e:00.0/sriov_numvfs"), "w") as f:
+        f.write("0\n")
+    st, out, err = hook(work, a, xml, "migrate", "begin")
+    check_eq(st, 1, "migrate begin when the VFs are gone")
+    check_eq(out, "", "stdout of a refused migrate begin")
+    check_in("no free VF of 8086:154c: 0 free of 0 (1 wanted)", err, "the reservation's refusal")
+    vmlib.log("refusal by the reservation: " + err.strip())
+    with open(os.path.join(work, "sys/devices/pci0000:00/0000:5e:00.0/sriov_numvfs"), "w") as f:
+        f.write("4\n")
 
 
 def validate_and_compare(work, xml, out, addr):
