@@ -234,21 +234,39 @@ static bool has_failover(const struct hook *h)
     return memmem(h->xml, h->size, "transient", 9) != NULL;
 }
 
+enum failover_step { FAILOVER_BEGIN, FAILOVER_BIND, FAILOVER_RELEASE };
+
+/* One failover step through the agent for this VM (its VFs are held as "lv-<uuid>-vfs");
+ * FAILOVER_BEGIN also fills *ret_xml. 0 (or what the step returns), or < 0 with err. */
+static int failover_step(struct hook *h, enum failover_step step, char **ret_xml,
+                         struct gabi_error *err)
+{
+    struct agent_client c = {.fd = -1};
+    char vm[80];
+    int r;
+
+    port_id(h, "vfs", vm, sizeof(vm));
+    r = open_agent(h, &c, err);
+    if (r == 0 && step == FAILOVER_BEGIN)
+        r = hook_failover_begin(&c, h->dom, vm, h->xml, h->size, ret_xml, err);
+    else if (r == 0 && step == FAILOVER_BIND)
+        r = hook_failover_bind(&c, vm, err);
+    else if (r == 0)
+        r = hook_failover_release(&c, vm, err);
+    agent_client_close(&c);
+    return r;
+}
+
 /* migrate begin, once the pin is accepted: a VF per transient interface, the XML rewritten. */
 static int failover_begin(struct hook *h)
 {
-    struct agent_client c = {.fd = -1};
     struct gabi_error err = {0};
-    char vm[80], *out = NULL;
-    int r = -1;
+    char *out = NULL;
+    int r;
 
     if (!has_failover(h))
         return 0;
-    port_id(h, "vfs", vm, sizeof(vm));
-    if (open_agent(h, &c, &err) == 0)
-        r = hook_failover_begin(&c, h->dom, vm, h->xml, h->size, &out, &err);
-    agent_client_close(&c);
-    if (r < 0) {
+    if (failover_step(h, FAILOVER_BEGIN, &out, &err) < 0) {
         say("VM %s: no failover primary for it on this host: %s%s%s. Refused before anything "
             "was created on this host.",
             h->domain, err.where[0] ? err.where : "", err.where[0] ? ": " : "", err.message);
@@ -269,18 +287,9 @@ static int failover_begin(struct hook *h)
 /* prepare: the reserved VFs onto vfio-pci before QEMU starts. */
 static int failover_prepare(struct hook *h)
 {
-    struct agent_client c = {.fd = -1};
     struct gabi_error err = {0};
-    char vm[80];
-    int r = -1;
 
-    if (!has_failover(h))
-        return 0;
-    port_id(h, "vfs", vm, sizeof(vm));
-    if (open_agent(h, &c, &err) == 0)
-        r = hook_failover_bind(&c, vm, &err);
-    agent_client_close(&c);
-    if (r < 0) {
+    if (has_failover(h) && failover_step(h, FAILOVER_BIND, NULL, &err) < 0) {
         say("VM %s: its failover primary cannot be bound to vfio-pci on this host: %s%s%s; "
             "refusing the start.",
             h->domain, err.where[0] ? err.where : "", err.where[0] ? ": " : "", err.message);
@@ -292,18 +301,9 @@ static int failover_prepare(struct hook *h)
 /* release: the VM is gone from this host (it stopped, it left, or it never started). */
 static void failover_release(struct hook *h)
 {
-    struct agent_client c = {.fd = -1};
     struct gabi_error err = {0};
-    char vm[80];
-    int r = -1;
 
-    if (!has_failover(h))
-        return;
-    port_id(h, "vfs", vm, sizeof(vm));
-    if (open_agent(h, &c, &err) == 0)
-        r = hook_failover_release(&c, vm, &err);
-    agent_client_close(&c);
-    if (r < 0)
+    if (has_failover(h) && failover_step(h, FAILOVER_RELEASE, NULL, &err) < 0)
         say("VM %s: cannot release its failover VFs (%s%s%s); they expire or stay bound", h->domain,
             err.where[0] ? err.where : "", err.where[0] ? ": " : "", err.message);
 }

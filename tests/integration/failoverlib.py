@@ -22,6 +22,8 @@ import subprocess
 import threading
 import time
 
+from vmlib import wait_for
+
 
 VFIO = "vfio-pci"
 
@@ -307,16 +309,6 @@ class Migration:
         rel = self.agent.call("failover.release", {"vm": self.vm})
         self.mark("destination reservation released: %s" % ",".join(rel["released"]))
         return how
-
-
-def wait_for(pred, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(interval)
-    raise TimeoutError("timed out after %ds waiting for %s" % (timeout, what))
 
 
 class Pinger:
