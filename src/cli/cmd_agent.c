@@ -263,20 +263,21 @@ static void print_port(json_t *p)
             printf("%s %" JSON_INTEGER_FORMAT, i ? "," : "", json_integer_value(v));
         printf("%s\n", json_array_size(json_object_get(p, "ring_sizes")) ? "" : " -");
     }
-    if (json_is_object(c) && json_object_get(c, "reads"))
-        printf("  %-12s %" JSON_INTEGER_FORMAT " reads %" JSON_INTEGER_FORMAT
-               " bytes, %" JSON_INTEGER_FORMAT " writes %" JSON_INTEGER_FORMAT " bytes\n",
-               "counters", json_integer_value(json_object_get(c, "reads")),
-               json_integer_value(json_object_get(c, "bytes_read")),
-               json_integer_value(json_object_get(c, "writes")),
-               json_integer_value(json_object_get(c, "bytes_written")));
-    else if (json_is_object(c))
-        printf("  %-12s rx %" JSON_INTEGER_FORMAT " packets %" JSON_INTEGER_FORMAT
-               " bytes, tx %" JSON_INTEGER_FORMAT " packets %" JSON_INTEGER_FORMAT " bytes\n",
-               "counters", json_integer_value(json_object_get(c, "rx_packets")),
-               json_integer_value(json_object_get(c, "rx_bytes")),
-               json_integer_value(json_object_get(c, "tx_packets")),
-               json_integer_value(json_object_get(c, "tx_bytes")));
+    if (json_is_object(c)) {
+        /* virtio-blk counts requests, virtio-net packets (rx: to the guest, tx: from it) */
+        bool blk = json_object_get(c, "reads") != NULL;
+        const char *k[4] = {"rx_packets", "rx_bytes", "tx_packets", "tx_bytes"};
+
+        if (blk) {
+            k[0] = "reads", k[1] = "bytes_read", k[2] = "writes", k[3] = "bytes_written";
+        }
+        printf("  %-12s %s%" JSON_INTEGER_FORMAT " %s %" JSON_INTEGER_FORMAT
+               " bytes, %s%" JSON_INTEGER_FORMAT " %s %" JSON_INTEGER_FORMAT " bytes\n",
+               "counters", blk ? "" : "rx ", json_integer_value(json_object_get(c, k[0])),
+               blk ? "reads" : "packets", json_integer_value(json_object_get(c, k[1])),
+               blk ? "" : "tx ", json_integer_value(json_object_get(c, k[2])),
+               blk ? "writes" : "packets", json_integer_value(json_object_get(c, k[3])));
+    }
     if (json_is_object(json_object_get(p, "state_transfer"))) {
         json_t *st = json_object_get(p, "state_transfer");
         printf("  %-12s %s %s\n", "state", str(st, "direction"), str(st, "outcome"));

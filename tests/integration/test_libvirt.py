@@ -79,9 +79,11 @@ class DomainGuest:
             self.ctl = None
 
 
-def write_pin(path, vm, mode):
+def write_pin(path, vm, mode, platform="linux-5.14"):
+    """A pin names its platform: a virtio-net VM without one runs its source's default, which
+    the destination's check cannot see (it refuses such a pin)."""
     with open(path, "w") as f:
-        json.dump({"schema": "guestabi.pin/1", "vm": vm,
+        json.dump({"schema": "guestabi.pin/1", "vm": vm, "platform": platform,
                    "devices": [{"id": "net0", "class": "virtio-net", "mode": mode}]}, f)
 
 
@@ -272,7 +274,8 @@ def hook_direct(pair, h1):
     xml = pair.domain_xml(name, "52:54:00:81:00:09", "10.81.0.9").replace(
         "<devices>", "<uuid>0b9a4c0e-1111-4222-8333-444455556666</uuid>\n  <devices>", 1)
     pinned = xml.replace("</name>", "</name>\n  <metadata><guestabi:pin "
-                         "xmlns:guestabi='urn:guestabi:pin:1'><guestabi:device id='net0' "
+                         "xmlns:guestabi='urn:guestabi:pin:1' platform='linux-5.14'>"
+                         "<guestabi:device id='net0' "
                          "alias='ua-net0' class='virtio-net' mode='%s'/></guestabi:pin>"
                          "</metadata>" % V2, 1)
     times = {}
