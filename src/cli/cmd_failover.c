@@ -12,11 +12,20 @@
 #include "cli.h"
 
 struct failover_opts {
-    const char *device, *reservation;
-    uint32_t count, ttl;
+    const char *device, *reservation, *qmp, *uri;
+    uint32_t count, ttl, unplug_ms, timeout_s;
 };
 
-enum { OPT_DEVICE = 0x200, OPT_COUNT, OPT_TTL, OPT_RESERVATION };
+enum {
+    OPT_DEVICE = 0x200,
+    OPT_COUNT,
+    OPT_TTL,
+    OPT_RESERVATION,
+    OPT_QMP,
+    OPT_URI,
+    OPT_UNPLUG,
+    OPT_TIMEOUT
+};
 
 static int on_option(struct cli *cli, int opt, const char *arg, void *userdata)
 {
@@ -33,6 +42,17 @@ static int on_option(struct cli *cli, int opt, const char *arg, void *userdata)
     case OPT_RESERVATION:
         o->reservation = arg;
         return 0;
+    case OPT_QMP:
+        o->qmp = arg;
+        return 0;
+    case OPT_URI:
+        o->uri = arg;
+        return 0;
+    case OPT_UNPLUG:
+        return cli_parse_number(cli, &cli_cmd_failover, "--unplug-timeout", arg, 1, 3600000,
+                                &o->unplug_ms);
+    case OPT_TIMEOUT:
+        return cli_parse_number(cli, &cli_cmd_failover, "--timeout", arg, 1, 86400, &o->timeout_s);
     }
     return -1;
 }
@@ -75,6 +95,10 @@ static int run_failover(struct cli *cli, int argc, char **argv)
         {"count", required_argument, NULL, OPT_COUNT},
         {"ttl", required_argument, NULL, OPT_TTL},
         {"reservation", required_argument, NULL, OPT_RESERVATION},
+        {"qmp", required_argument, NULL, OPT_QMP},
+        {"uri", required_argument, NULL, OPT_URI},
+        {"unplug-timeout", required_argument, NULL, OPT_UNPLUG},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {NULL, 0, NULL, 0},
     };
     struct failover_opts o = {0};
@@ -83,7 +107,7 @@ static int run_failover(struct cli *cli, int argc, char **argv)
     int first, ex, r;
 
     if (!sub || sub[0] == '-')
-        return cli_usage_error(cli, &cli_cmd_failover, "list, reserve, bind or release?");
+        return cli_usage_error(cli, &cli_cmd_failover, "list, reserve, bind, release or migrate?");
     first = cli_parse_options(cli, &cli_cmd_failover, argc - 1, argv + 1, extra, NULL, on_option,
                               &o, &ex);
     if (first < 0)
@@ -92,6 +116,13 @@ static int run_failover(struct cli *cli, int argc, char **argv)
     if (first + 2 < argc)
         return cli_usage_error(cli, &cli_cmd_failover, "unexpected argument \"%s\"",
                                argv[first + 2]);
+    if (strcmp(sub, "migrate") == 0) {
+        if (vm || !o.qmp || !o.uri)
+            return cli_usage_error(cli, &cli_cmd_failover,
+                                   "failover migrate needs --qmp SOCK and --uri URI");
+        return cli_failover_migrate(cli, o.qmp, o.uri, o.unplug_ms ? o.unplug_ms : 30000,
+                                    o.timeout_s ? o.timeout_s : 600);
+    }
     if (strcmp(sub, "list") == 0) {
         if (vm || o.device || o.reservation)
             return cli_usage_error(cli, &cli_cmd_failover, "failover list takes no argument");
@@ -149,6 +180,13 @@ const struct cli_command cli_cmd_failover = {
     "  --count N       VFs to reserve (1 to 64, default 1)\n"
     "  --ttl SECONDS   a reservation never bound expires after (default: the agent's)\n"
     "  --reservation ID  one reservation instead of all of the VM's\n"
-    "Binding puts the VFs on vfio-pci (docs/failover.md).",
+    "       failover migrate --qmp SOCK --uri URI [--unplug-timeout MS] [--timeout S]\n"
+    "  --qmp SOCK      the source QEMU's QMP socket\n"
+    "  --uri URI       where to migrate (QMP migrate's uri)\n"
+    "  --unplug-timeout MS  cancel when the guest has not released its failover primary\n"
+    "                  within MS of wait-unplug (default 30000)\n"
+    "  --timeout S     cancel when the migration has not ended within S (default 600)\n"
+    "Binding puts the VFs on vfio-pci; migrate prints each migration status with its time and\n"
+    "exits 1 with the reason when the migration does not complete (docs/failover.md).",
     run_failover,
 };

@@ -272,6 +272,27 @@ class Migration:
         src.qmp.execute("migrate_cancel")
         raise TimeoutError("migration of %s did not end in %d s" % (self.vm, timeout))
 
+    def migrate_cli(self, qmp_path, uri, unplug_ms, guestabi):
+        """The same through `guestabi failover migrate` on a second QMP socket of the source:
+        the bound on the guest's unplug is guestabi's. Returns the final status."""
+        t0 = time.time()
+        self.mark("migrate (guestabi failover migrate --unplug-timeout %d)" % unplug_ms)
+        r = subprocess.run([guestabi, "failover", "migrate", "--qmp", qmp_path, "--uri", uri,
+                            "--unplug-timeout", str(unplug_ms)], capture_output=True, text=True,
+                           timeout=300)
+        st = None
+        for line in r.stdout.splitlines():
+            m = re.match(r"\+(\d+\.\d+)s (.*)", line)
+            if m:
+                step = m.group(2)
+                self.timeline.append((t0 + float(m.group(1)), step if " " in step
+                                      else "source " + step))
+                st = step if " " not in step else st
+        self.log("guestabi failover migrate: exit %d\n%s%s" % (r.returncode, r.stdout, r.stderr))
+        self.reason = r.stderr.strip() or None
+        self.exit_status = r.returncode
+        return st
+
     def plug_after_resume(self, dst, mac, timeout=60):
         wait_for(lambda: dst.qmp.execute("query-status")["status"] == "running", timeout,
                  "the destination to run")
