@@ -8,7 +8,8 @@ Before each migration the destination host's guestabid (on an SR-IOV sysfs fixtu
 test_failover_agent) reserves and binds an equivalent VF. Then:
 
   S -> D1  D1's command line has the primary (failover_pair_id): QEMU plugs it itself;
-  D1 -> D2 D2's has none: it is hot-plugged with device_add once D2 runs.
+  D1 -> D2 D2's has none: it is hot-plugged with device_add once D2 runs; this migration is
+           driven by `guestabi failover migrate` (over a second QMP socket of D1).
 
 Checked: the source's primary is unplugged (wait-unplug, then active), traffic leaves the
 primary's tap for the standby's, the migration completes, the destination plugs its primary and
@@ -88,14 +89,17 @@ def pings_through(what, primary, others, seconds=1.5):
     return d
 
 
-def one_migration(sc, tag, src, src_taps, dst_host, dst_taps, primary_on_cmdline):
+def one_migration(sc, tag, src, src_taps, dst_host, dst_taps, primary_on_cmdline, via_cli=False):
     mig = failoverlib.Migration("vm15", DEV, dst_host.agent, unplug_timeout_s=30, log=vmlib.log)
     mig.prepare()
     sock = backend(sc, "standby-" + tag, dst_taps[0])
     uri = "unix:" + os.path.join(sc.dir, "mig-%s.sock" % tag)
+    qmp2 = os.path.join(sc.dir, tag + "-qmp2.sock")  # for guestabi failover migrate
     dst = sc.add(vmlib.Guest(tag, sc.dir, cmdline="gabi.ip=%s/24" % GUEST_IP, incoming=uri,
                              extra=failoverlib.pair_args(
-                                 sock, MAC, dst_taps[1] if primary_on_cmdline else None)))
+                                 sock, MAC, dst_taps[1] if primary_on_cmdline else None) +
+                             ["-qmp", "unix:%s,server=on,wait=off" % qmp2]))
+    dst.qmp2 = qmp2
     if not primary_on_cmdline:
         # the netdev the hot-plugged primary will use
         dst.qmp.execute("netdev_add", type="tap", id="h0", ifname=dst_taps[1], script="no",
@@ -107,9 +111,18 @@ def one_migration(sc, tag, src, src_taps, dst_host, dst_taps, primary_on_cmdline
         counts[st] = path_counts()
     time.sleep(1)
     counts["before"] = path_counts()
-    st = mig.migrate(src, uri, on_status=on_status)
+    if via_cli:
+        # guestabi failover migrate drives it (it prints each status with its time)
+        st = mig.migrate_cli(src.qmp2, uri, 30000, vmlib.build_bin("src/cli/guestabi"))
+        counts["completed"] = path_counts()
+        counts["wait-unplug"] = counts["before"]
+        check_eq(mig.exit_status, 0, "guestabi failover migrate's exit status")
+        src.qmp.execute("query-status")  # the events meanwhile
+    else:
+        st = mig.migrate(src, uri, on_status=on_status)
     check_eq(st, "completed", "migration %s (%s)" % (tag, mig.reason))
-    check("wait-unplug" in counts, "the source never was in wait-unplug: %s" % mig.timeline)
+    check("source wait-unplug" in [step for _, step in mig.timeline],
+          "the source never was in wait-unplug: %s" % mig.timeline)
     ev = [e for e in src.qmp.events if e["event"] == "UNPLUG_PRIMARY"]
     check(ev and ev[0]["data"].get("device-id") == "hostdev0",
           "no UNPLUG_PRIMARY event for hostdev0 on the source: %s" % src.qmp.events)
@@ -136,9 +149,11 @@ def one_migration(sc, tag, src, src_taps, dst_host, dst_taps, primary_on_cmdline
     p = pinger.stop()
     check(p.replies, "no ping answered:\n" + p.out[-500:])
     check("wrong data byte" not in p.out, "corrupted echo:\n" + p.out)
-    # between the source's unplug and the switchover the standby carried the replies
+    # between the source's unplug and the switchover the standby carried the replies (through
+    # guestabi failover migrate: counted from before the migrate command)
     d = delta(counts["wait-unplug"], counts.get("completed", counts["plugged"]))
-    vmlib.log("%s: frames from the guest per tap from wait-unplug to completed: %s" % (tag, d))
+    vmlib.log("%s: frames from the guest per tap from %s to completed: %s" % (
+        tag, "before" if via_cli else "wait-unplug", d))
     check(d[src_taps[0]] > 0, "%s: the standby carried nothing during the migration: %s" % (
         tag, d))
     lost = p.lost_by_step(mig.timeline)
@@ -172,7 +187,7 @@ def main():
         pings_through("S before migration", "fpS", ["fsS"])
         d1 = one_migration(sc, "d1", src, ["fsS", "fpS"], h1, ["fs1", "fp1"], True)
         src.stop()
-        one_migration(sc, "d2", d1, ["fs1", "fp1"], h2, ["fs2", "fp2"], False)
+        one_migration(sc, "d2", d1, ["fs1", "fp1"], h2, ["fs2", "fp2"], False, via_cli=True)
         # D1's host gives its VF back once the VM left it
         rel = h1.agent.call("failover.release", {"vm": "vm15"})
         check_eq(rel["released"], [h1.vfs[0]], "host1's VF released")
