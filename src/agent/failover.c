@@ -57,6 +57,12 @@ int failover_open(struct agent *a, struct gabi_error *reterr)
     char *path = NULL;
     int rc;
 
+    if (store_readonly(a->store)) {
+        agent_log(GABI_LOG_WARNING, NULL,
+                  "failover: the state database is read-only: no reservations until the agent "
+                  "is restarted on a writable directory");
+        return 0;
+    }
     if (asprintf(&path, "%s/guestabid.db", a->state_dir) < 0)
         return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
     /* a connection of its own to the agent's database: store.c stays about ports */
@@ -102,12 +108,17 @@ static int exec_sql(struct agent *a, const char *sql, struct gabi_error *reterr)
     return rc == SQLITE_OK ? 0 : db_fail(a->failover_db, rc, sql, reterr);
 }
 
-/* Drop reservations past their time that were never bound. */
+/* Drop reservations past their time that were never bound. Fails when the database is
+ * read-only: every failover method begins with it. */
 static int expire(struct agent *a, struct gabi_error *reterr)
 {
     sqlite3_stmt *st;
     int rc;
 
+    if (!a->failover_db)
+        return gabi_error_set(reterr, -EROFS, NULL,
+                              "the state database is read-only: failover reservations are "
+                              "unavailable until the agent is restarted on a writable directory");
     rc = sqlite3_prepare_v2(a->failover_db,
                             "DELETE FROM failover_vfs WHERE state = 'reserved' AND expires <= ? "
                             "RETURNING reservation, vm, address",
@@ -709,7 +720,7 @@ int failover_release(struct gabi_rpc_call *call, json_t *params, json_t **ret,
     int r;
 
     (void)call;
-    if ((r = get_selector(params, &col, &val, reterr)) < 0 ||
+    if ((r = get_selector(params, &col, &val, reterr)) < 0 || (r = expire(a, reterr)) < 0 ||
         (r = select_rows(a, col, val, rows, &n, reterr)) < 0)
         return r;
     released = json_array();
@@ -794,7 +805,8 @@ int failover_hostcaps(struct agent *a, struct gabi_hostcaps **ret, struct gabi_e
     free(text);
     if (!doc)
         return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
-    if ((r = expire(a, reterr)) < 0) {
+    /* a read-only database has no reservations to count: only vfio-pci says in use */
+    if (a->failover_db && (r = expire(a, reterr)) < 0) {
         json_decref(doc);
         return r;
     }
@@ -802,7 +814,7 @@ int failover_hostcaps(struct agent *a, struct gabi_hostcaps **ret, struct gabi_e
         const char *addr = json_string_value(json_object_get(f, "address"));
         char drv[GABI_MAX_NAME];
         struct holder hold;
-        int held = addr ? find_holder(a, addr, &hold, reterr) : 0;
+        int held = addr && a->failover_db ? find_holder(a, addr, &hold, reterr) : 0;
 
         if (held < 0) {
             json_decref(doc);
