@@ -134,6 +134,7 @@ struct gabi_placement_sync_result {
     size_t n_kept;        /* traits not guestabi's, left as they were */
     bool inventory_set;   /* guestabi's inventory changed */
     unsigned n_conflicts; /* 409s re-read and retried */
+    int64_t generation;   /* the provider's resource_provider_generation after the sync */
 };
 
 /* Publish one host: idempotent; a second sync changes nothing (n_added = n_removed = 0). */

@@ -465,6 +465,7 @@ static int sync_traits(struct gabi_placement *pl, const struct gabi_placement_ho
         }
         json_decref(body);
         res->n_kept = kept;
+        res->generation = gen;
         if (!added && !removed) {
             json_decref(next);
             return 0;
@@ -477,6 +478,7 @@ static int sync_traits(struct gabi_placement *pl, const struct gabi_placement_ho
             return r;
         res->n_added = added;
         res->n_removed = removed;
+        res->generation = json_integer_value(json_object_get(body, "resource_provider_generation"));
         if (res->created) /* the provider is still ours alone: its next generation */
             *fresh = json_integer_value(json_object_get(body, "resource_provider_generation"));
         json_decref(body);
@@ -539,6 +541,7 @@ static int sync_inventory(struct gabi_placement *pl, const struct gabi_placement
                                           inv->total, "step_size", 1, "allocation_ratio", 1.0));
         }
         json_decref(body);
+        res->generation = gen;
         if (!changed) {
             json_decref(next);
             return 0;
@@ -550,6 +553,7 @@ static int sync_inventory(struct gabi_placement *pl, const struct gabi_placement
         if (r < 0)
             return r;
         res->inventory_set = true;
+        res->generation = json_integer_value(json_object_get(body, "resource_provider_generation"));
         json_decref(body);
         return 0;
     }

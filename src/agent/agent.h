@@ -25,6 +25,7 @@
 #define AGENT_CTL_MAX          (256u << 10) /* bytes of one stats reply from a back-end */
 
 struct store;
+struct agent_placement;
 
 /* How a port's back-end forwards or stores: exactly one of these. */
 struct port_backing {
@@ -32,6 +33,15 @@ struct port_backing {
     bool loopback; /* virtio-net: back to the guest */
     char *disk;    /* virtio-blk: a file or block device */
     uint64_t ram;  /* virtio-blk: a RAM disk of this many bytes */
+};
+
+/* Who may connect to a port's socket (port.add's "access"): applied each time its back-end
+ * listens, so a restarted back-end's new socket gets it too. */
+struct port_access {
+    char *json;  /* as stored, or NULL: the socket stays root's, mode 0660 */
+    uid_t uid;   /* (uid_t)-1: unchanged */
+    gid_t gid;   /* (gid_t)-1: unchanged */
+    mode_t mode; /* 0: unchanged */
 };
 
 enum port_state {
@@ -53,7 +63,8 @@ struct port {
     const struct gabi_mode *mode;
     struct port_backing backing;
     char *backing_json; /* as stored */
-    int64_t created;    /* unix seconds */
+    struct port_access access;
+    int64_t created; /* unix seconds */
 
     /* the back-end process */
     enum port_state state;
@@ -91,6 +102,8 @@ struct agent {
     int ready_fd;
     unsigned poll_ms;
     struct gabi_rpc_config rpc_cfg;
+    const char *placement_url, *placement_token; /* NULL: $OS_PLACEMENT_ENDPOINT, $OS_TOKEN */
+    unsigned placement_timeout_ms;
     const char *sysfs_root, *dev_root; /* the probe's roots (NULL: /sys, /dev) */
     unsigned failover_ttl_s, failover_settle_ms;
 
@@ -109,6 +122,7 @@ struct agent {
     size_t n_ports;
     uint64_t next_serial;
     uint64_t last_poll_ms;
+    struct agent_placement *placement; /* placement.c */
 };
 
 enum { BACKEND_NET = 0, BACKEND_BLK = 1 };
@@ -131,12 +145,16 @@ int store_delete(struct store *st, const char *id, struct gabi_error *reterr);
 /* Opened read-only (the directory cannot be written): insert and delete fail with -EROFS. */
 bool store_readonly(const struct store *st);
 typedef int (*store_row_fn)(const char *id, const char *cls, const char *socket, const char *mode,
-                            const char *backing, int64_t created, void *userdata);
+                            const char *backing, const char *access, int64_t created,
+                            void *userdata);
 int store_foreach(struct store *st, store_row_fn fn, void *userdata, struct gabi_error *reterr);
 
 /* ports.c: ports and their back-end processes */
 int port_parse_backing(enum gabi_device_class cls, json_t *j, struct port_backing *ret,
                        struct gabi_error *reterr);
+/* "access": {"user"?: NAME, "group"?: NAME, "mode"?: "0660"} (NULL j: none); *ret takes a
+ * canonical copy of it. Errors name params.access.KEY. */
+int port_parse_access(json_t *j, struct port_access *ret, struct gabi_error *reterr);
 struct port *port_new(struct agent *a, const char *id, enum gabi_device_class cls,
                       const char *socket, const struct gabi_mode *mode,
                       const struct port_backing *backing, const char *backing_json,

@@ -20,8 +20,10 @@
 #include <unistd.h>
 
 #include <guestabi/log.h>
+#include <guestabi/placement.h>
 
 #include "agent.h"
+#include "placement.h"
 #include "failover.h"
 #include <guestabi/util.h>
 
@@ -129,6 +131,11 @@ static void usage(FILE *f)
             "  --max-clients N      clients at once (128)\n"
             "  --max-output BYTES   replies queued for a client that does not read (4 MiB)\n"
             "  --request-timeout-ms MS  a started request line must end within (10000)\n"
+            "  --placement-url URL  publish this host to OpenStack Placement (default\n"
+            "                       $OS_PLACEMENT_ENDPOINT; none: off)\n"
+            "  --placement-token TOKEN  its x-auth-token (default $OS_TOKEN)\n"
+            "  --placement-timeout-ms MS  per Placement request (30000; a sync is killed\n"
+            "                       after 4 times that)\n"
             "  --sysfs-root DIR     read (and bind VFs through) sysfs under DIR (/sys)\n"
             "  --dev-root DIR       device nodes under DIR (/dev)\n"
             "  --failover-ttl-s S   a failover reservation never bound expires after (600)\n"
@@ -171,6 +178,9 @@ static int parse_args(struct agent *a, int argc, char **argv)
         O_MAXCL,
         O_MAXOUT,
         O_REQMS,
+        O_PLURL,
+        O_PLTOKEN,
+        O_PLMS,
         O_VERSION,
         O_SYSFS,
         O_DEVROOT,
@@ -192,6 +202,9 @@ static int parse_args(struct agent *a, int argc, char **argv)
         {"max-clients", required_argument, NULL, O_MAXCL},
         {"max-output", required_argument, NULL, O_MAXOUT},
         {"request-timeout-ms", required_argument, NULL, O_REQMS},
+        {"placement-url", required_argument, NULL, O_PLURL},
+        {"placement-token", required_argument, NULL, O_PLTOKEN},
+        {"placement-timeout-ms", required_argument, NULL, O_PLMS},
         {"sysfs-root", required_argument, NULL, O_SYSFS},
         {"dev-root", required_argument, NULL, O_DEVROOT},
         {"failover-ttl-s", required_argument, NULL, O_FOTTL},
@@ -241,6 +254,17 @@ static int parse_args(struct agent *a, int argc, char **argv)
             if (parse_num("--ready-fd", optarg, 0, 1u << 20, &v) < 0)
                 return 2;
             a->ready_fd = (int)v;
+            break;
+        case O_PLURL:
+            a->placement_url = optarg;
+            break;
+        case O_PLTOKEN:
+            a->placement_token = optarg;
+            break;
+        case O_PLMS:
+            if (parse_num("--placement-timeout-ms", optarg, 100, 600000, &v) < 0)
+                return 2;
+            a->placement_timeout_ms = (unsigned)v;
             break;
         case O_POLL:
             if (parse_num("--poll-ms", optarg, 10, 600000, &v) < 0)
@@ -306,12 +330,13 @@ static int parse_args(struct agent *a, int argc, char **argv)
 
 /* One database row becomes a running port again. */
 static int restore_row(const char *id, const char *cls_name, const char *socket,
-                       const char *mode_name, const char *backing_json, int64_t created,
-                       void *userdata)
+                       const char *mode_name, const char *backing_json, const char *access_json,
+                       int64_t created, void *userdata)
 {
     struct agent *a = userdata;
     struct gabi_error err = {0};
     struct port_backing b = {0};
+    struct port_access acc = {0};
     const struct gabi_mode *mode = gabi_catalog_find_mode(a->cat, mode_name);
     int cls = gabi_class_from_name(cls_name);
     json_t *j = json_loads(backing_json, 0, NULL);
@@ -326,9 +351,16 @@ static int restore_row(const char *id, const char *cls_name, const char *socket,
         return 0; /* the row stays for an operator; the others come back */
     }
     json_decref(j);
+    j = access_json ? json_loads(access_json, 0, NULL) : NULL;
+    if (j && port_parse_access(j, &acc, &err) < 0) /* a user or group gone since: no access */
+        agent_log(GABI_LOG_ERR, id, "socket access: %s", err.message);
+    json_decref(j);
     p = port_new(a, id, (enum gabi_device_class)cls, socket, mode, &b, backing_json, created);
-    if (!p)
+    if (!p) {
+        free(acc.json);
         return -ENOMEM;
+    }
+    p->access = acc;
     r = port_start(a, p, &err);
     if (r < 0) {
         agent_log(GABI_LOG_ERR, id, "restore: %s; retrying", err.message);
@@ -337,6 +369,33 @@ static int restore_row(const char *id, const char *cls_name, const char *socket,
         p->restart_at_ms = agent_now_ms() + 1000;
         gabi_strlcpy(p->last_exit, err.message, sizeof(p->last_exit));
     }
+    return 0;
+}
+
+/* Publishing to Placement: on when a URL is given (or in the environment), checked now. */
+static int placement_setup(struct agent *a, struct gabi_error *reterr)
+{
+    struct gabi_placement_conn conn = {.url = a->placement_url, .token = a->placement_token};
+    struct gabi_placement *pl = NULL;
+    const char *url = a->placement_url ? a->placement_url : getenv("OS_PLACEMENT_ENDPOINT");
+    int r;
+
+    if (url && !*url)
+        url = NULL;
+    if (url) {
+        r = gabi_placement_new(&conn, &pl, reterr); /* the URL's and token's syntax */
+        gabi_placement_free(pl);
+        if (r < 0) {
+            gabi_error_prefix_where(reterr, "--placement-url");
+            return r;
+        }
+        conn.token = a->placement_token ? a->placement_token : getenv("OS_TOKEN");
+    }
+    r = agent_placement_new(url, url ? conn.token : NULL, a->placement_timeout_ms, &a->placement);
+    if (r < 0)
+        return gabi_error_set(reterr, r, NULL, "out of memory");
+    if (url)
+        agent_log(GABI_LOG_INFO, "placement", "publishing this host to %s", url);
     return 0;
 }
 
@@ -370,6 +429,8 @@ static int setup(struct agent *a)
         goto fail;
     }
     if ((r = store_open(a->state_dir, &a->store, &err)) < 0 || (r = failover_open(a, &err)) < 0)
+        goto fail;
+    if ((r = placement_setup(a, &err)) < 0)
         goto fail;
 
     sigemptyset(&mask);
@@ -412,8 +473,10 @@ static void run(struct agent *a)
     while (!a->stop) {
         struct epoll_event ev[64];
         int t1 = gabi_rpc_server_timeout_ms(a->rpc), t2 = ports_timeout_ms(a), timeout, k;
+        int t3 = agent_placement_timeout_ms(a);
 
         timeout = t1 < 0 ? t2 : t2 < 0 ? t1 : MIN(t1, t2);
+        timeout = timeout < 0 ? t3 : t3 < 0 ? timeout : MIN(timeout, t3);
         k = epoll_wait(a->epfd, ev, ARRAY_SIZE(ev), timeout);
         if (k < 0 && errno != EINTR) {
             agent_log(GABI_LOG_ERR, NULL, "epoll_wait: %s", strerror(errno));
@@ -431,6 +494,8 @@ static void run(struct agent *a)
                     else
                         a->stop = true;
                 }
+            } else if (t == PLACEMENT_TOKEN) {
+                agent_placement_event(a, ev[i].events);
             } else if (t != TOKEN_RPC) {
                 port_ctl_event(a, t, ev[i].events);
             }
@@ -438,11 +503,13 @@ static void run(struct agent *a)
         /* the RPC after the children: a port.get sees what the loop just learnt */
         gabi_rpc_server_process(a->rpc);
         ports_tick(a);
+        agent_placement_tick(a);
     }
 }
 
 static void teardown(struct agent *a)
 {
+    a->placement = agent_placement_free(a->placement);
     a->rpc = gabi_rpc_server_free(a->rpc);
     /* stop the back-ends; the database keeps the ports for the next start */
     while (a->ports) {
@@ -504,6 +571,7 @@ int main(int argc, char **argv)
             close(a.ready_fd);
         }
         a.last_poll_ms = agent_now_ms();
+        agent_placement_trigger(&a, "start");
         run(&a);
         agent_log(GABI_LOG_INFO, NULL, "stopping");
     }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "placement.h"
 #include "failover.h"
 #include <guestabi/util.h>
 
@@ -79,6 +80,8 @@ static int m_host_caps(struct gabi_rpc_call *call, json_t *params, json_t **ret,
         return r;
     if (refresh && (r = agent_probe(a, reterr)) < 0)
         return r;
+    if (refresh)
+        agent_placement_trigger(a, "refresh");
     if ((r = failover_hostcaps(a, &h, reterr)) < 0)
         return r;
     r = text_result(gabi_hostcaps_to_json(h), ret, reterr);
@@ -294,11 +297,12 @@ static int check_socket_path(const char *path, struct gabi_error *reterr)
 static int m_port_add(struct gabi_rpc_call *call, json_t *params, json_t **ret,
                       struct gabi_error *reterr, void *userdata)
 {
-    static const char *const keys[] = {"id", "class", "socket", "mode", "backing", NULL};
+    static const char *const keys[] = {"id", "class", "socket", "mode", "backing", "access", NULL};
     struct agent *a = userdata;
     const char *id, *socket, *mode_name;
     const struct gabi_mode *mode = NULL;
     struct port_backing backing = {0};
+    struct port_access access = {0};
     struct gabi_rpc_pending *pending;
     struct port *p;
     char *backing_json;
@@ -344,9 +348,13 @@ static int m_port_add(struct gabi_rpc_call *call, json_t *params, json_t **ret,
                                   gabi_class_name(cls));
         mode = a->runs[b][0];
     }
-    if ((r = port_parse_backing((enum gabi_device_class)cls, json_object_get(params, "backing"),
-                                &backing, reterr)) < 0)
+    if ((r = port_parse_access(json_object_get(params, "access"), &access, reterr)) < 0)
         return r;
+    if ((r = port_parse_backing((enum gabi_device_class)cls, json_object_get(params, "backing"),
+                                &backing, reterr)) < 0) {
+        free(access.json);
+        return r;
+    }
     backing_json = json_dumps(json_object_get(params, "backing"), JSON_COMPACT | JSON_SORT_KEYS);
     p = backing_json ? port_new(a, id, (enum gabi_device_class)cls, socket, mode, &backing,
                                 backing_json, (int64_t)time(NULL))
@@ -355,8 +363,10 @@ static int m_port_add(struct gabi_rpc_call *call, json_t *params, json_t **ret,
     if (!p) {
         free(backing.tap);
         free(backing.disk);
+        free(access.json);
         return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
     }
+    p->access = access;
     /* the row first: a port that runs is a port that comes back after a crash */
     r = store_insert(a->store, p, reterr);
     if (r < 0) {
@@ -498,7 +508,8 @@ const struct gabi_rpc_method agent_methods[] = {
      "the verdict of pick: the newest platform, mode and state versions common to the hosts"},
     {"port.add", m_port_add,
      "{\"id\": ID, \"class\": CLASS, \"socket\": PATH, \"mode\"?: MODE, \"backing\": {\"tap\": "
-     "NAME} | {\"loopback\": true} | {\"disk\": PATH} | {\"ram\": BYTES}}",
+     "NAME} | {\"loopback\": true} | {\"disk\": PATH} | {\"ram\": BYTES}, \"access\"?: "
+     "{\"user\"?: NAME, \"group\"?: NAME, \"mode\"?: \"0660\"}}",
      "the port, as port.get"},
     {"port.del", m_port_del, "{\"id\": ID}", "{\"id\", \"deleted\": true}"},
     {"port.list", m_port_list, "{}", "{\"ports\": [port...]}, in the order they were added"},
@@ -506,7 +517,12 @@ const struct gabi_rpc_method agent_methods[] = {
      "the port: mode, back-end process, connection, negotiated features, rings, counters"},
     {"events.subscribe", m_events_subscribe, "{}",
      "{\"subscribed\": true}; then notifications port.added, port.deleted, port.connected, "
-     "port.disconnected, port.broken, port.restarted, failover.reserved, failover.released"},
+     "port.disconnected, port.broken, port.restarted, placement.synced, placement.failed, "
+     "failover.reserved, failover.released"},
+    {"placement.sync", agent_m_placement_sync, "{}",
+     "once this host is synced to Placement: provider, generation, traits, added, removed"},
+    {"placement.status", agent_m_placement_status, "{}",
+     "whether publishing to Placement is on, whether a sync runs, the last sync's outcome"},
     {"failover.reserve", failover_reserve,
      "{\"vm\": ID, \"device\": \"8086:154c\", \"count\"?: 1..64, \"ttl_s\"?: 1..86400}",
      "{\"reservation\", \"vm\", \"device\", \"addresses\": [PCI address...], \"expires\"}"},

@@ -21,6 +21,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <grp.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -94,6 +96,75 @@ int port_parse_backing(enum gabi_device_class cls, json_t *j, struct port_backin
     }
     *ret = b;
     return 0;
+}
+
+int port_parse_access(json_t *j, struct port_access *ret, struct gabi_error *reterr)
+{
+    struct port_access acc = {.uid = (uid_t)-1, .gid = (gid_t)-1};
+    const char *key;
+    json_t *v;
+
+    if (!j) {
+        *ret = acc;
+        return 0;
+    }
+    if (!json_is_object(j) || !json_object_size(j))
+        return gabi_error_set(reterr, -EINVAL, "params.access",
+                              "an object with \"user\", \"group\" and/or \"mode\"");
+    json_object_foreach (j, key, v) {
+        const char *s = json_string_value(v);
+        char where[64];
+
+        snprintf(where, sizeof(where), "params.access.%s", key);
+        if (!s || !*s || strlen(s) > 64)
+            return gabi_error_set(reterr, -EINVAL, where, "a string of 1 to 64 bytes");
+        if (strcmp(key, "user") == 0) {
+            struct passwd *pw = getpwnam(s);
+
+            if (!pw)
+                return gabi_error_set(reterr, -EINVAL, where, "no user %s on this host", s);
+            acc.uid = pw->pw_uid;
+        } else if (strcmp(key, "group") == 0) {
+            struct group *gr = getgrnam(s);
+
+            if (!gr)
+                return gabi_error_set(reterr, -EINVAL, where, "no group %s on this host", s);
+            acc.gid = gr->gr_gid;
+        } else if (strcmp(key, "mode") == 0) {
+            char *end;
+            unsigned long m = strtoul(s, &end, 8);
+
+            if (*end || s[0] != '0' || m > 0777 || !(m & 0600))
+                return gabi_error_set(reterr, -EINVAL, where,
+                                      "an octal mode such as \"0660\" that lets the owner "
+                                      "read and write");
+            acc.mode = (mode_t)m;
+        } else {
+            return gabi_error_set(reterr, -EINVAL, where,
+                                  "unknown key (access takes user, group, mode)");
+        }
+    }
+    acc.json = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!acc.json)
+        return gabi_error_set(reterr, -ENOMEM, NULL, "out of memory");
+    *ret = acc;
+    return 0;
+}
+
+/* The socket gets its access each time a back-end listens on it anew. */
+static void apply_access(const struct port *p)
+{
+    const struct port_access *acc = &p->access;
+
+    if (!acc->json)
+        return;
+    if ((acc->uid != (uid_t)-1 || acc->gid != (gid_t)-1) &&
+        chown(p->socket, acc->uid, acc->gid) < 0)
+        agent_log(GABI_LOG_ERR, p->id, "chown %s (access %s): %s", p->socket, acc->json,
+                  strerror(errno));
+    if (acc->mode && chmod(p->socket, acc->mode) < 0)
+        agent_log(GABI_LOG_ERR, p->id, "chmod %s (access %s): %s", p->socket, acc->json,
+                  strerror(errno));
 }
 
 static void backing_clear(struct port_backing *b)
@@ -184,6 +255,7 @@ struct port *port_free(struct agent *a, struct port *p)
     free(p->id);
     free(p->socket);
     free(p->backing_json);
+    free(p->access.json);
     free(p->control);
     free(p->log);
     free(p);
@@ -361,6 +433,7 @@ static int spawn(struct agent *a, struct port *p, int *ret_ready, struct gabi_er
 
 static void started(struct port *p)
 {
+    apply_access(p);
     p->state = PORT_RUNNING;
     agent_log(GABI_LOG_INFO, p->id, "back-end pid %d on %s, mode %s", (int)p->pid, p->socket,
               p->mode->name);
@@ -790,6 +863,8 @@ json_t *port_json(const struct agent *a, const struct port *p)
                         json_string(p->state == PORT_RUNNING    ? "running"
                                     : p->state == PORT_STARTING ? "starting"
                                                                 : "restarting"));
+    json_object_set_new(o, "access",
+                        p->access.json ? json_loads(p->access.json, 0, NULL) : json_null());
     json_object_set_new(o, "pid", p->pid > 0 ? json_integer(p->pid) : json_null());
     json_object_set_new(o, "restarts", json_integer(p->restarts));
     json_object_set_new(o, "last_exit", p->last_exit[0] ? json_string(p->last_exit) : json_null());

@@ -70,27 +70,46 @@ static int step_done(struct store *st, sqlite3_stmt *stmt, const char *what,
     return r;
 }
 
+/* Schema 1 databases gain the ports' socket access (NULL: none) on their first open here. */
+static int add_access_column(struct store *st, struct gabi_error *reterr)
+{
+    sqlite3_stmt *stmt = NULL;
+    bool have = false;
+    int rc = sqlite3_prepare_v2(
+        st->db, "SELECT count(*) FROM pragma_table_info('ports') WHERE name = 'access'", -1, &stmt,
+        NULL);
+
+    if (rc == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
+        have = sqlite3_column_int(stmt, 0) > 0;
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_OK)
+        return db_error(st, rc, "set-up", reterr);
+    return have ? 0 : exec(st, "set-up", "ALTER TABLE ports ADD COLUMN access TEXT", reterr);
+}
+
 /* The database opened for writing, in WAL mode, with its tables. */
 static int open_rw(struct store *st, struct gabi_error *reterr)
 {
-    int rc = sqlite3_open_v2(
-        st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int r, rc = sqlite3_open_v2(st->path, &st->db,
+                                SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                                NULL);
 
     if (rc != SQLITE_OK)
         return db_error(st, rc, "open", reterr);
     sqlite3_busy_timeout(st->db, 2000);
-    return exec(st, "set-up",
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-                "INSERT OR IGNORE INTO meta VALUES ('schema', '1');"
-                "CREATE TABLE IF NOT EXISTS ports ("
-                " id TEXT PRIMARY KEY,"
-                " class TEXT NOT NULL,"
-                " socket TEXT NOT NULL UNIQUE,"
-                " mode TEXT NOT NULL,"
-                " backing TEXT NOT NULL,"
-                " created INTEGER NOT NULL)",
-                reterr);
+    r = exec(st, "set-up",
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+             "INSERT OR IGNORE INTO meta VALUES ('schema', '1');"
+             "CREATE TABLE IF NOT EXISTS ports ("
+             " id TEXT PRIMARY KEY,"
+             " class TEXT NOT NULL,"
+             " socket TEXT NOT NULL UNIQUE,"
+             " mode TEXT NOT NULL,"
+             " backing TEXT NOT NULL,"
+             " created INTEGER NOT NULL)",
+             reterr);
+    return r < 0 ? r : add_access_column(st, reterr);
 }
 
 /* A state directory that cannot be written: read the database as it is, when that is exact
@@ -184,8 +203,8 @@ int store_insert(struct store *st, const struct port *p, struct gabi_error *rete
     if (st->readonly)
         return refuse_readonly(st, reterr);
     rc = sqlite3_prepare_v2(st->db,
-                            "INSERT INTO ports (id, class, socket, mode, backing, created) "
-                            "VALUES (?, ?, ?, ?, ?, ?)",
+                            "INSERT INTO ports (id, class, socket, mode, backing, created, access) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
                             -1, &stmt, NULL);
     if (rc != SQLITE_OK)
         return db_error(st, rc, "insert", reterr);
@@ -195,6 +214,10 @@ int store_insert(struct store *st, const struct port *p, struct gabi_error *rete
     sqlite3_bind_text(stmt, 4, p->mode->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 5, p->backing_json, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 6, p->created);
+    if (p->access.json)
+        sqlite3_bind_text(stmt, 7, p->access.json, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(stmt, 7);
     return step_done(st, stmt, "insert", reterr);
 }
 
@@ -218,7 +241,7 @@ int store_foreach(struct store *st, store_row_fn fn, void *userdata, struct gabi
     int rc, r = 0;
 
     rc = sqlite3_prepare_v2(st->db,
-                            "SELECT id, class, socket, mode, backing, created FROM ports "
+                            "SELECT id, class, socket, mode, backing, created, access FROM ports "
                             "ORDER BY created, id",
                             -1, &stmt, NULL);
     if (rc != SQLITE_OK)
@@ -230,7 +253,8 @@ int store_foreach(struct store *st, store_row_fn fn, void *userdata, struct gabi
             col[i] = (const char *)sqlite3_column_text(stmt, i);
         if (!col[0] || !col[1] || !col[2] || !col[3] || !col[4])
             continue;
-        r = fn(col[0], col[1], col[2], col[3], col[4], sqlite3_column_int64(stmt, 5), userdata);
+        r = fn(col[0], col[1], col[2], col[3], col[4], (const char *)sqlite3_column_text(stmt, 6),
+               sqlite3_column_int64(stmt, 5), userdata);
     }
     if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
         r = db_error(st, rc, "select", reterr);

@@ -410,29 +410,30 @@ static json_t *backing(const struct hook *h, enum gabi_device_class cls, const c
     return NULL;
 }
 
-/* Let QEMU (qemu_user / qemu_group) connect to the port's socket. */
-static int hand_socket(const struct hook *h, const char *path, struct gabi_error *reterr)
+/* Who may connect to the port's socket: QEMU (qemu_user, and qemu_group or that user's own
+ * group), mode 0660. The agent applies it each time the port's back-end listens, a restarted
+ * one included. */
+static json_t *socket_access(const struct hook *h, struct gabi_error *reterr)
 {
     struct passwd *pw = getpwnam(h->conf.qemu_user);
-    gid_t gid;
+    const char *group = h->conf.qemu_group;
+    struct group *gr;
 
-    if (!pw)
-        return gabi_error_set(reterr, -ENOENT, NULL,
-                              "user %s (qemu_user, who QEMU runs as) does not exist",
-                              h->conf.qemu_user);
-    gid = pw->pw_gid;
-    if (h->conf.qemu_group[0]) {
-        struct group *gr = getgrnam(h->conf.qemu_group);
-
-        if (!gr)
-            return gabi_error_set(reterr, -ENOENT, NULL, "group %s (qemu_group) does not exist",
-                                  h->conf.qemu_group);
-        gid = gr->gr_gid;
+    if (!pw) {
+        gabi_error_set(reterr, -ENOENT, NULL,
+                       "user %s (qemu_user, who QEMU runs as) does not exist", h->conf.qemu_user);
+        return NULL;
     }
-    if (chown(path, pw->pw_uid, gid) < 0 || chmod(path, 0660) < 0)
-        return gabi_error_set(reterr, -errno, path, "cannot give the socket to %s: %s",
-                              h->conf.qemu_user, strerror(errno));
-    return 0;
+    if (!group[0]) {
+        gr = getgrgid(pw->pw_gid);
+        if (!gr) {
+            gabi_error_set(reterr, -ENOENT, NULL, "user %s's group %u does not exist",
+                           h->conf.qemu_user, (unsigned)pw->pw_gid);
+            return NULL;
+        }
+        group = gr->gr_name;
+    }
+    return json_pack("{s:s, s:s, s:s}", "user", h->conf.qemu_user, "group", group, "mode", "0660");
 }
 
 static void del_port(struct agent_client *c, const char *id, bool quiet_if_missing)
@@ -471,7 +472,7 @@ static int on_prepare(struct hook *h)
     for (size_t i = 0; i < gabi_pin_n_devices(pin); i++) {
         const struct gabi_pin_device *pd = gabi_pin_device(pin, i);
         const struct gabi_domain_device *t = gabi_domain_pin_target(h->dom, i);
-        json_t *params, *b, *res = NULL;
+        json_t *params, *b, *access, *res = NULL;
         char id[80];
         int code = 0, r;
 
@@ -481,8 +482,14 @@ static int on_prepare(struct hook *h)
         b = backing(h, pd->cls, pd->id, &err);
         if (!b)
             goto fail;
-        params = json_pack("{s:s, s:s, s:s, s:s, s:o}", "id", id, "class", gabi_class_name(pd->cls),
-                           "socket", t->socket, "mode", pd->mode->name, "backing", b);
+        access = socket_access(h, &err);
+        if (!access) {
+            json_decref(b);
+            goto fail;
+        }
+        params =
+            json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "id", id, "class", gabi_class_name(pd->cls),
+                      "socket", t->socket, "mode", pd->mode->name, "backing", b, "access", access);
         r = agent_client_call(&c, "port.add", json_incref(params), &res, &code, &err);
         if (r < 0 && code == -32001) {
             /* left over from an earlier start of this domain (QEMU is not running: this is
@@ -498,8 +505,6 @@ static int on_prepare(struct hook *h)
             goto fail;
         }
         snprintf(made[n_made++], sizeof(made[0]), "%s", id);
-        if (hand_socket(h, t->socket, &err) < 0)
-            goto fail;
     }
     agent_client_close(&c);
     return 0;

@@ -6,8 +6,10 @@ never notices; a hostile front-end breaks only its own port; events for all of i
 a back-end that cannot start leaves no row; and a restart of the agent (SIGTERM or SIGKILL)
 brings every port back in its mode on its socket."""
 
+import grp
 import json
 import os
+import pwd
 import signal
 import socket
 import sqlite3
@@ -35,6 +37,18 @@ def db_rows(agent):
         return {r[0]: r[1:] for r in db.execute("SELECT id, class, socket, mode FROM ports")}
     finally:
         db.close()
+
+
+# who may connect to the v1 port's socket (as libvirt's hook asks for QEMU's user)
+ACCESS = {"user": "nobody", "group": "nogroup", "mode": "0660"}
+
+
+def check_access(path, when):
+    st = os.stat(path)
+    want = (pwd.getpwnam(ACCESS["user"]).pw_uid, grp.getgrnam(ACCESS["group"]).gr_gid, 0o660)
+    check((st.st_uid, st.st_gid, st.st_mode & 0o777) == want,
+          "socket %s %s: uid %d gid %d mode %o, access asked %s" % (
+              path, when, st.st_uid, st.st_gid, st.st_mode & 0o777, ACCESS))
 
 
 def pid_alive(pid):
@@ -134,9 +148,11 @@ def run(agent, workdir):
     socks = {m: os.path.join(workdir, m + ".sock") for m in (V1, V3)}
     ids = {V3: "vm1-net0", V1: "vm2-net0"}
     for mode in (V3, V1):
-        p = agent.call("port.add", {"id": ids[mode], "class": "virtio-net",
-                                    "socket": socks[mode], "mode": mode,
-                                    "backing": {"loopback": True}})
+        params = {"id": ids[mode], "class": "virtio-net", "socket": socks[mode], "mode": mode,
+                  "backing": {"loopback": True}}
+        if mode == V1:
+            params["access"] = ACCESS
+        p = agent.call("port.add", params)
         check(p["mode"] == mode and p["state"] == "running" and p["pid"], "port.add: %s" % p)
         check(os.path.exists(socks[mode]), "no socket after port.add answered")
         ev.wait_note(lambda n, i=ids[mode]: n["method"] == "port.added" and
@@ -149,6 +165,16 @@ def run(agent, workdir):
     check(d["mode"] == newest, "default mode %s, newest %s" % (d["mode"], newest))
     agent.call("port.del", {"id": "dflt"})
     check(sorted(db_rows(agent)) == sorted(ids.values()), "db: %s" % db_rows(agent))
+    check_access(socks[V1], "after port.add")
+    check(port(agent, ids[V1])["access"] == ACCESS, "port.get access")
+    c = agent.client()
+    e = c.error("port.add", {"id": "x", "class": "virtio-net",
+                             "socket": os.path.join(workdir, "x.sock"),
+                             "backing": {"loopback": True},
+                             "access": {"user": "no-such-user-here"}})
+    c.close()
+    check(e["code"] == -32602 and e["data"]["path"] == "params.access.user",
+          "an unknown user: %s" % e)
 
     # each port offers exactly its mode
     st, out = negotiate(socks[V1], V3)
@@ -195,6 +221,7 @@ def run(agent, workdir):
           p1["state"] == "running" and "signal 9" in p1["last_exit"], "after restart: %s" % p1)
     st, out = negotiate(socks[V1], V1)
     check(st == 0, "restarted v1 port:\n" + out)
+    check_access(socks[V1], "after its back-end was restarted")
     check(port(agent, ids[V3])["pid"] == pid3 and pid_alive(pid3), "the v3 port was disturbed")
     vmlib.log("ok: a killed back-end is restarted (pid %d -> %d), the other port untouched" %
               (pid1, p1["pid"]))
@@ -274,6 +301,7 @@ def run(agent, workdir):
             check(st == 0, "%s after %s:\n%s" % (mode, how, out))
         st, out = negotiate(socks[V1], V3)
         check(st == 1, "v1 port takes v3 after %s" % how)
+        check_access(socks[V1], "after guestabid's %s and restart" % how)
         vmlib.log("ok: after %s every port is back in its mode" % how)
 
 

@@ -151,7 +151,7 @@ def run(work, sysfs, k):
         e = c.error("failover.bind", {"vm": "vm3"})
         check(code_path(e).endswith("/bus/pci/drivers/vfio-pci/bind"), "path %s" % code_path(e))
         check_in("cannot open: No such file", reason(e), "no vfio-pci")
-        check_eq(e["code"], -32008, "error code of a device step")
+        check_eq(e["code"], -32009, "error code of a device step")
         os.rename(fifo + ".away", fifo)
         check_eq(k.driver(vfs[2]), "ixgbevf", "driver after a missing vfio-pci")
         k.take_journal()

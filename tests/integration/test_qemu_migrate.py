@@ -51,10 +51,11 @@ def guestabi(*args):
 
 
 def probe_backend(sc, name, sock):
-    """What a host's kernel (its platforms) and back-end (asked through its socket) can run."""
+    """What a host's kernel and QEMU (its platforms) and back-end (asked through its socket) can
+    run."""
     out = os.path.join(sc.dir, name + "-hostcaps.json")
-    st, text = guestabi("probe", "--json", "--only", "kernel,vhost-user", "--host-name", name,
-                        "--vhost-user", "virtio-net:%s=%s" % (name, sock))
+    st, text = guestabi("probe", "--json", "--only", "kernel,hypervisor,vhost-user", "--host-name",
+                        name, "--vhost-user", "virtio-net:%s=%s" % (name, sock))
     check(st == 0, "probe failed:\n" + text)
     with open(out, "w") as f:
         f.write(text)
