@@ -46,6 +46,7 @@ enum {
     GABI_RPC_PERMISSION = -32006,  /* EPERM, EACCES: the peer is not allowed */
     GABI_RPC_TOO_SLOW = -32007,    /* ETIMEDOUT: the request did not arrive in time */
     GABI_RPC_REMOTE = -32008,      /* EREMOTEIO: a remote service (Placement) failed */
+    GABI_RPC_DEVICE = -32009,      /* ENODEV: a device (a VF) refused a sysfs step */
 };
 
 /* The JSON-RPC code for a handler's -errno (EINVAL: invalid params). */

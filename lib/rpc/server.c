@@ -126,6 +126,8 @@ int gabi_rpc_code_for_errno(int code)
         return GABI_RPC_TOO_SLOW;
     case -EREMOTEIO:
         return GABI_RPC_REMOTE;
+    case -ENODEV:
+        return GABI_RPC_DEVICE;
     default:
         return GABI_RPC_INTERNAL_ERROR;
     }
@@ -160,6 +162,8 @@ static const char *code_message(int code)
         return "Request too slow";
     case GABI_RPC_REMOTE:
         return "Remote service failed";
+    case GABI_RPC_DEVICE:
+        return "Device failed";
     default:
         return "Internal error";
     }
@@ -177,7 +181,7 @@ static const char *errno_name(int code)
         {ENOSPC, "ENOSPC"},         {EROFS, "EROFS"},           {EDQUOT, "EDQUOT"},
         {ECHILD, "ECHILD"},         {E2BIG, "E2BIG"},           {EMFILE, "EMFILE"},
         {EPERM, "EPERM"},           {EACCES, "EACCES"},         {ETIMEDOUT, "ETIMEDOUT"},
-        {ENOMEM, "ENOMEM"},         {EREMOTEIO, "EREMOTEIO"},
+        {ENOMEM, "ENOMEM"},         {EREMOTEIO, "EREMOTEIO"},   {ENODEV, "ENODEV"},
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(names); i++)

@@ -104,6 +104,8 @@ struct agent {
     struct gabi_rpc_config rpc_cfg;
     const char *placement_url, *placement_token; /* NULL: $OS_PLACEMENT_ENDPOINT, $OS_TOKEN */
     unsigned placement_timeout_ms;
+    const char *sysfs_root, *dev_root; /* the probe's roots (NULL: /sys, /dev) */
+    unsigned failover_ttl_s, failover_settle_ms;
 
     /* state */
     int epfd, sigfd;
@@ -115,6 +117,7 @@ struct agent {
     size_t n_runs[2];
     struct gabi_rpc_server *rpc;
     struct store *store;
+    struct sqlite3 *failover_db; /* failover.c's connection to the same database */
     struct port *ports;
     size_t n_ports;
     uint64_t next_serial;

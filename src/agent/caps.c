@@ -137,6 +137,8 @@ int agent_probe(struct agent *a, struct gabi_error *reterr)
 {
     struct gabi_probe_options o = {
         .host = a->host_name,
+        .sysfs_root = a->sysfs_root,
+        .dev_root = a->dev_root,
         .parts = GABI_PROBE_KERNEL | GABI_PROBE_HYPERVISOR | GABI_PROBE_MDEV | GABI_PROBE_FAILOVER,
     };
     struct gabi_hostcaps *h;

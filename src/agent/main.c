@@ -24,6 +24,7 @@
 
 #include "agent.h"
 #include "placement.h"
+#include "failover.h"
 #include <guestabi/util.h>
 
 #define VERSION "0.1.0"
@@ -135,6 +136,10 @@ static void usage(FILE *f)
             "  --placement-token TOKEN  its x-auth-token (default $OS_TOKEN)\n"
             "  --placement-timeout-ms MS  per Placement request (30000; a sync is killed\n"
             "                       after 4 times that)\n"
+            "  --sysfs-root DIR     read (and bind VFs through) sysfs under DIR (/sys)\n"
+            "  --dev-root DIR       device nodes under DIR (/dev)\n"
+            "  --failover-ttl-s S   a failover reservation never bound expires after (600)\n"
+            "  --failover-settle-ms MS  a VF's driver link must change within (1000)\n"
             "  -v, --verbose        log debug lines\n"
             "  -h, --help           this text\n"
             "  --version            the version\n",
@@ -176,7 +181,11 @@ static int parse_args(struct agent *a, int argc, char **argv)
         O_PLURL,
         O_PLTOKEN,
         O_PLMS,
-        O_VERSION
+        O_VERSION,
+        O_SYSFS,
+        O_DEVROOT,
+        O_FOTTL,
+        O_FOSETTLE
     };
     static const struct option opts[] = {
         {"socket", required_argument, NULL, O_SOCKET},
@@ -196,6 +205,10 @@ static int parse_args(struct agent *a, int argc, char **argv)
         {"placement-url", required_argument, NULL, O_PLURL},
         {"placement-token", required_argument, NULL, O_PLTOKEN},
         {"placement-timeout-ms", required_argument, NULL, O_PLMS},
+        {"sysfs-root", required_argument, NULL, O_SYSFS},
+        {"dev-root", required_argument, NULL, O_DEVROOT},
+        {"failover-ttl-s", required_argument, NULL, O_FOTTL},
+        {"failover-settle-ms", required_argument, NULL, O_FOSETTLE},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, O_VERSION},
@@ -277,6 +290,22 @@ static int parse_args(struct agent *a, int argc, char **argv)
             if (parse_num("--request-timeout-ms", optarg, 10, 3600000, &v) < 0)
                 return 2;
             a->rpc_cfg.request_ms = (unsigned)v;
+            break;
+        case O_SYSFS:
+            a->sysfs_root = optarg;
+            break;
+        case O_DEVROOT:
+            a->dev_root = optarg;
+            break;
+        case O_FOTTL:
+            if (parse_num("--failover-ttl-s", optarg, 1, 86400, &v) < 0)
+                return 2;
+            a->failover_ttl_s = (unsigned)v;
+            break;
+        case O_FOSETTLE:
+            if (parse_num("--failover-settle-ms", optarg, 0, 60000, &v) < 0)
+                return 2;
+            a->failover_settle_ms = (unsigned)v;
             break;
         case 'v':
             gabi_log_set_max_level(GABI_LOG_DEBUG);
@@ -399,7 +428,7 @@ static int setup(struct agent *a)
         r = gabi_error_set(&err, -errno, a->run_dir, "%s", strerror(errno));
         goto fail;
     }
-    if ((r = store_open(a->state_dir, &a->store, &err)) < 0)
+    if ((r = store_open(a->state_dir, &a->store, &err)) < 0 || (r = failover_open(a, &err)) < 0)
         goto fail;
     if ((r = placement_setup(a, &err)) < 0)
         goto fail;
@@ -487,6 +516,7 @@ static void teardown(struct agent *a)
         port_stop(a, a->ports);
         port_free(a, a->ports);
     }
+    failover_close(a);
     a->store = store_close(a->store);
     gabi_hostcaps_free(a->caps);
     gabi_catalog_free(a->cat);
@@ -508,6 +538,8 @@ int main(int argc, char **argv)
         .epfd = -1,
         .sigfd = -1,
         .rpc_cfg = {.gid = (gid_t)-1},
+        .failover_ttl_s = FAILOVER_TTL_S,
+        .failover_settle_ms = FAILOVER_SETTLE_MS,
     };
     char *run_dir = NULL;
     int r;

@@ -15,6 +15,7 @@
 
 #include "agent.h"
 #include "placement.h"
+#include "failover.h"
 #include <guestabi/util.h>
 
 #define MAX_PICK_HOSTS 256u
@@ -69,6 +70,7 @@ static int m_host_caps(struct gabi_rpc_call *call, json_t *params, json_t **ret,
 {
     static const char *const keys[] = {"refresh", NULL};
     struct agent *a = userdata;
+    struct gabi_hostcaps *h = NULL;
     bool refresh;
     int r;
 
@@ -80,7 +82,11 @@ static int m_host_caps(struct gabi_rpc_call *call, json_t *params, json_t **ret,
         return r;
     if (refresh)
         agent_placement_trigger(a, "refresh");
-    return text_result(gabi_hostcaps_to_json(a->caps), ret, reterr);
+    if ((r = failover_hostcaps(a, &h, reterr)) < 0)
+        return r;
+    r = text_result(gabi_hostcaps_to_json(h), ret, reterr);
+    gabi_hostcaps_free(h);
+    return r;
 }
 
 static int m_host_platforms(struct gabi_rpc_call *call, json_t *params, json_t **ret,
@@ -148,6 +154,7 @@ static int m_abi_check(struct gabi_rpc_call *call, json_t *params, json_t **ret,
     struct gabi_pin *pin = NULL;
     struct gabi_verdict *v = NULL;
     char *text = NULL;
+    struct gabi_hostcaps *h = NULL;
     int r;
 
     (void)call;
@@ -157,8 +164,14 @@ static int m_abi_check(struct gabi_rpc_call *call, json_t *params, json_t **ret,
     r = gabi_pin_parse(a->cat, "params.pin", text, strlen(text), &pin, reterr);
     free(text);
     if (r < 0)
-        return -EINVAL; /* reterr names the key inside the pin */
-    r = gabi_check(a->cat, pin, a->caps, &v);
+        return -EINVAL;                   /* reterr names the key inside the pin */
+    r = failover_hostcaps(a, &h, reterr); /* VFs reserved or bound count as in use */
+    if (r < 0) {
+        gabi_pin_free(pin);
+        return r;
+    }
+    r = gabi_check(a->cat, pin, h, &v);
+    gabi_hostcaps_free(h);
     if (r < 0)
         r = gabi_error_set(reterr, r, NULL, "check failed: %s", strerror(-r));
     else
@@ -504,10 +517,20 @@ const struct gabi_rpc_method agent_methods[] = {
      "the port: mode, back-end process, connection, negotiated features, rings, counters"},
     {"events.subscribe", m_events_subscribe, "{}",
      "{\"subscribed\": true}; then notifications port.added, port.deleted, port.connected, "
-     "port.disconnected, port.broken, port.restarted, placement.synced, placement.failed"},
+     "port.disconnected, port.broken, port.restarted, placement.synced, placement.failed, "
+     "failover.reserved, failover.released"},
     {"placement.sync", agent_m_placement_sync, "{}",
      "once this host is synced to Placement: provider, generation, traits, added, removed"},
     {"placement.status", agent_m_placement_status, "{}",
      "whether publishing to Placement is on, whether a sync runs, the last sync's outcome"},
+    {"failover.reserve", failover_reserve,
+     "{\"vm\": ID, \"device\": \"8086:154c\", \"count\"?: 1..64, \"ttl_s\"?: 1..86400}",
+     "{\"reservation\", \"vm\", \"device\", \"addresses\": [PCI address...], \"expires\"}"},
+    {"failover.bind", failover_bind, "{\"reservation\": ID} | {\"vm\": ID}",
+     "{\"reservation\"|\"vm\", \"bound\": [PCI address...]}: on vfio-pci, or none of them"},
+    {"failover.release", failover_release, "{\"reservation\": ID} | {\"vm\": ID}",
+     "{\"reservation\"|\"vm\", \"released\": [...], \"problems\": [...]}"},
+    {"failover.list", failover_list, "{}",
+     "{\"vfs\": [{address, pf, device, driver, mac, state: free|busy|reserved|bound, ...}]}"},
 };
 const size_t agent_n_methods = ARRAY_SIZE(agent_methods);

@@ -92,6 +92,13 @@ const char *cli_agent_socket(const struct cli *cli);
 /* One JSON-RPC call (steals params): 0 and *ret_result, 1 and *ret_error, < 0 reported. */
 int cli_agent_call(struct cli *cli, const char *method, json_t *params, json_t **ret_result,
                    json_t **ret_error);
+/* Report the agent's error object (stolen) for method; returns EXIT_BAD_INPUT. */
+int cli_agent_error(struct cli *cli, const char *method, json_t *err);
+extern const struct cli_command cli_cmd_failover; /* cmd_failover.c */
+/* qmp_watch.c: migrate over a QMP socket, cancelled past unplug_ms in wait-unplug or past
+ * timeout_s; 0 when completed, EXIT_INCOMPATIBLE with the reason on stderr otherwise. */
+int cli_failover_migrate(struct cli *cli, const char *qmp_path, const char *uri, unsigned unplug_ms,
+                         unsigned timeout_s);
 /* The agent's host.caps as hostcaps ("@agent" wherever a HOSTCAPS file is taken). */
 int cli_agent_hostcaps(struct cli *cli, struct gabi_hostcaps **ret);
 extern const struct cli_command cli_cmd_placement, cli_cmd_labels;

@@ -53,7 +53,7 @@ int cli_agent_call(struct cli *cli, const char *method, json_t *params, json_t *
 }
 
 /* Report an agent's error object; returns EXIT_BAD_INPUT. */
-static int agent_error(struct cli *cli, const char *method, json_t *err)
+int cli_agent_error(struct cli *cli, const char *method, json_t *err)
 {
     json_t *data = json_object_get(err, "data");
     const char *path = json_string_value(json_object_get(data, "path"));
@@ -82,7 +82,7 @@ static int call(struct cli *cli, const char *method, json_t *params, json_t **re
     if (r < 0)
         return EXIT_BAD_INPUT;
     if (r == 1)
-        return agent_error(cli, method, err);
+        return cli_agent_error(cli, method, err);
     *ret = res;
     return 0;
 }

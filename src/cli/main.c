@@ -15,7 +15,7 @@ static const struct cli_command *const commands[] = {
     &cli_cmd_check,     &cli_cmd_filter,    &cli_cmd_match,        &cli_cmd_catalog,
     &cli_cmd_negotiate, &cli_cmd_state,     &cli_cmd_probe,        &cli_cmd_query_platforms,
     &cli_cmd_port,      &cli_cmd_host,      &cli_cmd_placement,    &cli_cmd_labels,
-    &cli_cmd_pin,
+    &cli_cmd_pin,       &cli_cmd_failover,
 };
 
 static void print_help(FILE *f, const char *prog)

@@ -13,9 +13,16 @@
  *                   refuses the start.
  *   release end     the ports created at prepare are deleted.
  *
+ * Failover pairs (failover.c, docs/failover.md): at migrate begin each transient failover
+ * interface (<interface type='hostdev'> with <teaming type='transient'/>) gets a VF of this host
+ * reserved through the agent, and the domain XML is printed on stdout with its source address
+ * rewritten (libvirt takes it as the domain's new XML); no such VF refuses the migration. At
+ * prepare the VFs are bound to vfio-pci; at release they are released.
+ *
  * A domain without a pin is left alone (exit 0, no output). A pinned domain whose agent cannot
- * be reached, or does not answer in time, is refused with that reason (fail closed). Nothing is
- * ever printed on stdout: at migrate begin libvirt would take it as a rewritten domain XML.
+ * be reached, or does not answer in time, is refused with that reason (fail closed). Nothing
+ * else is ever printed on stdout: at migrate begin libvirt would take it as a rewritten domain
+ * XML.
  *
  * Configuration: /etc/guestabi/guestabi.conf (or $GUESTABI_CONF), `key = value` lines:
  *   agent_socket  the agent's socket (default /run/guestabi/guestabid.sock; $GUESTABI_AGENT
@@ -43,6 +50,8 @@
 #include <guestabi/libvirt.h>
 
 #include <guestabi/rpc_client.h>
+
+#include "failover.h"
 #include <guestabi/util.h>
 
 #define CONF_PATH      "/etc/guestabi/guestabi.conf"
@@ -65,6 +74,8 @@ struct hook {
     struct gabi_catalog *cat;
     struct gabi_domain *dom;
     uint64_t start_ms, deadline_ms;
+    const char *xml; /* as libvirt gave it */
+    size_t size;
 };
 
 /* What libvirt shows the user: one paragraph. */
@@ -217,6 +228,88 @@ static int open_agent(struct hook *h, struct gabi_rpc_client *c, struct gabi_err
     return gabi_rpc_client_open(c, h->conf.agent_socket, h->deadline_ms, HOOK_MAX_REPLY, reterr);
 }
 
+/* ---- failover pairs ------------------------------------------------------------------------ */
+
+/* Whether the domain may have a transient failover interface (failover.c decides). */
+static bool has_failover(const struct hook *h)
+{
+    return memmem(h->xml, h->size, "transient", 9) != NULL;
+}
+
+enum failover_step { FAILOVER_BEGIN, FAILOVER_BIND, FAILOVER_RELEASE };
+
+/* One failover step through the agent for this VM (its VFs are held as "lv-<uuid>-vfs");
+ * FAILOVER_BEGIN also fills *ret_xml. 0 (or what the step returns), or < 0 with err. */
+static int failover_step(struct hook *h, enum failover_step step, char **ret_xml,
+                         struct gabi_error *err)
+{
+    struct gabi_rpc_client c = {.fd = -1};
+    char vm[80];
+    int r;
+
+    port_id(h, "vfs", vm, sizeof(vm));
+    r = open_agent(h, &c, err);
+    if (r == 0 && step == FAILOVER_BEGIN)
+        r = hook_failover_begin(&c, h->dom, vm, h->xml, h->size, ret_xml, err);
+    else if (r == 0 && step == FAILOVER_BIND)
+        r = hook_failover_bind(&c, vm, err);
+    else if (r == 0)
+        r = hook_failover_release(&c, vm, err);
+    gabi_rpc_client_close(&c);
+    return r;
+}
+
+/* migrate begin, once the pin is accepted: a VF per transient interface, the XML rewritten. */
+static int failover_begin(struct hook *h)
+{
+    struct gabi_error err = {0};
+    char *out = NULL;
+    int r;
+
+    if (!has_failover(h))
+        return 0;
+    if (failover_step(h, FAILOVER_BEGIN, &out, &err) < 0) {
+        say("VM %s: no failover primary for it on this host: %s%s%s. Refused before anything "
+            "was created on this host.",
+            h->domain, err.where[0] ? err.where : "", err.where[0] ? ": " : "", err.message);
+        return 1;
+    }
+    if (out) {
+        /* libvirt takes the hook's stdout as the domain's new XML */
+        r = fputs(out, stdout) < 0 || fputc('\n', stdout) < 0 || fflush(stdout) != 0;
+        free(out);
+        if (r) {
+            say("VM %s: cannot write the rewritten domain XML: %s", h->domain, strerror(errno));
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* prepare: the reserved VFs onto vfio-pci before QEMU starts. */
+static int failover_prepare(struct hook *h)
+{
+    struct gabi_error err = {0};
+
+    if (has_failover(h) && failover_step(h, FAILOVER_BIND, NULL, &err) < 0) {
+        say("VM %s: its failover primary cannot be bound to vfio-pci on this host: %s%s%s; "
+            "refusing the start.",
+            h->domain, err.where[0] ? err.where : "", err.where[0] ? ": " : "", err.message);
+        return 1;
+    }
+    return 0;
+}
+
+/* release: the VM is gone from this host (it stopped, it left, or it never started). */
+static void failover_release(struct hook *h)
+{
+    struct gabi_error err = {0};
+
+    if (has_failover(h) && failover_step(h, FAILOVER_RELEASE, NULL, &err) < 0)
+        say("VM %s: cannot release its failover VFs (%s%s%s); they expire or stay bound", h->domain,
+            err.where[0] ? err.where : "", err.where[0] ? ": " : "", err.message);
+}
+
 /* ---- migrate begin ---------------------------------------------------------------------- */
 
 static int on_migrate_begin(struct hook *h)
@@ -247,7 +340,7 @@ static int on_migrate_begin(struct hook *h)
     gabi_rpc_client_close(&c);
     if (json_is_true(json_object_get(verdict, "ok"))) {
         json_decref(verdict);
-        return 0;
+        return failover_begin(h);
     }
     host = json_string_value(json_object_get(verdict, "host"));
     reasons = json_object_get(verdict, "reasons");
@@ -367,6 +460,8 @@ static int on_prepare(struct hook *h)
     char made[GABI_MAX_PIN_DEVICES][80];
     size_t n_made = 0, n_want = 0;
 
+    if (failover_prepare(h) != 0)
+        return 1;
     for (size_t i = 0; i < gabi_pin_n_devices(pin); i++)
         n_want += gabi_domain_pin_target(h->dom, i) && gabi_domain_pin_target(h->dom, i)->socket;
     if (!n_want)
@@ -432,6 +527,7 @@ static int on_release(struct hook *h)
     struct gabi_error err = {0};
     bool opened = false;
 
+    failover_release(h);
     for (size_t i = 0; i < gabi_pin_n_devices(pin); i++) {
         const struct gabi_domain_device *t = gabi_domain_pin_target(h->dom, i);
         char id[80];
@@ -507,6 +603,8 @@ int main(int argc, char **argv)
         goto out;
     }
     h.deadline_ms = h.start_ms + h.conf.timeout_ms;
+    h.xml = xml;
+    h.size = size;
     ret = migrate ? on_migrate_begin(&h) : prepare ? on_prepare(&h) : on_release(&h);
 out:
     gabi_domain_free(h.dom);
