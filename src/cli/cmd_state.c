@@ -294,6 +294,7 @@ static int print_state_json(const struct state_result *res)
 {
     json_t *root = json_object();
     bool save = strcmp(res->verb, "save") == 0, load = strcmp(res->verb, "load") == 0;
+    char *text;
 
     json_object_set_new(root, "schema", json_string("guestabi.state/1"));
     json_object_set_new(root, "action", json_string(res->verb));
@@ -326,7 +327,9 @@ static int print_state_json(const struct state_result *res)
             json_pack("{s:s, s:s}", "where", res->err->where, "message", res->err->message));
     else
         json_object_set_new(root, "error", json_null());
-    return cli_print_json(json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER));
+    text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    return cli_print_json(text);
 }
 
 static int run_state(struct cli *cli, int argc, char **argv)
