@@ -65,8 +65,8 @@ step "A front-end asking the older back-end for the newer mode: every difference
 run 1 negotiate --socket "$work/upstream.guestabi-net.v1.sock" --mode upstream.guestabi-net.v2
 step "The same request to the back-end running that mode"
 run 0 negotiate --socket "$work/upstream.guestabi-net.v2.sock" --mode upstream.guestabi-net.v2
-echo "(the older back-end's log says why: $(grep "upstream.guestabi-net.v1.sock: connection closed" "$work/backends.log" | grep -v "front-end closed" | tail -n 1 \
-  | sed 's/^error: vhost: [^ ]*: //'))"
+echo "(the older back-end's log says why: $(grep "upstream.guestabi-net.v1.sock: disconnected: " "$work/backends.log" | grep -v "front-end closed" | tail -n 1 \
+  | sed 's/^.*: disconnected: //'))"
 
 step "guestabid, the host agent: ports in chosen modes, a guest on one, a kill -9 and a restart"
 GUESTABI_BUILD_ROOT=$PWD/$build GUESTABI_SOURCE_ROOT=$PWD python3 tools/demo-agent.py || exit 1
@@ -74,6 +74,8 @@ GUESTABI_BUILD_ROOT=$PWD/$build GUESTABI_SOURCE_ROOT=$PWD python3 tools/demo-age
 if [[ ${GUESTABI_DEMO_VM:-1} == 1 ]]; then
   step "A real VM (QEMU 7.2, TCG) on guestabi-net: a migration refused before it starts, then one that works"
   GUESTABI_BUILD_ROOT=$PWD/$build GUESTABI_SOURCE_ROOT=$PWD python3 tools/demo-vm.py || exit 1
+  step "A failover pair (pass-through primary, guestabi-net standby) migrated twice, with its traffic gap"
+  GUESTABI_BUILD_ROOT=$PWD/$build GUESTABI_SOURCE_ROOT=$PWD python3 tools/demo-failover.py || exit 1
 fi
 if [[ ${GUESTABI_DEMO_LIBVIRT:-1} == 1 ]]; then
   step "libvirt: two hosts, a pinned VM, a virsh migrate refused with guestabi's reasons, then one that works"
