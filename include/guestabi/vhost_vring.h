@@ -2,9 +2,9 @@
 #pragma once
 
 /*
- * A split virtqueue seen from the device: pop descriptor chains as iovecs (guest addresses
- * translated and bounds-checked), push them back used, flush once per batch. Hostile rings
- * mark that vring broken; they never crash the process.
+ * A virtqueue (split, or packed when VIRTIO_F_RING_PACKED is negotiated) seen from the device: pop
+ * descriptor chains as iovecs (guest addresses translated and bounds-checked), push them back used,
+ * flush once per batch. Hostile rings mark that vring broken; they never crash the process.
  */
 
 #include <stddef.h>
@@ -16,7 +16,8 @@
 
 /* One descriptor chain: device-readable segments first, then device-writable ones. */
 struct gabi_vhost_elem {
-    uint16_t head;    /* descriptor index, handed back by push */
+    uint16_t head;    /* descriptor index (packed rings: buffer id), handed back by push */
+    uint16_t n_desc;  /* packed rings: ring slots the chain took (split rings: unused) */
     uint16_t n_out;   /* readable segments: iov[0 .. n_out) */
     uint16_t n_in;    /* writable segments: iov[n_out .. n_out + n_in) */
     uint32_t out_len; /* bytes readable */

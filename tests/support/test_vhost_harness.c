@@ -22,7 +22,16 @@
 
 const struct gabi_vhost_mode harness_mode_all = {
     .name = "test.all",
-    .features = GABI_VHOST_TRANSPORT_FEATURES | NET_ALL_FEATURES,
+    .features = (GABI_VHOST_TRANSPORT_FEATURES & ~(1ull << GABI_F_RING_PACKED)) | NET_ALL_FEATURES,
+    .protocol_features = GABI_VHOST_PROTOCOL_FEATURES,
+    .max_queue_pairs = 2,
+    .max_queue_size = 256,
+};
+
+/* The loopback hands chains back in the order it took them: IN_ORDER is its to offer. */
+const struct gabi_vhost_mode harness_mode_packed = {
+    .name = "test.packed",
+    .features = GABI_VHOST_TRANSPORT_FEATURES | NET_ALL_FEATURES | (1ull << GABI_F_IN_ORDER),
     .protocol_features = GABI_VHOST_PROTOCOL_FEATURES,
     .max_queue_pairs = 2,
     .max_queue_size = 256,
@@ -469,7 +478,8 @@ static void *loop(void *arg)
 
 int harness_start(struct harness *h, const struct gabi_vhost_mode *mode)
 {
-    return harness_start_class(h, mode, GABI_CLASS_NET, NET_ALL_FEATURES);
+    return harness_start_class(h, mode, GABI_CLASS_NET,
+                               NET_ALL_FEATURES | (mode->features & (1ull << GABI_F_IN_ORDER)));
 }
 
 int harness_start_class(struct harness *h, const struct gabi_vhost_mode *mode,

@@ -85,8 +85,12 @@ int harness_spawn(const struct gabi_vhost_mode *mode, const struct harness_state
 /* SIGKILL and reap a spawned back-end; its socket directory is removed. */
 void harness_spawn_kill(pid_t pid, const char *path);
 
-/* Every virtio-net feature and protocol feature lib/vhost implements: 2 pairs of 256. */
+/* Every virtio-net feature and protocol feature lib/vhost implements, split rings: 2 pairs of
+ * 256. */
 extern const struct gabi_vhost_mode harness_mode_all;
+/* Every feature but RING_PACKED is harness_mode_all's split-ring world; this one adds
+ * VIRTIO_F_RING_PACKED and VIRTIO_F_IN_ORDER (the loopback completes in order). */
+extern const struct gabi_vhost_mode harness_mode_packed;
 
 /* Start a back-end in mode listening on a fresh socket in a temporary directory. */
 int harness_start(struct harness *h, const struct gabi_vhost_mode *mode);
