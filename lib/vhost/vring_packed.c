@@ -194,6 +194,7 @@ static int walk_chain(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *elem)
     uint32_t slot = vr->last_avail, count = 0;
     uint64_t out_len = 0, in_len = 0;
 
+    elem->head = vr->pdesc[slot].id; /* for messages until the last descriptor says */
     elem->n_out = 0;
     elem->n_in = 0;
     for (;;) {

@@ -162,9 +162,9 @@ int tguest_connect(struct tguest *g, const char *path, uint64_t features, unsign
                    unsigned qflags);
 void tguest_free(struct tguest *g);
 /* Start n_pairs queue pairs (rings made on first use) at bases (NULL: 0), as QEMU does. */
-int tguest_start(struct tguest *g, unsigned n_pairs, const uint16_t *bases);
+int tguest_start(struct tguest *g, unsigned n_pairs, const uint32_t *bases);
 /* Stop every started vring (GET_VRING_BASE): the device is suspended; bases to restart at. */
-int tguest_stop(struct tguest *g, uint16_t *ret_bases);
+int tguest_stop(struct tguest *g, uint32_t *ret_bases);
 /* Post n RX buffers of size bytes (<= TGUEST_SLOT) on pair. */
 int tguest_post_rx(struct tguest *g, unsigned pair, unsigned n, uint32_t size);
 /* Send a frame on pair with hdr (NULL: zeroes) in front; split: header in its own descriptor;

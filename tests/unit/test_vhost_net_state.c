@@ -112,7 +112,7 @@ static const char *const loopback_args[] = {"--socket",  "@0", "--loopback",
                                             "--control", "@c", NULL};
 
 /* A source with traffic on two queue pairs, a malformed frame, MTU 1500; then suspended. */
-static int busy_source(struct netproc *np, struct tguest *g, uint16_t *bases)
+static int busy_source(struct netproc *np, struct tguest *g, uint32_t *bases)
 {
     uint8_t tiny[10] = {0};
     int r = netproc_start(np, loopback_args);
@@ -146,7 +146,7 @@ TEST(counters_link_and_mtu_carry_over)
     struct gabi_error err = {0};
     uint8_t f[200], got[4096];
     struct gabi_virtio_net_hdr h;
-    uint16_t bases[4];
+    uint32_t bases[4];
     json_t *s0, *s1, *d0, *d1;
 
     REQUIRE(busy_source(&src, &a, bases) == 0);
@@ -264,7 +264,7 @@ TEST(destination_refuses_bad_states_untouched)
     char dir[] = "/tmp/gabi-cat-XXXXXX", file[64];
     struct netproc src, dst, dst2;
     struct tguest a, b, b2;
-    uint16_t bases[4];
+    uint32_t bases[4];
     uint8_t *s;
     size_t n;
     int fd;
@@ -365,7 +365,7 @@ TEST(destination_killed_mid_load_source_resumes)
 {
     struct netproc src, dst;
     struct tguest a, b;
-    uint16_t bases[4];
+    uint32_t bases[4];
     uint64_t code = 0;
     int sp[2], fd = -1;
     json_t *before, *after;
@@ -408,7 +408,7 @@ TEST(source_killed_mid_save_destination_untouched)
 {
     struct netproc src, dst;
     struct tguest a, b;
-    uint16_t bases[4];
+    uint32_t bases[4];
     uint64_t code = 0;
     int sp[2], dp[2], fd = -1;
 

@@ -362,6 +362,7 @@ TEST(packed_in_order_one_used_descriptor_per_batch)
             CHECK_INT(d[7].id, ids[7]);
         }
         CHECK_INT(gabi_vhost_guestq_used_idx(g.q[1]), 0x8000 | 9);
+        harness_call(&g.h, noop, NULL); /* the loop counts its drops after the flush */
         CHECK_INT(g.h.n_dropped, 8);
         CHECK_INT(g.h.n_broken, 0);
         teardown(&g);

@@ -133,7 +133,7 @@ TEST(every_message)
     struct guest g;
     uint8_t cfg[6], status = 0xff, mac[6] = {0x52, 0x54, 0, 0xab, 0xcd, 0xef};
     int sp[2], ev = eventfd(0, EFD_CLOEXEC);
-    uint16_t base = 0;
+    uint32_t base = 0;
 
     REQUIRE(harness_start(&h, &harness_mode_all) == 0);
     c = harness_client(&h, ALL, ALL);
@@ -674,7 +674,7 @@ TEST(reconnect_starts_clean)
     before = harness_count_fds();
     for (unsigned round = 0; round < 3; round++) {
         struct gabi_vhost_client *c = harness_client(&h, ALL, ALL);
-        uint16_t base = 0;
+        uint32_t base = 0;
 
         REQUIRE(c);
         REQUIRE(guest_new(&g, 2, GABI_VHOST_GUESTQ_EVENT_IDX) == 0);

@@ -424,7 +424,7 @@ static void check_survivors(struct guest *g)
     uint8_t data[64] = "still alive";
     struct gabi_vhost_gbuf tx[] = {{g->bufs + 0x20000, 64}};
     struct gabi_vhost_gbuf rx[] = {{g->bufs + 0x21000, 2048}};
-    uint16_t base = 0xffff;
+    uint32_t base = 0xffff;
 
     REQUIRE(gabi_vhost_client_start_vring(g->c, 2, g->q[2], 0, false) == 0);
     REQUIRE(gabi_vhost_client_start_vring(g->c, 3, g->q[3], 0, false) == 0);
@@ -509,7 +509,7 @@ TEST(a_shrunk_memory_file_breaks_the_vrings_not_the_process)
     struct pollfd p = {.events = POLLIN};
     struct vhost_mem_single s = {0};
     uint8_t status = 0, *map;
-    uint16_t base = 0;
+    uint32_t base = 0;
     char buf[sizeof(((struct harness *)0)->log)];
     struct guest g;
     int fd;
