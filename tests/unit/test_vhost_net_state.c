@@ -214,6 +214,56 @@ TEST(counters_link_and_mtu_carry_over)
     CHECK_INT(netproc_stop(&dst), 0);
 }
 
+/* ---- a v3 VM on a build whose newest mode is v4 ---------------------------------------------- */
+
+static const char *const loopback_v3_args[] = {
+    "--socket", "@0", "--loopback", "--control", "@c", "--mode", "upstream.guestabi-net.v3", NULL};
+
+TEST(v3_vm_moves_to_a_v4_build_pinned_to_v3)
+{
+    const uint64_t new_bits = (1ull << GABI_F_RING_PACKED) | (1ull << GABI_F_IN_ORDER);
+    struct netproc src, dst, dflt;
+    struct tguest a, b, c;
+    struct gabi_vhost_state_xfer x;
+    struct gabi_error err = {0};
+    uint32_t bases[4];
+    json_t *s0, *d0;
+
+    /* the source runs the VM's mode, v3 */
+    REQUIRE(netproc_start(&src, loopback_v3_args) == 0);
+    REQUIRE(tguest_connect(&a, src.sock[0], ALL, 2, 0) == 0);
+    REQUIRE(gabi_vhost_client_net_set_mtu(a.c, 1500) == 0);
+    REQUIRE(tguest_post_rx(&a, 0, 16, 2048) == 0);
+    CHECK(traffic(&a, 0, 3, 100));
+    REQUIRE(tguest_stop(&a, bases) == 0);
+    CHECK(!(a.features & new_bits));
+    /* this build, unpinned, runs v4: it offers packed rings and IN_ORDER */
+    REQUIRE(netproc_start(&dflt, loopback_args) == 0);
+    REQUIRE(tguest_connect(&c, dflt.sock[0], ALL, 0,
+                           GABI_VHOST_GUESTQ_PACKED | GABI_VHOST_GUESTQ_IN_ORDER) == 0);
+    CHECK((c.features & new_bits) == new_bits);
+    tguest_free(&c);
+    CHECK_INT(netproc_stop(&dflt), 0);
+    /* pinned to v3 it offers exactly what the VM negotiated, and takes its state */
+    REQUIRE(netproc_start(&dst, loopback_v3_args) == 0);
+    REQUIRE(tguest_connect(&b, dst.sock[0], ALL, 0,
+                           GABI_VHOST_GUESTQ_PACKED | GABI_VHOST_GUESTQ_IN_ORDER) == 0);
+    CHECK(b.features == a.features);
+    REQUIRE(gabi_vhost_client_net_set_mtu(b.c, 1500) == 0);
+    CHECK_INT(gabi_vhost_client_move_state(a.c, b.c, TIMEOUT, &x, &err), 0);
+    s0 = stats(&src, 0);
+    d0 = stats(&dst, 0);
+    REQUIRE(s0 && d0);
+    CHECK(json_equal(json_object_get(d0, "queues"), json_object_get(s0, "queues")));
+    CHECK_STR(transfer(d0, "outcome"), "succeeded");
+    json_decref(s0);
+    json_decref(d0);
+    tguest_free(&a);
+    tguest_free(&b);
+    CHECK_INT(netproc_stop(&src), 0);
+    CHECK_INT(netproc_stop(&dst), 0);
+}
+
 /* ---- failures ------------------------------------------------------------------------------- */
 
 /* Rewrite a saved stream's header (type, version) with a valid checksum. */

@@ -428,6 +428,92 @@ TEST(packed_vring_base_carries_the_wrap_counters)
     teardown(&g);
 }
 
+/* ---- the ring state handed over to another back-end ------------------------------------ */
+
+static int send_seq(struct tguest *g, unsigned seq)
+{
+    struct gabi_virtio_net_hdr h = {.num_buffers = 1};
+    uint8_t f[100];
+
+    memset(f, 0, sizeof(f));
+    f[14] = (uint8_t)seq;
+    f[15] = (uint8_t)(seq >> 8);
+    return tguest_send(g, 0, &h, f, sizeof(f), false, false);
+}
+
+/* One frame's sequence number, or -errno; its RX buffer is posted again. */
+static int recv_seq(struct tguest *g, int timeout_ms)
+{
+    struct gabi_virtio_net_hdr h;
+    uint8_t f[4096];
+    int n = tguest_recv(g, 0, &h, f, sizeof(f), timeout_ms);
+
+    if (n < 0)
+        return n;
+    if (n < 16 || tguest_post_rx(g, 0, 1, 2048) < 0)
+        return -EBADMSG;
+    return f[14] | f[15] << 8;
+}
+
+TEST(packed_rings_handed_over_to_another_backend)
+{
+    const unsigned qflags =
+        GABI_VHOST_GUESTQ_PACKED | GABI_VHOST_GUESTQ_EVENT_IDX | GABI_VHOST_GUESTQ_IN_ORDER;
+    struct harness a, b;
+    struct tguest g;
+    struct gabi_vhost_client *old, *c2 = NULL;
+    uint32_t bases[2];
+    uint64_t f2 = 0;
+
+    REQUIRE(harness_start(&a, &harness_mode_packed) == 0);
+    REQUIRE(harness_start(&b, &harness_mode_packed) == 0);
+    REQUIRE(tguest_connect(&g, a.path, ALL, 1, qflags) == 0);
+    REQUIRE(g.features & (1ull << GABI_F_RING_PACKED));
+    REQUIRE(g.features & (1ull << GABI_F_IN_ORDER));
+    REQUIRE(tguest_post_rx(&g, 0, 64, 2048) == 0);
+    /* 300 frames: both rings pass their end once (wrap counters 0) */
+    for (unsigned i = 0; i < 300; i++) {
+        REQUIRE(send_seq(&g, i) == 0);
+        REQUIRE(recv_seq(&g, 10000) == (int)i);
+        tguest_reap_tx(&g, 0);
+    }
+    REQUIRE(tguest_stop(&g, bases) == 0);
+    /* TX: 300 chains of one descriptor; RX: 300 of the 364 buffers posted */
+    CHECK_INT(bases[1], 44u | 44u << 16);
+    CHECK_INT(bases[0], 44u | 44u << 16);
+    /* the guest queues five more while the device is away */
+    for (unsigned i = 300; i < 305; i++)
+        CHECK_INT(send_seq(&g, i), 0);
+    /* the destination: same guest memory (the memfd), the bases handed over */
+    REQUIRE(gabi_vhost_client_connect(b.path, 10000, &c2, NULL) == 0);
+    REQUIRE(gabi_vhost_client_negotiate(c2, g.features, ~0ull, &f2, NULL) == 0);
+    CHECK(f2 == g.features);
+    REQUIRE(gabi_vhost_client_share_guestmem(c2, g.gm) == 0);
+    old = g.c;
+    g.c = c2;
+    REQUIRE(tguest_start(&g, 1, bases) == 0);
+    REQUIRE(gabi_vhost_guestq_kick(g.q[1]) >= 0);
+    REQUIRE(write(gabi_vhost_guestq_kick_fd(g.q[1]), &(uint64_t){1}, 8) == 8);
+    /* exactly the five queued frames, in order, once each; then traffic goes on */
+    for (unsigned i = 300; i < 305; i++)
+        CHECK_INT(recv_seq(&g, 10000), (int)i);
+    CHECK_INT(recv_seq(&g, 300), -ETIMEDOUT);
+    for (unsigned i = 305; i < 600; i++) {
+        REQUIRE(send_seq(&g, i) == 0);
+        REQUIRE(recv_seq(&g, 10000) == (int)i);
+        tguest_reap_tx(&g, 0);
+    }
+    harness_call(&a, noop, NULL);
+    harness_call(&b, noop, NULL);
+    CHECK_INT(a.n_looped, 300);
+    CHECK_INT(b.n_looped, 300);
+    CHECK_INT(a.n_broken + b.n_broken, 0);
+    gabi_vhost_client_free(old);
+    tguest_free(&g);
+    harness_stop(&a);
+    harness_stop(&b);
+}
+
 /* ---- dirty log ------------------------------------------------------------------------- */
 
 TEST(packed_dirty_log_marks_the_used_writes)
