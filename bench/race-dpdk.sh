@@ -55,7 +55,8 @@ if [[ -n $configs ]]; then
   IFS=';' read -ra config_list <<<"$configs"
   rc=0
   for c in "${config_list[@]}"; do
-    echo "=== front-end devargs: ${c:-(testpmd's defaults)}"
+    label=${c:-"(none: testpmd's defaults)"}
+    echo "=== front-end devargs: $label"
     "$0" "${args[@]}" -f "$c" || rc=$?
   done
   exit $rc
