@@ -704,12 +704,21 @@ void gabi_vhost_vring_push_burst(struct gabi_vhost_vring *vr, const struct gabi_
     struct vring_used_elem *u;
 
     if (unlikely(vr->b->logging) || unlikely(!vr->shadow || vr->broken) ||
-        unlikely(vr->n_shadow + n > vr->num) || unlikely(vr->packed)) {
+        unlikely(vr->n_shadow + n > vr->num)) {
         for (unsigned i = 0; i < n; i++)
             gabi_vhost_vring_push(vr, &elems[i], written ? written[i] : 0);
         return;
     }
     u = vr->shadow + vr->n_shadow;
+    if (unlikely(vr->packed)) {
+        /* packed shadow entries: the buffer id and the ring slots the chain took */
+        for (unsigned i = 0; i < n; i++) {
+            u[i].id = elems[i].head | (uint32_t)(elems[i].n_desc ? elems[i].n_desc : 1) << 16;
+            u[i].len = written ? MIN(written[i], elems[i].in_len) : 0;
+        }
+        vr->n_shadow = (uint16_t)(vr->n_shadow + n);
+        return;
+    }
     if (written) {
         for (unsigned i = 0; i < n; i++) {
             u[i].id = elems[i].head;

@@ -378,35 +378,27 @@ static int signal_guest(struct gabi_vhost_vring *vr, uint16_t old)
     return 1;
 }
 
-/* The shadow entries [0, n) as used descriptors from used_idx: ids and lengths first, then
- * the flags of all but the first, then the first one's (release). */
+/* The shadow entries [0, n) as used descriptors from used_idx: each one's id and length, then
+ * its flags (release); the first one's flags last of all, so that the driver, which looks at
+ * the first slot first, sees the batch at once. */
 static void write_used(struct gabi_vhost_vring *vr, unsigned n)
 {
     struct vring_packed_desc *ring = vr->pdesc;
+    const struct vring_used_elem *sh = vr->shadow;
     uint16_t head = vr->used_idx, head_flags = vring_packed_flags(false, vr->used_wrap);
-    uint32_t slot = head;
-    bool w = vr->used_wrap;
+    uint32_t slot = head, num = vr->num;
+    bool w = vr->used_wrap, log = unlikely(vr->b->logging) && (vr->addr_flags & VHOST_VRING_F_LOG);
 
     for (unsigned k = 0; k < n; k++) {
-        uint32_t id = vr->shadow[k].id;
-
-        ring[slot].id = (uint16_t)id;
-        ring[slot].len = vr->shadow[k].len;
-        slot += id >> 16;
-        if (slot >= vr->num) {
-            slot -= vr->num;
-            w = !w;
-        }
-    }
-    slot = head;
-    w = vr->used_wrap;
-    for (unsigned k = 0; k < n; k++) {
+        ring[slot].id = (uint16_t)sh[k].id;
+        ring[slot].len = sh[k].len;
         if (k > 0)
             ring_store_release(&ring[slot].flags, vring_packed_flags(false, w));
-        log_ring(vr, vr->pdesc_gpa + 16ull * slot, sizeof(struct vring_packed_desc));
-        slot += vr->shadow[k].id >> 16;
-        if (slot >= vr->num) {
-            slot -= vr->num;
+        if (log)
+            log_ring(vr, vr->pdesc_gpa + 16ull * slot, sizeof(struct vring_packed_desc));
+        slot += sh[k].id >> 16;
+        if (slot >= num) {
+            slot -= num;
             w = !w;
         }
     }
