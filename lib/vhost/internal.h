@@ -156,6 +156,21 @@ void vhost_vring_close_kick(struct gabi_vhost_vring *vr);
 void vhost_vring_reset(struct gabi_vhost_vring *vr);
 void vhost_vring_break(struct gabi_vhost_vring *vr, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* elem as one direct segment: len bytes at host (guest-physical gpa), device-writable or not
+ * (the pop fast paths). */
+static inline void vhost_elem_one(struct gabi_vhost_elem *e, uint16_t head, uint8_t *host,
+                                  uint64_t gpa, uint32_t len, bool w)
+{
+    e->head = head;
+    e->n_out = !w;
+    e->n_in = w;
+    e->out_len = w ? 0 : len;
+    e->in_len = w ? len : 0;
+    e->iov[0].iov_base = host;
+    e->iov[0].iov_len = len;
+    e->gpa[0] = gpa;
+}
+
 /* Signal a call, err or log-call fd of the front-end's (never blocks; -1: nothing). */
 void vhost_vring_signal_fd(int fd);
 /* Append [gpa, gpa+len) to elem as segments (translated region by region, bounded by

@@ -462,16 +462,7 @@ static inline int read_chain(struct gabi_vhost_vring *vr, uint16_t idx,
         uint64_t off = d.addr - r->gpa;
 
         if (likely(off < r->size && d.len <= r->size - off)) {
-            bool w = d.flags & VRING_DESC_F_WRITE;
-
-            elem->head = head;
-            elem->n_out = !w;
-            elem->n_in = w;
-            elem->out_len = w ? 0 : d.len;
-            elem->in_len = w ? d.len : 0;
-            elem->iov[0].iov_base = r->host + off;
-            elem->iov[0].iov_len = d.len;
-            elem->gpa[0] = d.addr;
+            vhost_elem_one(elem, head, r->host + off, d.addr, d.len, d.flags & VRING_DESC_F_WRITE);
             return 0;
         }
     }
@@ -566,17 +557,9 @@ static int pop_run(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *elems, u
 
             if (likely(!(d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) && d.len &&
                        off < r_size && d.len <= r_size - off)) {
-                bool w = d.flags & VRING_DESC_F_WRITE;
                 uint8_t *host = r_host + off;
 
-                e->head = head;
-                e->n_out = !w;
-                e->n_in = w;
-                e->out_len = w ? 0 : d.len;
-                e->in_len = w ? d.len : 0;
-                e->iov[0].iov_base = host;
-                e->iov[0].iov_len = d.len;
-                e->gpa[0] = d.addr;
+                vhost_elem_one(e, head, host, d.addr, d.len, d.flags & VRING_DESC_F_WRITE);
                 /* the device reads (or writes) the buffer next: start bringing it in */
                 __builtin_prefetch(host);
                 continue;

@@ -282,17 +282,8 @@ int vhost_packed_pop_burst(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *
             uint64_t off = d.addr - r->gpa;
 
             if (likely(off < r->size && d.len <= r->size - off)) {
-                bool w = d.flags & VRING_DESC_F_WRITE;
-
-                e->head = d.id;
+                vhost_elem_one(e, d.id, r->host + off, d.addr, d.len, d.flags & VRING_DESC_F_WRITE);
                 e->n_desc = 1;
-                e->n_out = !w;
-                e->n_in = w;
-                e->out_len = w ? 0 : d.len;
-                e->in_len = w ? d.len : 0;
-                e->iov[0].iov_base = r->host + off;
-                e->iov[0].iov_len = d.len;
-                e->gpa[0] = d.addr;
                 __builtin_prefetch(e->iov[0].iov_base);
                 advance_avail(vr, 1);
                 got++;

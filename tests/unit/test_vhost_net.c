@@ -103,6 +103,20 @@ TEST(loopback_v1)
     CHECK(stat(np.sock[0], &st) < 0);
 }
 
+/* A 1514-byte frame into 256-byte RX buffers: mergeable, num_buffers of them. */
+static void one_frame_many_buffers(struct tguest *g)
+{
+    uint8_t f[1514], got[4096];
+    struct gabi_virtio_net_hdr h;
+
+    CHECK_INT(tguest_post_rx(g, 0, 64, 256), 0);
+    harness_frame(f, sizeof(f), 7);
+    CHECK_INT(tguest_send(g, 0, NULL, f, sizeof(f), true, false), 0);
+    CHECK_INT(tguest_recv(g, 0, &h, got, sizeof(got), 10000), (int)sizeof(f));
+    CHECK_INT(h.num_buffers, (12 + 1514 + 255) / 256);
+    CHECK(memcmp(got, f, sizeof(f)) == 0);
+}
+
 TEST(mergeable_rx_buffers)
 {
     struct netproc np;
@@ -114,12 +128,7 @@ TEST(mergeable_rx_buffers)
                                                 "upstream.guestabi-net.v1", NULL}) == 0);
     REQUIRE(tguest_connect(&g, np.sock[0], ALL, 1, 0) == 0);
     REQUIRE(g.features & (1ull << GABI_NET_F_MRG_RXBUF));
-    CHECK_INT(tguest_post_rx(&g, 0, 64, 256), 0);
-    harness_frame(f, sizeof(f), 7);
-    CHECK_INT(tguest_send(&g, 0, NULL, f, sizeof(f), true, false), 0);
-    CHECK_INT(tguest_recv(&g, 0, &h, got, sizeof(got), 10000), (int)sizeof(f));
-    CHECK_INT(h.num_buffers, (12 + 1514 + 255) / 256);
-    CHECK(memcmp(got, f, sizeof(f)) == 0);
+    one_frame_many_buffers(&g);
     tguest_free(&g);
 
     /* without MRG_RXBUF, a frame takes exactly one chain: too small a chain drops it */
@@ -165,12 +174,7 @@ TEST(loopback_on_packed_rings)
 
     /* mergeable buffers: one frame across several 256-byte chains */
     REQUIRE(tguest_connect(&g, np.sock[0], ALL, 1, qflags) == 0);
-    CHECK_INT(tguest_post_rx(&g, 0, 64, 256), 0);
-    harness_frame(f, sizeof(f), 7);
-    CHECK_INT(tguest_send(&g, 0, NULL, f, sizeof(f), true, false), 0);
-    CHECK_INT(tguest_recv(&g, 0, &h, got, sizeof(got), 10000), (int)sizeof(f));
-    CHECK_INT(h.num_buffers, (12 + 1514 + 255) / 256);
-    CHECK(memcmp(got, f, sizeof(f)) == 0);
+    one_frame_many_buffers(&g);
     tguest_free(&g);
     CHECK_INT(netproc_stop(&np), 0);
 }
