@@ -555,21 +555,6 @@ static void plant(struct guest *g, enum hostile kind)
     __atomic_store_n(&d[0].flags, first, __ATOMIC_RELEASE);
 }
 
-static void check_broken(struct guest *g, const char *reason)
-{
-    char buf[sizeof(g->h.log)];
-    struct pollfd p = {.fd = g->err_fd[1], .events = POLLIN};
-    uint8_t status = 0;
-
-    CHECK_INT(harness_wait_broken(&g->h, 1), 0);
-    harness_copy(&g->h, "broken", buf, sizeof(buf));
-    CHECK_CONTAINS(buf, "vring 1: ");
-    CHECK_CONTAINS(buf, reason);
-    CHECK_INT(poll(&p, 1, 10000), 1);
-    CHECK_INT(gabi_vhost_client_get_status(g->c, &status), 0);
-    CHECK(status & GABI_VIRTIO_STATUS_NEEDS_RESET);
-}
-
 /* The other queue pair still works, and the broken vring stops where it was. */
 static void check_survivors(struct guest *g)
 {
