@@ -58,8 +58,11 @@ int gabi_vhost_vring_pop(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *el
  * the burst: the chains before it are the caller's (their pushes are then ignored). */
 int gabi_vhost_vring_pop_burst(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *elems,
                                unsigned n);
-/* Chains available and not yet popped (0 when not ready). */
+/* Chains available and not yet popped (0 when not ready). On a packed ring this walks the
+ * available descriptors: use gabi_vhost_vring_has_avail() to ask whether there is one. */
 unsigned gabi_vhost_vring_avail_count(struct gabi_vhost_vring *vr);
+/* Whether a chain is available and not yet popped (false when not ready): one look. */
+bool gabi_vhost_vring_has_avail(struct gabi_vhost_vring *vr);
 /* Give back the last n popped and not pushed chains (they are popped again next time). */
 void gabi_vhost_vring_unpop(struct gabi_vhost_vring *vr, unsigned n);
 /* Hand a popped chain back with `written` bytes written to its writable segments (logged

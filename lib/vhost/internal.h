@@ -187,6 +187,7 @@ bool vhost_packed_start(struct gabi_vhost_vring *vr);
 uint32_t vhost_packed_base(const struct gabi_vhost_vring *vr);
 int vhost_packed_pop_burst(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *elems, unsigned n);
 unsigned vhost_packed_avail_count(struct gabi_vhost_vring *vr);
+bool vhost_packed_has_avail(struct gabi_vhost_vring *vr);
 void vhost_packed_unpop(struct gabi_vhost_vring *vr, unsigned n);
 void vhost_packed_stage(struct gabi_vhost_vring *vr, const struct gabi_vhost_elem *elem,
                         uint32_t len);

@@ -637,6 +637,17 @@ unsigned gabi_vhost_vring_avail_count(struct gabi_vhost_vring *vr)
     return (uint16_t)(vr->shadow_avail - vr->last_avail);
 }
 
+bool gabi_vhost_vring_has_avail(struct gabi_vhost_vring *vr)
+{
+    if (!vr->started || vr->broken)
+        return false;
+    if (vr->packed)
+        return vr->pdesc && vhost_packed_has_avail(vr);
+    if (vr->last_avail != vr->shadow_avail)
+        return true;
+    return refresh_avail(vr) && vr->last_avail != vr->shadow_avail;
+}
+
 void gabi_vhost_vring_unpop(struct gabi_vhost_vring *vr, unsigned n)
 {
     if (vr->packed) {

@@ -298,6 +298,11 @@ int vhost_packed_pop_burst(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *
     return got == 0 && vr->broken ? -EIO : (int)got;
 }
 
+bool vhost_packed_has_avail(struct gabi_vhost_vring *vr)
+{
+    return slot_avail(vr);
+}
+
 unsigned vhost_packed_avail_count(struct gabi_vhost_vring *vr)
 {
     uint32_t slot = vr->last_avail, n = 0;

@@ -208,8 +208,11 @@ TEST(packed_device_disables_kicks_while_polling)
     {
         struct gabi_vhost_gbuf tx = {g.bufs, 60};
 
+        CHECK(!gabi_vhost_vring_has_avail(vr));
         REQUIRE(gabi_vhost_guestq_add(g.q[1], &tx, 1, 0, false) >= 0);
         CHECK_INT(gabi_vhost_guestq_kick(g.q[1]), 0);
+        CHECK(gabi_vhost_vring_has_avail(vr));
+        CHECK_INT(gabi_vhost_vring_avail_count(vr), 1);
     }
     /* enabling again reports the chain that came meanwhile */
     CHECK(gabi_vhost_vring_notify(vr, true));
