@@ -256,18 +256,37 @@ static inline void advance_avail(struct gabi_vhost_vring *vr, uint16_t n_desc)
     vr->pop_ndesc[vr->pop_seq++ & vr->mask] = n_desc;
 }
 
+/*
+ * The fast path of walk_chain() (one direct descriptor in the region of the last
+ * translation) with the ring, the position and the region in registers; anything else goes
+ * through walk_chain() with the position written back first.
+ */
 int vhost_packed_pop_burst(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *elems, unsigned n)
 {
     const struct vhost_mem *m = &vr->b->mem;
+    const struct vring_packed_desc *ring = vr->pdesc;
+    uint16_t *hist = vr->pop_ndesc, mask = vr->mask, seq = vr->pop_seq;
+    uint32_t num = vr->num, slot = vr->last_avail;
+    bool wrap = vr->avail_wrap;
+    uint64_t r_gpa = 0, r_size = 0;
+    uint8_t *r_host = NULL;
     unsigned got = 0;
 
+    if (vr->hint < m->n) {
+        r_gpa = m->r[vr->hint].gpa;
+        r_size = m->r[vr->hint].size;
+        r_host = m->r[vr->hint].host;
+    }
     while (got < n) {
         struct gabi_vhost_elem *e = &elems[got];
         struct vring_packed_desc d;
+        uint64_t off;
 
-        if (!slot_avail(vr)) {
+        if (!vring_packed_is_avail(ring_load_acquire(&ring[slot].flags), wrap)) {
             /* Drained. With EVENT_IDX, ask for a kick at this slot (unless the device
              * polls), then look once more: the driver may have added one meanwhile. */
+            vr->last_avail = (uint16_t)slot;
+            vr->avail_wrap = wrap;
             if (!vr->event_idx || !vr->notify_on)
                 break;
             set_dev_event(vr, VRING_PACKED_EVENT_F_DESC);
@@ -275,26 +294,40 @@ int vhost_packed_pop_burst(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *
             if (!slot_avail(vr))
                 break;
         }
-        read_pdesc(&vr->pdesc[vr->last_avail], &d);
+        read_pdesc(&ring[slot], &d);
+        off = d.addr - r_gpa;
         if (likely(!(d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) && d.len &&
-                   vr->hint < m->n)) {
-            const struct vhost_region *r = &m->r[vr->hint];
-            uint64_t off = d.addr - r->gpa;
-
-            if (likely(off < r->size && d.len <= r->size - off)) {
-                vhost_elem_one(e, d.id, r->host + off, d.addr, d.len, d.flags & VRING_DESC_F_WRITE);
-                e->n_desc = 1;
-                __builtin_prefetch(e->iov[0].iov_base);
-                advance_avail(vr, 1);
-                got++;
-                continue;
+                   off < r_size && d.len <= r_size - off)) {
+            vhost_elem_one(e, d.id, r_host + off, d.addr, d.len, d.flags & VRING_DESC_F_WRITE);
+            e->n_desc = 1;
+            __builtin_prefetch(e->iov[0].iov_base);
+            hist[seq++ & mask] = 1;
+            if (++slot == num) {
+                slot = 0;
+                wrap = !wrap;
             }
+            got++;
+            continue;
         }
+        vr->last_avail = (uint16_t)slot;
+        vr->avail_wrap = wrap;
+        vr->pop_seq = seq;
         if (walk_chain(vr, e) < 0)
             break;
         advance_avail(vr, e->n_desc);
+        slot = vr->last_avail;
+        wrap = vr->avail_wrap;
+        seq = vr->pop_seq;
+        if (vr->hint < m->n) {
+            r_gpa = m->r[vr->hint].gpa;
+            r_size = m->r[vr->hint].size;
+            r_host = m->r[vr->hint].host;
+        }
         got++;
     }
+    vr->last_avail = (uint16_t)slot;
+    vr->avail_wrap = wrap;
+    vr->pop_seq = seq;
     return got == 0 && vr->broken ? -EIO : (int)got;
 }
 
