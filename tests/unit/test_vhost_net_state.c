@@ -264,6 +264,72 @@ TEST(v3_vm_moves_to_a_v4_build_pinned_to_v3)
     CHECK_INT(netproc_stop(&dst), 0);
 }
 
+/* ---- packed rings: the state and the ring indices move together -------------------------- */
+
+TEST(packed_rings_and_state_move_to_another_guestabi_net)
+{
+    const unsigned qflags =
+        GABI_VHOST_GUESTQ_PACKED | GABI_VHOST_GUESTQ_EVENT_IDX | GABI_VHOST_GUESTQ_IN_ORDER;
+    struct netproc src, dst;
+    struct tguest a, b;
+    struct gabi_vhost_state_xfer x;
+    struct gabi_error err = {0};
+    struct gabi_virtio_net_hdr h;
+    uint8_t f[200], got[4096];
+    uint32_t bases[2];
+    json_t *d0;
+
+    REQUIRE(netproc_start(&src, loopback_args) == 0);
+    REQUIRE(tguest_connect(&a, src.sock[0], ALL, 1, qflags) == 0);
+    REQUIRE(a.features & (1ull << GABI_F_RING_PACKED));
+    REQUIRE(gabi_vhost_client_net_set_mtu(a.c, 1500) == 0);
+    REQUIRE(tguest_post_rx(&a, 0, 16, 2048) == 0);
+    /* 300 frames: both rings pass their end (wrap counters 0) */
+    CHECK(traffic(&a, 0, 300, 100));
+    REQUIRE(tguest_stop(&a, bases) == 0);
+    CHECK_INT(bases[0], 44u | 44u << 16);
+    CHECK_INT(bases[1], 44u | 44u << 16);
+    /* three frames queued while the device is away */
+    for (unsigned i = 0; i < 3; i++) {
+        harness_frame(f, 100, (uint8_t)(200 + i));
+        CHECK_INT(tguest_send(&a, 0, NULL, f, 100, false, false), 0);
+    }
+    /* the destination takes the port's state ... */
+    REQUIRE(netproc_start(&dst, loopback_args) == 0);
+    REQUIRE(tguest_connect(&b, dst.sock[0], ALL, 0, qflags) == 0);
+    CHECK(b.features == a.features);
+    REQUIRE(gabi_vhost_client_net_set_mtu(b.c, 1500) == 0);
+    CHECK_INT(gabi_vhost_client_move_state(a.c, b.c, TIMEOUT, &x, &err), 0);
+    /* ... and the guest's rings (same memory) at the bases the source handed back */
+    REQUIRE(gabi_vhost_client_set_mem_table(b.c, a.gm) == 0);
+    {
+        struct gabi_vhost_client *old = a.c;
+
+        a.c = b.c;
+        b.c = old;
+    }
+    REQUIRE(tguest_start(&a, 1, bases) == 0);
+    REQUIRE(gabi_vhost_guestq_kick(a.q[1]) >= 0);
+    REQUIRE(write(gabi_vhost_guestq_kick_fd(a.q[1]), &(uint64_t){1}, 8) == 8);
+    for (unsigned i = 0; i < 3; i++) {
+        harness_frame(f, 100, (uint8_t)(200 + i));
+        CHECK_INT(tguest_recv(&a, 0, &h, got, sizeof(got), TIMEOUT), 100);
+        CHECK(memcmp(got, f, 100) == 0);
+        CHECK_INT(tguest_post_rx(&a, 0, 1, 2048), 0);
+    }
+    CHECK_INT(tguest_recv(&a, 0, &h, got, sizeof(got), 300), -ETIMEDOUT);
+    CHECK(traffic(&a, 0, 20, 100));
+    d0 = stats(&dst, 0);
+    REQUIRE(d0);
+    CHECK_INT(queue(d0, 0, "tx_packets"), 300 + 3 + 20);
+    CHECK_INT(queue(d0, 0, "rx_packets"), 300 + 3 + 20);
+    json_decref(d0);
+    tguest_free(&a);
+    tguest_free(&b);
+    CHECK_INT(netproc_stop(&src), 0);
+    CHECK_INT(netproc_stop(&dst), 0);
+}
+
 /* ---- failures ------------------------------------------------------------------------------- */
 
 /* Rewrite a saved stream's header (type, version) with a valid checksum. */
