@@ -86,7 +86,7 @@ static struct gabi_vhost_client *fill(const char *sock, uint64_t size)
     struct gabi_vhost_guestq *q = NULL;
     uint64_t meta, data, want = ~0ull & ~(1ull << GABI_F_EVENT_IDX);
     uint64_t off = 0, done = 0, total = size / CHUNK;
-    uint16_t base;
+    uint32_t base;
 
     if (gabi_vhost_client_connect(sock, 20000, &c, NULL) < 0 ||
         gabi_vhost_client_negotiate(c, want, ~0ull, NULL, NULL) < 0 ||

@@ -9,7 +9,11 @@
  * after the connection is set up belongs to a ring's worth of packets.
  *
  *   bench_netpath [--tx | --rx] [--size BYTES] [--rounds N] [--ring N] [--mode NAME]
- *                 [--catalog DIR] [--backend PATH] [--wrap 'valgrind --tool=callgrind ...']
+ *                 [--packed] [--catalog DIR] [--backend PATH]
+ *                 [--wrap 'valgrind --tool=callgrind ...']
+ *
+ * --packed: packed virtqueues (VIRTIO_F_RING_PACKED, with IN_ORDER as DPDK's virtio_user asks
+ * for it); the mode then defaults to upstream.guestabi-net.v4.
  *
  * bench/race-dpdk.sh -c gabi runs it under callgrind (collecting only inside guestabi-net's
  * main loop) and divides by the packets printed here.
@@ -104,10 +108,11 @@ int main(int argc, char **argv)
         {"backend", required_argument, NULL, 'b'},
         {"wrap", required_argument, NULL, 'w'},
         {"catalog", required_argument, NULL, 'c'},
+        {"packed", no_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *mode = "upstream.guestabi-net.v2", *backend = GUESTABI_NET_PATH, *catalog = NULL;
+    const char *mode = NULL, *backend = GUESTABI_NET_PATH, *catalog = NULL;
     char wrap[1024] = "", dir[] = "/tmp/gabi-netpath-XXXXXX", sock[128];
     /* what DPDK's virtio_user acks of guestabi-net's offer (IN_ORDER with the bench mode:
      * this driver reaps in any order, so it may ack it) */
@@ -116,7 +121,7 @@ int main(int argc, char **argv)
                     (1ull << GABI_F_IN_ORDER);
     uint64_t want_pf =
         (1ull << GABI_PF_MQ) | (1ull << GABI_PF_REPLY_ACK) | (1ull << GABI_PF_STATUS);
-    unsigned size = 64, rounds = 2000, ring = 256;
+    unsigned size = 64, rounds = 2000, ring = 256, qflags = 0;
     bool tx = true;
     struct gabi_error err = {0};
     struct gabi_vhost_client *c = NULL;
@@ -151,12 +156,17 @@ int main(int argc, char **argv)
         case 'c':
             catalog = optarg;
             break;
+        case 'p':
+            want |= 1ull << GABI_F_RING_PACKED;
+            qflags = GABI_VHOST_GUESTQ_PACKED | GABI_VHOST_GUESTQ_IN_ORDER;
+            break;
         case 'w':
             snprintf(wrap, sizeof(wrap), "%s", optarg);
             break;
         default:
             printf("usage: bench_netpath [--tx | --rx] [--size BYTES] [--rounds N] [--ring N] "
-                   "[--mode NAME] [--catalog DIR] [--backend PATH] [--wrap COMMAND]\n");
+                   "[--mode NAME] [--packed] [--catalog DIR] [--backend PATH] "
+                   "[--wrap COMMAND]\n");
             return ch == 'h' ? 0 : 2;
         }
     }
@@ -165,6 +175,8 @@ int main(int argc, char **argv)
                 SLOT - 12);
         return 2;
     }
+    if (!mode)
+        mode = qflags ? "upstream.guestabi-net.v4" : "upstream.guestabi-net.v2";
     signal(SIGPIPE, SIG_IGN);
     setenv("GUESTABI_SYSTEM_CATALOG", "", 0);
     if (!mkdtemp(dir))
@@ -176,11 +188,11 @@ int main(int argc, char **argv)
         (r = gabi_vhost_client_negotiate(c, want, want_pf, NULL, NULL)) < 0 ||
         (r = gabi_vhost_guestmem_new(64u << 20, 1, &gm, &err)) < 0 ||
         (r = gabi_vhost_client_set_mem_table(c, gm)) < 0 ||
-        (r = gabi_vhost_guestq_new(gm, (uint16_t)ring, 0, &rxq)) < 0 ||
-        (r = gabi_vhost_guestq_new(gm, (uint16_t)ring, 0, &txq)) < 0 ||
+        (r = gabi_vhost_guestq_new(gm, (uint16_t)ring, qflags, &rxq)) < 0 ||
+        (r = gabi_vhost_guestq_new(gm, (uint16_t)ring, qflags, &txq)) < 0 ||
         (r = gabi_vhost_guestmem_alloc(gm, (uint64_t)ring * SLOT, 4096, &slots)) < 0 ||
-        (r = gabi_vhost_client_start_vring(c, 0, rxq, 0, false)) < 0 ||
-        (r = gabi_vhost_client_start_vring(c, 1, txq, 0, false)) < 0 ||
+        (r = gabi_vhost_client_start_vring(c, 0, rxq, gabi_vhost_guestq_base(rxq), false)) < 0 ||
+        (r = gabi_vhost_client_start_vring(c, 1, txq, gabi_vhost_guestq_base(txq), false)) < 0 ||
         (r = gabi_vhost_client_set_status(c, 0xf)) < 0) {
         fprintf(stderr, "bench_netpath: set-up failed: %s\n",
                 err.message[0] ? err.message : strerror(-r));

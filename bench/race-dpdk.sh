@@ -5,7 +5,7 @@
 # per-round ratios. A benchmark, not a test.
 #
 #   bench/race-dpdk.sh [-b BUILD] [-t SECONDS] [-w SECONDS] [-r ROUNDS] [-s 64,1500]
-#                      [-d tx,rx] [-f DEVARGS] [-m MODE] [-c gabi|dpdk [-o DIR]]
+#                      [-d tx,rx] [-f DEVARGS | -F CONFIGS] [-m MODE] [-c gabi|dpdk [-o DIR]]
 #
 #   tx   guest TX -> back-end: front-end txonly; guestabi-net --sink, testpmd rxonly
 #   rx   back-end -> guest RX: front-end rxonly; guestabi-net --generate SIZE, testpmd txonly
@@ -16,8 +16,11 @@
 # mbufs, the same warm-up and measuring windows; a round runs them ABBA (then BAAB), and its
 # ratio is the mean of guestabi-net's two runs over the mean of DPDK's. The figure is the
 # front-end's own: testpmd's "Throughput (since last show)" over the measuring window, after
-# the warm-up. -f appends virtio_user devargs (e.g. ",in_order=0").
-# -m picks guestabi-net's mode (default: its newest, upstream.guestabi-net.v3); bench/catalog
+# the warm-up. -f appends virtio_user devargs (e.g. ",in_order=0"). -F runs the whole race
+# once per front-end configuration, ';'-separated devargs lists, and prints their tables one
+# after the other; -F all is the four: split and packed rings (packed_vq), in order and not
+# (in_order). With packed_vq=1, -c gabi drives packed rings too (bench_netpath --packed).
+# -m picks guestabi-net's mode (default: its newest, upstream.guestabi-net.v4); bench/catalog
 # adds bench.guestabi-net.v2-in-order, v2 plus VIRTIO_F_IN_ORDER as DPDK offers it, so that
 # the front-end takes the same (in-order) paths with both back-ends.
 #
@@ -36,14 +39,28 @@
 set -uo pipefail
 
 build=build secs=5 warm=2 rounds=3 sizes=64,1500 dirs=tx,rx fe_extra= mode= cg= cg_out=
-while getopts "b:t:w:r:s:d:f:m:c:o:h" o; do
+configs= args=()
+while getopts "b:t:w:r:s:d:f:F:m:c:o:h" o; do
   case $o in
     b) build=$OPTARG ;; t) secs=$OPTARG ;; w) warm=$OPTARG ;; r) rounds=$OPTARG ;;
     s) sizes=$OPTARG ;; d) dirs=$OPTARG ;; f) fe_extra=$OPTARG ;; m) mode=$OPTARG ;;
-    c) cg=$OPTARG ;; o) cg_out=$OPTARG ;;
-    *) sed -n "2,32p" "$0"; [[ $o == h ]] && exit 0; exit 2 ;;
+    c) cg=$OPTARG ;; o) cg_out=$OPTARG ;; F) configs=$OPTARG ;;
+    *) sed -n "2,36p" "$0"; [[ $o == h ]] && exit 0; exit 2 ;;
   esac
+  [[ $o == F ]] || args+=("-$o" "${OPTARG:-}")
 done
+if [[ -n $configs ]]; then
+  [[ $configs == all ]] &&
+    configs=",packed_vq=0,in_order=0;,packed_vq=0,in_order=1;,packed_vq=1,in_order=0;,packed_vq=1,in_order=1"
+  IFS=';' read -ra config_list <<<"$configs"
+  rc=0
+  for c in "${config_list[@]}"; do
+    label=${c:-"(none: testpmd's defaults)"}
+    echo "=== front-end devargs: $label"
+    "$0" "${args[@]}" -f "$c" || rc=$?
+  done
+  exit $rc
+fi
 [[ -z $cg || $cg == gabi || $cg == dpdk ]] || { echo "race-dpdk: -c gabi or -c dpdk" >&2; exit 2; }
 vg=()
 if [[ -n $cg ]]; then
@@ -177,7 +194,9 @@ cg_report() {
 # cg_gabi DIRECTION SIZE: guestabi-net's figure through bench_netpath; sets $result
 cg_gabi() {
   local dir=$1 size=$2 out=$work/cg.$1.$2 line pk ir
-  line=$("$build/bench/bench_netpath" --"$dir" --size "$size" --rounds 500 --catalog "$catalog" ${mode:+--mode "$mode"} \
+  local packed=()
+  [[ $fe_extra == *packed_vq=1* ]] && packed=(--packed)
+  line=$("$build/bench/bench_netpath" --"$dir" --size "$size" --rounds 500 --catalog "$catalog" ${mode:+--mode "$mode"} "${packed[@]}" \
     --wrap "valgrind --tool=callgrind --toggle-collect=net_port_tx --toggle-collect=net_port_generate --callgrind-out-file=$out" 2>/dev/null)
   pk=$(echo "$line" | sed -n 's/.*: \([0-9]*\) packets.*/\1/p')
   ir=$(cg_total "$out")

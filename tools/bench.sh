@@ -16,7 +16,7 @@ done
 # The data-path race against DPDK (needs dpdk-testpmd; prints its own figures)
 if command -v dpdk-testpmd >/dev/null; then
   echo "== race-dpdk"
-  bench/race-dpdk.sh -b "$build" || true
+  bench/race-dpdk.sh -b "$build" -F all || true
 fi
 # Fleet scale on a real Placement (needs python3-placement; prints its own figures)
 if command -v placement-api >/dev/null; then

@@ -654,7 +654,7 @@ void net_port_tap_input(struct net_port *p)
                 p->q[0].rx_dropped++;
             break;
         }
-        if (gabi_vhost_vring_avail_count(vr) == 0) {
+        if (!gabi_vhost_vring_has_avail(vr)) {
             /* no buffers: frames wait in the tap until the guest posts some; its RX kick
              * resumes us (ask for it, then look again: buffers may have come meanwhile) */
             if (p->net->busy_poll || !gabi_vhost_vring_notify(vr, true)) {

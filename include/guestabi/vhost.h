@@ -36,7 +36,8 @@
 /* Virtio transport bits lib/vhost implements itself (the device adds its class's bits). */
 #define GABI_VHOST_TRANSPORT_FEATURES                                                              \
     ((1ull << GABI_F_LOG_ALL) | (1ull << GABI_F_INDIRECT_DESC) | (1ull << GABI_F_EVENT_IDX) |      \
-     (1ull << GABI_F_PROTOCOL_FEATURES) | (1ull << GABI_F_VERSION_1))
+     (1ull << GABI_F_PROTOCOL_FEATURES) | (1ull << GABI_F_VERSION_1) |                             \
+     (1ull << GABI_F_RING_PACKED))
 
 /* Protocol features lib/vhost implements. CONFIG needs ops->get_config; DEVICE_STATE
  * (SET_DEVICE_STATE_FD / CHECK_DEVICE_STATE) needs a `struct gabi_vhost_state_ops` in the

@@ -81,7 +81,7 @@ uint64_t gabi_vhost_client_features(const struct gabi_vhost_client *c);
 uint64_t gabi_vhost_client_protocol_features(const struct gabi_vhost_client *c);
 
 /* Stop it: ENABLE 0, GET_VRING_BASE; *ret_base is where to restart. */
-int gabi_vhost_client_stop_vring(struct gabi_vhost_client *c, unsigned index, uint16_t *ret_base);
+int gabi_vhost_client_stop_vring(struct gabi_vhost_client *c, unsigned index, uint32_t *ret_base);
 
 /* Dirty log: a memfd log covering guest_size bytes of guest memory, sent by SET_LOG_BASE. */
 int gabi_vhost_client_set_log(struct gabi_vhost_client *c, uint64_t guest_size);

@@ -2,9 +2,9 @@
 #pragma once
 
 /*
- * A split virtqueue seen from the device: pop descriptor chains as iovecs (guest addresses
- * translated and bounds-checked), push them back used, flush once per batch. Hostile rings
- * mark that vring broken; they never crash the process.
+ * A virtqueue (split, or packed when VIRTIO_F_RING_PACKED is negotiated) seen from the device: pop
+ * descriptor chains as iovecs (guest addresses translated and bounds-checked), push them back used,
+ * flush once per batch. Hostile rings mark that vring broken; they never crash the process.
  */
 
 #include <stddef.h>
@@ -16,7 +16,8 @@
 
 /* One descriptor chain: device-readable segments first, then device-writable ones. */
 struct gabi_vhost_elem {
-    uint16_t head;    /* descriptor index, handed back by push */
+    uint16_t head;    /* descriptor index (packed rings: buffer id), handed back by push */
+    uint16_t n_desc;  /* packed rings: ring slots the chain took (split rings: unused) */
     uint16_t n_out;   /* readable segments: iov[0 .. n_out) */
     uint16_t n_in;    /* writable segments: iov[n_out .. n_out + n_in) */
     uint32_t out_len; /* bytes readable */
@@ -57,8 +58,11 @@ int gabi_vhost_vring_pop(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *el
  * the burst: the chains before it are the caller's (their pushes are then ignored). */
 int gabi_vhost_vring_pop_burst(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *elems,
                                unsigned n);
-/* Chains available and not yet popped (0 when not ready). */
+/* Chains available and not yet popped (0 when not ready). On a packed ring this walks the
+ * available descriptors: use gabi_vhost_vring_has_avail() to ask whether there is one. */
 unsigned gabi_vhost_vring_avail_count(struct gabi_vhost_vring *vr);
+/* Whether a chain is available and not yet popped (false when not ready): one look. */
+bool gabi_vhost_vring_has_avail(struct gabi_vhost_vring *vr);
 /* Give back the last n popped and not pushed chains (they are popped again next time). */
 void gabi_vhost_vring_unpop(struct gabi_vhost_vring *vr, unsigned n);
 /* Hand a popped chain back with `written` bytes written to its writable segments (logged

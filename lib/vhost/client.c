@@ -495,7 +495,7 @@ int gabi_vhost_client_negotiate(struct gabi_vhost_client *c, uint64_t want_featu
     return 0;
 }
 
-int gabi_vhost_client_stop_vring(struct gabi_vhost_client *c, unsigned index, uint16_t *ret_base)
+int gabi_vhost_client_stop_vring(struct gabi_vhost_client *c, unsigned index, uint32_t *ret_base)
 {
     uint32_t base;
     int r = 0;
@@ -504,10 +504,10 @@ int gabi_vhost_client_stop_vring(struct gabi_vhost_client *c, unsigned index, ui
         r = gabi_vhost_client_set_vring_enable(c, index, false);
     if (r >= 0)
         r = gabi_vhost_client_get_vring_base(c, index, &base);
-    if (r >= 0 && base > 0xffff)
+    if (r >= 0 && base > 0xffff && !(c->features & (1ull << GABI_F_RING_PACKED)))
         return -EPROTO; /* split rings: a 16-bit index, bits 16-31 zero */
     if (r >= 0 && ret_base)
-        *ret_base = (uint16_t)base;
+        *ret_base = base;
     return r;
 }
 

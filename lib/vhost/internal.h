@@ -103,7 +103,8 @@ struct gabi_vhost_vring {
     uint32_t addr_flags;
     bool addr_set;
     uint64_t desc_uaddr, avail_uaddr, used_uaddr, log_gpa;
-    uint16_t base; /* SET_VRING_BASE */
+    uint32_t base; /* SET_VRING_BASE (packed: avail slot | wrap << 15 | (used slot | wrap << 15) <<
+                      16) */
     int kick_fd, call_fd, err_fd;
     bool kick_watched;
     bool started;
@@ -124,7 +125,19 @@ struct gabi_vhost_vring {
     bool event_idx;
     bool indirect;
     unsigned hint;                  /* memory table region cache */
-    struct vring_used_elem *shadow; /* num entries */
+    struct vring_used_elem *shadow; /* num entries (packed: id | descriptors << 16, len) */
+
+    /* packed rings (VIRTIO_F_RING_PACKED): desc, avail and used above stay NULL; last_avail
+     * and used_idx are slots below num, each with its wrap counter */
+    bool packed;
+    bool in_order;                        /* VIRTIO_F_IN_ORDER negotiated */
+    struct vring_packed_desc *pdesc;      /* num descriptors */
+    struct vring_packed_event *drv_event; /* the driver's wishes (driver area) */
+    struct vring_packed_event *dev_event; /* ours (device area) */
+    uint64_t pdesc_gpa, dev_event_gpa;    /* where used writes are logged */
+    bool avail_wrap, used_wrap, signalled_valid;
+    uint16_t *pop_ndesc; /* descriptors of recent pops, by pop_seq (unpop) */
+    uint16_t pop_seq;
 
     bool broken;
     struct gabi_error broken_reason; /* set by vhost_vring_break while broken */
@@ -143,6 +156,43 @@ void vhost_vring_close_kick(struct gabi_vhost_vring *vr);
 void vhost_vring_reset(struct gabi_vhost_vring *vr);
 void vhost_vring_break(struct gabi_vhost_vring *vr, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* elem as one direct segment: len bytes at host (guest-physical gpa), device-writable or not
+ * (the pop fast paths). */
+static inline void vhost_elem_one(struct gabi_vhost_elem *e, uint16_t head, uint8_t *host,
+                                  uint64_t gpa, uint32_t len, bool w)
+{
+    e->head = head;
+    e->n_out = !w;
+    e->n_in = w;
+    e->out_len = w ? 0 : len;
+    e->in_len = w ? len : 0;
+    e->iov[0].iov_base = host;
+    e->iov[0].iov_len = len;
+    e->gpa[0] = gpa;
+}
+
+/* Signal a call, err or log-call fd of the front-end's (never blocks; -1: nothing). */
+void vhost_vring_signal_fd(int fd);
+/* Append [gpa, gpa+len) to elem as segments (translated region by region, bounded by
+ * GABI_VHOST_ELEM_MAX_SEGS): 0, or -EIO with the vring broken. */
+int vhost_vring_add_segments(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *elem,
+                             uint64_t gpa, uint32_t len, bool write);
+
+/* ---- packed vrings (vring_packed.c): the same operations as the public ones ------------ */
+
+bool vhost_packed_map(struct gabi_vhost_vring *vr);
+/* After mapping: the indices from vr->base; false (vring broken) when they are out of range. */
+bool vhost_packed_start(struct gabi_vhost_vring *vr);
+/* What GET_VRING_BASE hands back for a stopped packed vring. */
+uint32_t vhost_packed_base(const struct gabi_vhost_vring *vr);
+int vhost_packed_pop_burst(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *elems, unsigned n);
+unsigned vhost_packed_avail_count(struct gabi_vhost_vring *vr);
+bool vhost_packed_has_avail(struct gabi_vhost_vring *vr);
+void vhost_packed_unpop(struct gabi_vhost_vring *vr, unsigned n);
+void vhost_packed_stage(struct gabi_vhost_vring *vr, const struct gabi_vhost_elem *elem,
+                        uint32_t len);
+int vhost_packed_flush(struct gabi_vhost_vring *vr);
+bool vhost_packed_notify(struct gabi_vhost_vring *vr, bool enable);
 
 /* ---- back-end -------------------------------------------------------------------------- */
 

@@ -375,13 +375,15 @@ static int on_set_vring_base(struct gabi_vhost_backend *b, struct vhost_msg *m,
 
     if (!vr)
         return -ERANGE;
-    if (m->p.state.num > 0xffff)
+    /* packed rings: bits 0-14 the next avail slot, 15 its wrap counter, 16-31 the same for
+     * used (as QEMU hands them over); checked against the size when the vring starts */
+    if (m->p.state.num > 0xffff && !(b->features & (1ull << GABI_F_RING_PACKED)))
         return fail(b, m, -EINVAL, "vring %u: base 0x%" PRIx32 " (split rings: bits 16-31 are 0)",
                     vr->index, m->p.state.num);
     if (vr->started)
         return fail(b, m, -EBUSY, "vring %u is running", vr->index);
-    vr->base = (uint16_t)m->p.state.num;
-    vr->last_avail = vr->base;
+    vr->base = m->p.state.num;
+    vr->last_avail = (uint16_t)vr->base;
     return 0;
 }
 
@@ -398,7 +400,7 @@ static int on_get_vring_base(struct gabi_vhost_backend *b, struct vhost_msg *m,
     rep->p.state.index = vr->index;
     rep->p.state.num = vr->base;
     rep->size = sizeof(rep->p.state);
-    vhost_backend_logf(b, "vring %u stopped at %u", vr->index, vr->base);
+    vhost_backend_logf(b, "vring %u stopped at 0x%" PRIx32, vr->index, vr->base);
     return 0;
 }
 

@@ -27,7 +27,7 @@
 /* A call, err or log-call fd: the front-end's file description, its flags (as the kick fd's)
  * never changed here. Written only when the write cannot block: a front-end that hands over
  * something it never reads (a pipe, a saturated eventfd) loses its signals, never our loop. */
-static void signal_fd(int fd)
+void vhost_vring_signal_fd(int fd)
 {
     struct pollfd p = {.fd = fd, .events = POLLOUT};
     uint64_t one = 1;
@@ -53,7 +53,7 @@ void vhost_vring_break(struct gabi_vhost_vring *vr, const char *fmt, ...)
     vhost_backend_logf(b, "vring %u broken: %s", vr->index, vr->broken_reason.message);
     if (b->protocol_features & (1ull << GABI_PF_STATUS))
         b->status |= GABI_VIRTIO_STATUS_NEEDS_RESET;
-    signal_fd(vr->err_fd);
+    vhost_vring_signal_fd(vr->err_fd);
     if (!b->going_away && b->ops->vring_broken)
         b->ops->vring_broken(b, vr->index, vr->broken_reason.message, b->userdata);
 }
@@ -116,7 +116,8 @@ void vhost_vring_start(struct gabi_vhost_vring *vr)
         vhost_vring_break(vr, "%s", lost.message);
         return;
     }
-    if (!map_rings(vr))
+    vr->packed = b->features & (1ull << GABI_F_RING_PACKED);
+    if (!(vr->packed ? vhost_packed_map(vr) : map_rings(vr)))
         return;
     free(vr->shadow);
     vr->shadow = calloc(vr->num, sizeof(*vr->shadow));
@@ -125,17 +126,23 @@ void vhost_vring_start(struct gabi_vhost_vring *vr)
         return;
     }
     vr->mask = (uint16_t)(vr->num - 1);
-    vr->last_avail = vr->base;
-    vr->shadow_avail = vr->base;
-    vr->used_idx = ring_load(&vr->used->idx);
-    vr->used_flags = ring_load(&vr->used->flags);
     vr->n_shadow = 0;
-    vr->signalled_used = vr->used_idx;
     vr->notify_on = true;
     vr->event_idx = b->features & (1ull << GABI_F_EVENT_IDX);
     vr->indirect = b->features & (1ull << GABI_F_INDIRECT_DESC);
-    vhost_backend_logf(b, "vring %u started: %u entries, base %u, used %u", vr->index, vr->num,
-                       vr->base, vr->used_idx);
+    vr->in_order = b->features & (1ull << GABI_F_IN_ORDER);
+    if (vr->packed) {
+        if (!vhost_packed_start(vr))
+            return;
+    } else {
+        vr->last_avail = (uint16_t)vr->base;
+        vr->shadow_avail = (uint16_t)vr->base;
+        vr->used_idx = ring_load(&vr->used->idx);
+        vr->used_flags = ring_load(&vr->used->flags);
+        vr->signalled_used = vr->used_idx;
+    }
+    vhost_backend_logf(b, "vring %u started: %u entries%s, base 0x%" PRIx32 ", used %u", vr->index,
+                       vr->num, vr->packed ? " (packed)" : "", vr->base, vr->used_idx);
     if (b->ops->vring_started)
         b->ops->vring_started(b, vr->index, b->userdata);
 }
@@ -145,12 +152,18 @@ void vhost_vring_remap(struct gabi_vhost_vring *vr)
     if (!vr->started)
         return;
     if (!vr->broken) {
-        map_rings(vr);
+        if (vr->packed)
+            vhost_packed_map(vr);
+        else
+            map_rings(vr);
     } else {
         /* the old mapping may be gone: nothing may keep pointing into it */
         vr->desc = NULL;
         vr->avail = NULL;
         vr->used = NULL;
+        vr->pdesc = NULL;
+        vr->drv_event = NULL;
+        vr->dev_event = NULL;
     }
 }
 
@@ -163,7 +176,7 @@ void vhost_vring_stop(struct gabi_vhost_vring *vr)
     /* the device heard of the start only when the rings were mapped (shadow allocated) */
     if (vr->shadow && !b->going_away && b->ops->vring_stopped)
         b->ops->vring_stopped(b, vr->index, b->userdata);
-    if (!vr->broken && vr->used)
+    if (!vr->broken && (vr->used || vr->pdesc))
         gabi_vhost_vring_flush(vr);
     vhost_backend_logf(b, "vring %u stopped: next avail %u, used %u%s", vr->index, vr->last_avail,
                        vr->used_idx, b->logging ? " (logging)" : "");
@@ -173,10 +186,18 @@ void vhost_vring_stop(struct gabi_vhost_vring *vr)
     vr->desc = NULL;
     vr->avail = NULL;
     vr->used = NULL;
+    vr->pdesc = NULL;
+    vr->drv_event = NULL;
+    vr->dev_event = NULL;
     vr->n_shadow = 0;
-    vr->base = vr->last_avail;
+    if (!vr->packed)
+        vr->base = vr->last_avail;
+    else if (vr->pop_ndesc) /* started on its rings: the indices moved from base */
+        vr->base = vhost_packed_base(vr);
     free(vr->shadow);
     vr->shadow = NULL;
+    free(vr->pop_ndesc);
+    vr->pop_ndesc = NULL;
 }
 
 void vhost_vring_close_kick(struct gabi_vhost_vring *vr)
@@ -244,7 +265,10 @@ uint16_t gabi_vhost_vring_size(const struct gabi_vhost_vring *vr)
 
 uint16_t gabi_vhost_vring_last_avail(const struct gabi_vhost_vring *vr)
 {
-    return vr->started ? vr->last_avail : vr->base;
+    if (!vr->started)
+        return (uint16_t)vr->base;
+    return vr->packed ? (uint16_t)(vr->last_avail | (vr->avail_wrap ? 0x8000u : 0))
+                      : vr->last_avail;
 }
 
 void gabi_vhost_vring_set_userdata(struct gabi_vhost_vring *vr, void *userdata)
@@ -272,8 +296,8 @@ void gabi_vhost_vring_kick_drain(struct gabi_vhost_vring *vr)
 
 /* ---- popping chains --------------------------------------------------------------------- */
 
-static int add_segments(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *elem, uint64_t gpa,
-                        uint32_t len, bool write)
+int vhost_vring_add_segments(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *elem,
+                             uint64_t gpa, uint32_t len, bool write)
 {
     const struct vhost_mem *m = &vr->b->mem;
 
@@ -376,7 +400,8 @@ static int walk_chain(struct gabi_vhost_vring *vr, uint16_t head, struct gabi_vh
             }
             out_len += d.len;
         }
-        if (d.len && add_segments(vr, elem, d.addr, d.len, d.flags & VRING_DESC_F_WRITE) < 0)
+        if (d.len &&
+            vhost_vring_add_segments(vr, elem, d.addr, d.len, d.flags & VRING_DESC_F_WRITE) < 0)
             return -EIO;
         if (!(d.flags & VRING_DESC_F_NEXT))
             break;
@@ -437,16 +462,7 @@ static inline int read_chain(struct gabi_vhost_vring *vr, uint16_t idx,
         uint64_t off = d.addr - r->gpa;
 
         if (likely(off < r->size && d.len <= r->size - off)) {
-            bool w = d.flags & VRING_DESC_F_WRITE;
-
-            elem->head = head;
-            elem->n_out = !w;
-            elem->n_in = w;
-            elem->out_len = w ? 0 : d.len;
-            elem->in_len = w ? d.len : 0;
-            elem->iov[0].iov_base = r->host + off;
-            elem->iov[0].iov_len = d.len;
-            elem->gpa[0] = d.addr;
+            vhost_elem_one(elem, head, r->host + off, d.addr, d.len, d.flags & VRING_DESC_F_WRITE);
             return 0;
         }
     }
@@ -472,6 +488,8 @@ int gabi_vhost_vring_pop(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *el
         return -ENOTCONN;
     if (unlikely(vr->broken))
         return -EIO;
+    if (unlikely(vr->packed))
+        return vhost_packed_pop_burst(vr, elem, 1);
     if (vr->last_avail == vr->shadow_avail) {
         if (!refresh_avail(vr))
             return -EIO;
@@ -539,17 +557,9 @@ static int pop_run(struct gabi_vhost_vring *vr, struct gabi_vhost_elem *elems, u
 
             if (likely(!(d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) && d.len &&
                        off < r_size && d.len <= r_size - off)) {
-                bool w = d.flags & VRING_DESC_F_WRITE;
                 uint8_t *host = r_host + off;
 
-                e->head = head;
-                e->n_out = !w;
-                e->n_in = w;
-                e->out_len = w ? 0 : d.len;
-                e->in_len = w ? d.len : 0;
-                e->iov[0].iov_base = host;
-                e->iov[0].iov_len = d.len;
-                e->gpa[0] = d.addr;
+                vhost_elem_one(e, head, host, d.addr, d.len, d.flags & VRING_DESC_F_WRITE);
                 /* the device reads (or writes) the buffer next: start bringing it in */
                 __builtin_prefetch(host);
                 continue;
@@ -583,6 +593,8 @@ int gabi_vhost_vring_pop_burst(struct gabi_vhost_vring *vr, struct gabi_vhost_el
         return -ENOTCONN;
     if (unlikely(vr->broken))
         return -EIO;
+    if (unlikely(vr->packed))
+        return vhost_packed_pop_burst(vr, elems, n);
     while (got < n) {
         unsigned have = (uint16_t)(vr->shadow_avail - vr->last_avail), take;
 
@@ -616,13 +628,33 @@ int gabi_vhost_vring_pop_burst(struct gabi_vhost_vring *vr, struct gabi_vhost_el
 
 unsigned gabi_vhost_vring_avail_count(struct gabi_vhost_vring *vr)
 {
-    if (!vr->started || vr->broken || !refresh_avail(vr))
+    if (!vr->started || vr->broken)
+        return 0;
+    if (vr->packed)
+        return vr->pdesc ? vhost_packed_avail_count(vr) : 0;
+    if (!refresh_avail(vr))
         return 0;
     return (uint16_t)(vr->shadow_avail - vr->last_avail);
 }
 
+bool gabi_vhost_vring_has_avail(struct gabi_vhost_vring *vr)
+{
+    if (!vr->started || vr->broken)
+        return false;
+    if (vr->packed)
+        return vr->pdesc && vhost_packed_has_avail(vr);
+    if (vr->last_avail != vr->shadow_avail)
+        return true;
+    return refresh_avail(vr) && vr->last_avail != vr->shadow_avail;
+}
+
 void gabi_vhost_vring_unpop(struct gabi_vhost_vring *vr, unsigned n)
 {
+    if (vr->packed) {
+        if (vr->pop_ndesc)
+            vhost_packed_unpop(vr, n);
+        return;
+    }
     vr->last_avail = (uint16_t)(vr->last_avail - n);
 }
 
@@ -654,7 +686,10 @@ void gabi_vhost_vring_push(struct gabi_vhost_vring *vr, const struct gabi_vhost_
             left -= n;
         }
     }
-    stage_used(vr, elem->head, written);
+    if (unlikely(vr->packed))
+        vhost_packed_stage(vr, elem, written);
+    else
+        stage_used(vr, elem->head, written);
 }
 
 void gabi_vhost_vring_push_burst(struct gabi_vhost_vring *vr, const struct gabi_vhost_elem *elems,
@@ -669,6 +704,15 @@ void gabi_vhost_vring_push_burst(struct gabi_vhost_vring *vr, const struct gabi_
         return;
     }
     u = vr->shadow + vr->n_shadow;
+    if (unlikely(vr->packed)) {
+        /* packed shadow entries: the buffer id and the ring slots the chain took */
+        for (unsigned i = 0; i < n; i++) {
+            u[i].id = elems[i].head | (uint32_t)(elems[i].n_desc ? elems[i].n_desc : 1) << 16;
+            u[i].len = written ? MIN(written[i], elems[i].in_len) : 0;
+        }
+        vr->n_shadow = (uint16_t)(vr->n_shadow + n);
+        return;
+    }
     if (written) {
         for (unsigned i = 0; i < n; i++) {
             u[i].id = elems[i].head;
@@ -704,7 +748,7 @@ static int signal_guest(struct gabi_vhost_vring *vr)
     }
     if (!need || vr->call_fd < 0)
         return 0;
-    signal_fd(vr->call_fd);
+    vhost_vring_signal_fd(vr->call_fd);
     return 1;
 }
 
@@ -712,6 +756,8 @@ int gabi_vhost_vring_flush(struct gabi_vhost_vring *vr)
 {
     uint16_t n = vr->n_shadow, start, first;
 
+    if (unlikely(vr->packed))
+        return vhost_packed_flush(vr);
     if (n == 0 || !vr->used || vr->broken)
         return 0;
     start = vr->used_idx & vr->mask;
@@ -728,7 +774,7 @@ int gabi_vhost_vring_flush(struct gabi_vhost_vring *vr)
         if (n > first)
             log_used(vr, 4, 8ull * (n - first));
         log_used(vr, 2, 2);
-        signal_fd(vr->b->log_call_fd);
+        vhost_vring_signal_fd(vr->b->log_call_fd);
     }
     return signal_guest(vr);
 }
@@ -737,6 +783,8 @@ bool gabi_vhost_vring_notify(struct gabi_vhost_vring *vr, bool enable)
 {
     if (!vr->started || vr->broken)
         return false;
+    if (vr->packed)
+        return vr->pdesc ? vhost_packed_notify(vr, enable) : false;
     vr->notify_on = enable;
     if (vr->event_idx) {
         /* disabled: an event index half the index space away (one kick per 32K chains) */

@@ -117,6 +117,7 @@ static void process_vrings(struct gabi_vhost_backend *b)
         struct gabi_vhost_vring *vr = gabi_vhost_backend_vring(b, i);
 
         gabi_vhost_vring_avail_count(vr);
+        gabi_vhost_vring_has_avail(vr);
         if (i % 2) {
             /* odd vrings the way a data path takes them: in bursts */
             for (unsigned k = 0; k < 40; k++) {

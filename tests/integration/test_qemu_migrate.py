@@ -8,7 +8,10 @@
       is reported, a figure that depends on the machine's load;
   (b) the destination back-end runs an older mode: guestabi probes it through its socket
       and refuses the VM's pin before anything starts, naming the missing features;
-  (c) the VM pinned to the older mode both run: guestabi accepts and the migration works.
+  (c) the VM pinned to the older mode both run: guestabi accepts and the migration works;
+  (d) packed virtqueues (packed=on, mode v4 on both sides): the rings' wrap counters and
+      indices travel through GET_VRING_BASE / SET_VRING_BASE, with the same patterned
+      pings and copy-and-compare loop as (a).
 
 Throughout each migration the guest also copies a 2 MB file and compares the copy in a loop,
 so that a write of the guest's own that the hypervisor failed to migrate (QEMU 7.2's TCG
@@ -28,6 +31,7 @@ import netlib
 import vmlib
 
 V1, V2 = "upstream.guestabi-net.v1", "upstream.guestabi-net.v2"
+V4 = "upstream.guestabi-net.v4"
 MAC = "52:54:00:79:00:02"
 GUEST_IP = "10.79.0.2"
 # Runs in the guest in the background: a copy that differs from its source is reported on
@@ -69,7 +73,7 @@ def backend(sc, gn, name, tap, mode):
     return sock
 
 
-def migrate_case(sc, gn, src_mode, dst_mode, tag, taps):
+def migrate_case(sc, gn, src_mode, dst_mode, tag, taps, props=""):
     src_sock = backend(sc, gn, "be-src-" + tag, taps[0], src_mode)
     dst_sock = backend(sc, gn, "be-dst-" + tag, taps[1], dst_mode)
     pin = os.path.join(sc.dir, "pin-%s.json" % tag)
@@ -84,10 +88,16 @@ def migrate_case(sc, gn, src_mode, dst_mode, tag, taps):
     if st != 0:
         return st, verdict, None
 
-    nd = lambda s: [{"socket": s, "mac": MAC}]
+    nd = lambda s: [{"socket": s, "mac": MAC, "props": props}]
     src = sc.add(vmlib.Guest("src-" + tag, sc.dir, netdevs=nd(src_sock),
                              cmdline="gabi.ip=%s/24" % GUEST_IP))
     src.wait_ready()
+    if "packed=on" in props:
+        # the guest's virtio feature string, one character per bit: RING_PACKED is bit 34
+        st, out = src.run("cat /sys/bus/virtio/devices/*/features")
+        bits = [line.strip() for line in out.splitlines() if len(line.strip()) > 34]
+        check(st == 0 and bits and all(b[34] == "1" for b in bits),
+              "RING_PACKED not negotiated:\n" + out)
     got, out = netlib.ping(GUEST_IP, count=3)
     check(got == 3, "before migration: %d of 3\n%s" % (got, out))
     src.check(MEMCHECK)
@@ -154,7 +164,7 @@ def main():
     with vmlib.Scenario("qemu-migrate") as sc:
         sc.add(netlib.Bridge("gabibr2", "10.79.0.1/24",
                              ["gabitap20", "gabitap21", "gabitap22", "gabitap23",
-                              "gabitap24", "gabitap25"]))
+                              "gabitap24", "gabitap25", "gabitap26", "gabitap27"]))
         # (a) the same mode on both sides
         st, verdict, info = migrate_case(sc, gn, V2, V2, "a", ["gabitap20", "gabitap21"])
         check(st == 0, "check refused a same-mode migration:\n" + verdict)
@@ -168,7 +178,12 @@ def main():
         # (c) pinned to the older mode both run: accepted, and it migrates
         st, verdict, info = migrate_case(sc, gn, V1, V1, "c", ["gabitap24", "gabitap25"])
         check(st == 0, "check refused v1 -> v1:\n" + verdict)
-        vmlib.log("ok: same-mode migration, early refusal with reasons, older-mode migration")
+        # (d) packed virtqueues on v4: the ring state (wrap counters included) handed over
+        st, verdict, info = migrate_case(sc, gn, V4, V4, "d", ["gabitap26", "gabitap27"],
+                                         props=",packed=on")
+        check(st == 0, "check refused v4 -> v4:\n" + verdict)
+        vmlib.log("ok: same-mode migration, early refusal with reasons, older-mode migration, "
+                  "packed-ring migration")
 
 
 if __name__ == "__main__":

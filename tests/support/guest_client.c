@@ -63,7 +63,7 @@ int gabi_vhost_client_rem_mem_reg(struct gabi_vhost_client *c, const struct gabi
 }
 
 int gabi_vhost_client_start_vring(struct gabi_vhost_client *c, unsigned index,
-                                  struct gabi_vhost_guestq *q, uint16_t base, bool log)
+                                  struct gabi_vhost_guestq *q, uint32_t base, bool log)
 {
     struct gabi_vhost_guestmem *gm;
     uint64_t desc, avail, used;

@@ -22,7 +22,16 @@
 
 const struct gabi_vhost_mode harness_mode_all = {
     .name = "test.all",
-    .features = GABI_VHOST_TRANSPORT_FEATURES | NET_ALL_FEATURES,
+    .features = (GABI_VHOST_TRANSPORT_FEATURES & ~(1ull << GABI_F_RING_PACKED)) | NET_ALL_FEATURES,
+    .protocol_features = GABI_VHOST_PROTOCOL_FEATURES,
+    .max_queue_pairs = 2,
+    .max_queue_size = 256,
+};
+
+/* The loopback hands chains back in the order it took them: IN_ORDER is its to offer. */
+const struct gabi_vhost_mode harness_mode_packed = {
+    .name = "test.packed",
+    .features = GABI_VHOST_TRANSPORT_FEATURES | NET_ALL_FEATURES | (1ull << GABI_F_IN_ORDER),
     .protocol_features = GABI_VHOST_PROTOCOL_FEATURES,
     .max_queue_pairs = 2,
     .max_queue_size = 256,
@@ -469,7 +478,8 @@ static void *loop(void *arg)
 
 int harness_start(struct harness *h, const struct gabi_vhost_mode *mode)
 {
-    return harness_start_class(h, mode, GABI_CLASS_NET, NET_ALL_FEATURES);
+    return harness_start_class(h, mode, GABI_CLASS_NET,
+                               NET_ALL_FEATURES | (mode->features & (1ull << GABI_F_IN_ORDER)));
 }
 
 int harness_start_class(struct harness *h, const struct gabi_vhost_mode *mode,
@@ -841,9 +851,15 @@ int tguest_connect(struct tguest *g, const char *path, uint64_t features, unsign
         fprintf(stderr, "# connect %s: %s\n", path, err.message);
         return r;
     }
-    /* a driver that does not keep used_event must not negotiate EVENT_IDX */
+    /* a driver that does not keep used_event must not negotiate EVENT_IDX; one with split
+     * rings not RING_PACKED; one that frees chains one used entry each not IN_ORDER on
+     * packed rings (a used descriptor there may complete a whole batch) */
     if (!(qflags & GABI_VHOST_GUESTQ_EVENT_IDX))
         features &= ~(1ull << GABI_F_EVENT_IDX);
+    if (!(qflags & GABI_VHOST_GUESTQ_PACKED))
+        features &= ~(1ull << GABI_F_RING_PACKED);
+    else if (!(qflags & GABI_VHOST_GUESTQ_IN_ORDER))
+        features &= ~(1ull << GABI_F_IN_ORDER);
     r = gabi_vhost_client_negotiate(g->c, features, ~0ull, &f, NULL);
     if (r < 0)
         return r;
@@ -865,7 +881,7 @@ int tguest_connect(struct tguest *g, const char *path, uint64_t features, unsign
     return r;
 }
 
-int tguest_start(struct tguest *g, unsigned n_pairs, const uint16_t *bases)
+int tguest_start(struct tguest *g, unsigned n_pairs, const uint32_t *bases)
 {
     int r;
 
@@ -877,17 +893,18 @@ int tguest_start(struct tguest *g, unsigned n_pairs, const uint16_t *bases)
             ((r = gabi_vhost_guestq_new(g->gm, 256, g->qflags, &g->q[i])) < 0 ||
              (r = gabi_vhost_guestmem_alloc(g->gm, 256 * TGUEST_SLOT, 4096, &g->slot_gpa[i])) < 0))
             return r;
-        r = gabi_vhost_client_start_vring(g->c, i, g->q[i], bases ? bases[i] : 0, false);
+        r = gabi_vhost_client_start_vring(
+            g->c, i, g->q[i], bases ? bases[i] : gabi_vhost_guestq_base(g->q[i]), false);
         if (r < 0)
             return r;
     }
     return 0;
 }
 
-int tguest_stop(struct tguest *g, uint16_t *ret_bases)
+int tguest_stop(struct tguest *g, uint32_t *ret_bases)
 {
     for (unsigned i = 0; i < 2 * g->n_pairs; i++) {
-        uint16_t base;
+        uint32_t base;
         int r = gabi_vhost_client_stop_vring(g->c, i, &base);
 
         if (r < 0)

@@ -85,8 +85,12 @@ int harness_spawn(const struct gabi_vhost_mode *mode, const struct harness_state
 /* SIGKILL and reap a spawned back-end; its socket directory is removed. */
 void harness_spawn_kill(pid_t pid, const char *path);
 
-/* Every virtio-net feature and protocol feature lib/vhost implements: 2 pairs of 256. */
+/* Every virtio-net feature and protocol feature lib/vhost implements, split rings: 2 pairs of
+ * 256. */
 extern const struct gabi_vhost_mode harness_mode_all;
+/* Every feature but RING_PACKED is harness_mode_all's split-ring world; this one adds
+ * VIRTIO_F_RING_PACKED and VIRTIO_F_IN_ORDER (the loopback completes in order). */
+extern const struct gabi_vhost_mode harness_mode_packed;
 
 /* Start a back-end in mode listening on a fresh socket in a temporary directory. */
 int harness_start(struct harness *h, const struct gabi_vhost_mode *mode);
@@ -158,9 +162,9 @@ int tguest_connect(struct tguest *g, const char *path, uint64_t features, unsign
                    unsigned qflags);
 void tguest_free(struct tguest *g);
 /* Start n_pairs queue pairs (rings made on first use) at bases (NULL: 0), as QEMU does. */
-int tguest_start(struct tguest *g, unsigned n_pairs, const uint16_t *bases);
+int tguest_start(struct tguest *g, unsigned n_pairs, const uint32_t *bases);
 /* Stop every started vring (GET_VRING_BASE): the device is suspended; bases to restart at. */
-int tguest_stop(struct tguest *g, uint16_t *ret_bases);
+int tguest_stop(struct tguest *g, uint32_t *ret_bases);
 /* Post n RX buffers of size bytes (<= TGUEST_SLOT) on pair. */
 int tguest_post_rx(struct tguest *g, unsigned pair, unsigned n, uint32_t size);
 /* Send a frame on pair with hdr (NULL: zeroes) in front; split: header in its own descriptor;

@@ -54,6 +54,8 @@ struct gabi_vhost_gbuf {
 
 #define GABI_VHOST_GUESTQ_EVENT_IDX 0x1u /* use used_event/avail_event */
 #define GABI_VHOST_GUESTQ_INDIRECT  0x2u /* may post chains as indirect tables */
+#define GABI_VHOST_GUESTQ_PACKED    0x4u /* packed layout (VIRTIO_F_RING_PACKED) */
+#define GABI_VHOST_GUESTQ_IN_ORDER  0x8u /* packed: a used id completes all chains before it */
 
 /* Rings in gm, plus a kick and a call eventfd. */
 int gabi_vhost_guestq_new(struct gabi_vhost_guestmem *gm, uint16_t size, unsigned flags,
@@ -66,6 +68,9 @@ void gabi_vhost_guestq_addrs(const struct gabi_vhost_guestq *q, uint64_t *ret_de
                              uint64_t *ret_avail, uint64_t *ret_used);
 int gabi_vhost_guestq_kick_fd(const struct gabi_vhost_guestq *q);
 int gabi_vhost_guestq_call_fd(const struct gabi_vhost_guestq *q);
+/* The vring base to start a fresh queue at: 0 split; packed, slot 0 with both wrap counters
+ * set (0x80008000, as QEMU hands it over). */
+uint32_t gabi_vhost_guestq_base(const struct gabi_vhost_guestq *q);
 /* The head the next add will use (drivers keying buffers by head), or -ENOSPC. */
 int gabi_vhost_guestq_next_head(const struct gabi_vhost_guestq *q);
 /* Free descriptors. */
@@ -88,7 +93,7 @@ int gabi_vhost_guestq_wait(struct gabi_vhost_guestq *q, int timeout_ms);
 /* Avail index the driver will publish next (the base to restart a vring at is the one
  * GET_VRING_BASE returned). */
 uint16_t gabi_vhost_guestq_avail_idx(const struct gabi_vhost_guestq *q);
-/* Used index as the device wrote it. */
+/* Used index as the device wrote it (packed: the driver's next used slot | wrap << 15). */
 uint16_t gabi_vhost_guestq_used_idx(const struct gabi_vhost_guestq *q);
 
 /* ---- the front-end with guest memory and a guest driver's virtqueues ------------------ */
@@ -104,7 +109,7 @@ int gabi_vhost_client_rem_mem_reg(struct gabi_vhost_client *c, const struct gabi
 /* Start vring `index` on q, as QEMU does: NUM, BASE (base), ADDR (flags: VHOST_VRING_F_LOG
  * = 1 with log_gpa the used ring's gpa), KICK, CALL, ENABLE 1. */
 int gabi_vhost_client_start_vring(struct gabi_vhost_client *c, unsigned index,
-                                  struct gabi_vhost_guestq *q, uint16_t base, bool log);
+                                  struct gabi_vhost_guestq *q, uint32_t base, bool log);
 
 /* Share all of gm as QEMU does: one ADD_MEM_REG per region once CONFIGURE_MEM_SLOTS is
  * negotiated, else one SET_MEM_TABLE. */

@@ -108,7 +108,7 @@ struct tb_guest {
     uint64_t meta;                /* gpa: a 32-byte header+status slot per queue and head */
     uint64_t data;                /* gpa: TB_DATA_SIZE bytes for request data */
     uint64_t spare;               /* gpa: 1 MiB for tests' own tables */
-    uint16_t base[TB_MAX_QUEUES]; /* where tb_suspend() stopped each vring */
+    uint32_t base[TB_MAX_QUEUES]; /* where tb_suspend() stopped each vring */
 };
 
 /* Connect to path, negotiate (offered & features, all protocol features offered), share the

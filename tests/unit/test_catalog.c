@@ -39,7 +39,7 @@ TEST(builtin_catalog_loads)
     CHECK(gabi_catalog_n_modes(cat) >= 9);
     m = gabi_catalog_newest_mode(cat, GABI_CLASS_NET);
     REQUIRE(m);
-    CHECK_STR(m->name, "upstream.guestabi-net.v3");
+    CHECK_STR(m->name, "upstream.guestabi-net.v4");
     CHECK_STR(gabi_catalog_newest_mode(cat, GABI_CLASS_BLK)->name, "upstream.guestabi-blk.v2");
 
     /* inheritance: 6.2 = 4.15 (UFO back) + USO */
@@ -294,6 +294,32 @@ TEST(device_type_rules)
     gabi_catalog_free(cat);
 }
 
+/* v3 is what v3 VMs were started with, bit for bit; v4 is v3 plus packed rings and IN_ORDER */
+TEST(guestabi_net_v4_is_v3_plus_packed_and_in_order)
+{
+    struct gabi_catalog *cat = builtin_catalog();
+    const struct gabi_mode *v3, *v4;
+    const uint64_t v3_features = (1ull << GABI_NET_F_CSUM) | (1ull << GABI_NET_F_GUEST_CSUM) |
+                                 (1ull << GABI_NET_F_MTU) | (1ull << GABI_NET_F_MRG_RXBUF) |
+                                 (1ull << GABI_F_INDIRECT_DESC) | (1ull << GABI_F_EVENT_IDX) |
+                                 (1ull << GABI_F_VERSION_1) | (1ull << GABI_F_LOG_ALL) |
+                                 (1ull << GABI_F_PROTOCOL_FEATURES);
+
+    REQUIRE(cat);
+    v3 = gabi_catalog_find_mode(cat, "upstream.guestabi-net.v3");
+    v4 = gabi_catalog_find_mode(cat, "upstream.guestabi-net.v4");
+    REQUIRE(v3 && v4);
+    CHECK(v3->features == v3_features);
+    CHECK(!(v3->features & (1ull << GABI_F_RING_PACKED)));
+    CHECK(v4->features ==
+          (v3->features | (1ull << GABI_F_RING_PACKED) | (1ull << GABI_F_IN_ORDER)));
+    CHECK(v4->protocol_features == v3->protocol_features);
+    CHECK_INT(v4->max_queue_pairs, v3->max_queue_pairs);
+    CHECK_INT(v4->max_queue_size, v3->max_queue_size);
+    CHECK(v4->order > v3->order);
+    gabi_catalog_free(cat);
+}
+
 TEST(require_mode_suggests)
 {
     struct gabi_catalog *cat = builtin_catalog();
@@ -301,7 +327,7 @@ TEST(require_mode_suggests)
     struct gabi_error err = {0};
 
     REQUIRE(cat);
-    CHECK_INT(gabi_catalog_require_mode(cat, "upstream.guestabi-net.v4", &m, &err), -ENOENT);
+    CHECK_INT(gabi_catalog_require_mode(cat, "upstream.guestabi-net.v9", &m, &err), -ENOENT);
     CHECK_CONTAINS(err.message, "did you mean upstream.guestabi-net.v1");
     CHECK(m == NULL);
     gabi_catalog_free(cat);

@@ -336,7 +336,7 @@ TEST(save_then_load_through_the_front_end)
     struct tguest ga, gb;
     struct gabi_vhost_state_xfer x;
     struct gabi_error err = {0};
-    uint16_t bases[2];
+    uint32_t bases[2];
     uint64_t v = 0, code = 0;
     uint32_t size = 0;
     size_t sz = 0;
@@ -646,7 +646,7 @@ TEST(suspended_then_resumed_exactly)
 {
     struct harness a;
     struct tguest g;
-    uint16_t bases[2], used_rx, used_tx;
+    uint32_t bases[2], used_rx, used_tx;
 
     REQUIRE(harness_start(&a, mode) == 0);
     REQUIRE(tguest_connect(&g, a.path, ALL, 1, 0) == 0);
@@ -681,7 +681,7 @@ TEST(a_vring_that_starts_cancels_the_transfer)
     struct harness a;
     struct harness_state_cfg ca = {.size = 8u << 20, .seed = 9};
     struct tguest g;
-    uint16_t bases[2];
+    uint32_t bases[2];
     uint64_t code = 0;
     int p[2], fd = -1, stream;
     uint8_t chunk[4096];
@@ -814,7 +814,7 @@ TEST(check_failure_leaves_the_source_to_resume)
     struct tguest ga, gb;
     struct gabi_vhost_state_xfer x;
     struct gabi_error err = {0};
-    uint16_t bases[2];
+    uint32_t bases[2];
 
     REQUIRE(harness_start_ex(&a, mode, GABI_CLASS_NET, ~0ull, &ca) == 0);
     REQUIRE(harness_start_ex(&b, mode, GABI_CLASS_NET, ~0ull, &cb) == 0);
@@ -922,7 +922,7 @@ TEST(destination_killed_mid_load)
     struct tguest ga;
     char bpath[128];
     pid_t bpid;
-    uint16_t bases[2];
+    uint32_t bases[2];
     uint64_t code = 0;
     int sp[2], dp[2], fd = -1;
 

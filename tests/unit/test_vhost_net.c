@@ -67,7 +67,8 @@ TEST(default_mode_is_the_newest_it_runs)
     CHECK_INT(n, 8);
     CHECK_INT(gabi_vhost_client_get_features(g.c, &f), 0);
     CHECK(f & (1ull << GABI_F_EVENT_IDX));
-    CHECK(f & (1ull << GABI_NET_F_CSUM)); /* v3 */
+    CHECK(f & (1ull << GABI_NET_F_CSUM));                                     /* v3 */
+    CHECK(f & (1ull << GABI_F_RING_PACKED) && f & (1ull << GABI_F_IN_ORDER)); /* v4 */
     CHECK(gabi_vhost_client_protocol_features(g.c) & (1ull << GABI_PF_DEVICE_STATE));
     tguest_free(&g);
     CHECK_INT(netproc_stop(&np), 0);
@@ -102,6 +103,20 @@ TEST(loopback_v1)
     CHECK(stat(np.sock[0], &st) < 0);
 }
 
+/* A 1514-byte frame into 256-byte RX buffers: mergeable, num_buffers of them. */
+static void one_frame_many_buffers(struct tguest *g)
+{
+    uint8_t f[1514], got[4096];
+    struct gabi_virtio_net_hdr h;
+
+    CHECK_INT(tguest_post_rx(g, 0, 64, 256), 0);
+    harness_frame(f, sizeof(f), 7);
+    CHECK_INT(tguest_send(g, 0, NULL, f, sizeof(f), true, false), 0);
+    CHECK_INT(tguest_recv(g, 0, &h, got, sizeof(got), 10000), (int)sizeof(f));
+    CHECK_INT(h.num_buffers, (12 + 1514 + 255) / 256);
+    CHECK(memcmp(got, f, sizeof(f)) == 0);
+}
+
 TEST(mergeable_rx_buffers)
 {
     struct netproc np;
@@ -113,12 +128,7 @@ TEST(mergeable_rx_buffers)
                                                 "upstream.guestabi-net.v1", NULL}) == 0);
     REQUIRE(tguest_connect(&g, np.sock[0], ALL, 1, 0) == 0);
     REQUIRE(g.features & (1ull << GABI_NET_F_MRG_RXBUF));
-    CHECK_INT(tguest_post_rx(&g, 0, 64, 256), 0);
-    harness_frame(f, sizeof(f), 7);
-    CHECK_INT(tguest_send(&g, 0, NULL, f, sizeof(f), true, false), 0);
-    CHECK_INT(tguest_recv(&g, 0, &h, got, sizeof(got), 10000), (int)sizeof(f));
-    CHECK_INT(h.num_buffers, (12 + 1514 + 255) / 256);
-    CHECK(memcmp(got, f, sizeof(f)) == 0);
+    one_frame_many_buffers(&g);
     tguest_free(&g);
 
     /* without MRG_RXBUF, a frame takes exactly one chain: too small a chain drops it */
@@ -130,6 +140,41 @@ TEST(mergeable_rx_buffers)
     /* the big one was dropped without consuming a buffer; the small one fits */
     CHECK_INT(tguest_recv(&g, 0, &h, got, sizeof(got), 10000), 200);
     CHECK_INT(h.num_buffers, 1);
+    tguest_free(&g);
+    CHECK_INT(netproc_stop(&np), 0);
+}
+
+TEST(loopback_on_packed_rings)
+{
+    const unsigned qflags = GABI_VHOST_GUESTQ_PACKED | GABI_VHOST_GUESTQ_EVENT_IDX |
+                            GABI_VHOST_GUESTQ_IN_ORDER | GABI_VHOST_GUESTQ_INDIRECT;
+    struct netproc np;
+    struct tguest g;
+    uint8_t f[1514], got[4096];
+    struct gabi_virtio_net_hdr h;
+
+    REQUIRE(netproc_start(&np, (const char *[]){"--socket", "@0", "--loopback", NULL}) == 0);
+    REQUIRE(tguest_connect(&g, np.sock[0], ALL, 1, qflags) == 0);
+    REQUIRE(g.features & (1ull << GABI_F_RING_PACKED));
+    REQUIRE(g.features & (1ull << GABI_F_IN_ORDER));
+    /* 600 frames of every size, header split or not, direct or indirect: both rings lap */
+    CHECK_INT(tguest_post_rx(&g, 0, 64, 2048), 0);
+    for (unsigned i = 0; i < 600; i++) {
+        size_t len = 60 + (i * 227) % 1455;
+
+        harness_frame(f, len, (uint8_t)i);
+        CHECK_INT(tguest_send(&g, 0, NULL, f, len, i % 2, i % 3 == 0), 0);
+        CHECK_INT(tguest_recv(&g, 0, &h, got, sizeof(got), 10000), (int)len);
+        CHECK(memcmp(got, f, len) == 0);
+        CHECK_INT(h.num_buffers, 1);
+        CHECK_INT(tguest_post_rx(&g, 0, 1, 2048), 0);
+        tguest_reap_tx(&g, 0);
+    }
+    tguest_free(&g);
+
+    /* mergeable buffers: one frame across several 256-byte chains */
+    REQUIRE(tguest_connect(&g, np.sock[0], ALL, 1, qflags) == 0);
+    one_frame_many_buffers(&g);
     tguest_free(&g);
     CHECK_INT(netproc_stop(&np), 0);
 }

@@ -112,7 +112,7 @@ static const char *const loopback_args[] = {"--socket",  "@0", "--loopback",
                                             "--control", "@c", NULL};
 
 /* A source with traffic on two queue pairs, a malformed frame, MTU 1500; then suspended. */
-static int busy_source(struct netproc *np, struct tguest *g, uint16_t *bases)
+static int busy_source(struct netproc *np, struct tguest *g, uint32_t *bases)
 {
     uint8_t tiny[10] = {0};
     int r = netproc_start(np, loopback_args);
@@ -146,7 +146,7 @@ TEST(counters_link_and_mtu_carry_over)
     struct gabi_error err = {0};
     uint8_t f[200], got[4096];
     struct gabi_virtio_net_hdr h;
-    uint16_t bases[4];
+    uint32_t bases[4];
     json_t *s0, *s1, *d0, *d1;
 
     REQUIRE(busy_source(&src, &a, bases) == 0);
@@ -214,6 +214,122 @@ TEST(counters_link_and_mtu_carry_over)
     CHECK_INT(netproc_stop(&dst), 0);
 }
 
+/* ---- a v3 VM on a build whose newest mode is v4 ---------------------------------------------- */
+
+static const char *const loopback_v3_args[] = {
+    "--socket", "@0", "--loopback", "--control", "@c", "--mode", "upstream.guestabi-net.v3", NULL};
+
+TEST(v3_vm_moves_to_a_v4_build_pinned_to_v3)
+{
+    const uint64_t new_bits = (1ull << GABI_F_RING_PACKED) | (1ull << GABI_F_IN_ORDER);
+    struct netproc src, dst, dflt;
+    struct tguest a, b, c;
+    struct gabi_vhost_state_xfer x;
+    struct gabi_error err = {0};
+    uint32_t bases[4];
+    json_t *s0, *d0;
+
+    /* the source runs the VM's mode, v3 */
+    REQUIRE(netproc_start(&src, loopback_v3_args) == 0);
+    REQUIRE(tguest_connect(&a, src.sock[0], ALL, 2, 0) == 0);
+    REQUIRE(gabi_vhost_client_net_set_mtu(a.c, 1500) == 0);
+    REQUIRE(tguest_post_rx(&a, 0, 16, 2048) == 0);
+    CHECK(traffic(&a, 0, 3, 100));
+    REQUIRE(tguest_stop(&a, bases) == 0);
+    CHECK(!(a.features & new_bits));
+    /* this build, unpinned, runs v4: it offers packed rings and IN_ORDER */
+    REQUIRE(netproc_start(&dflt, loopback_args) == 0);
+    REQUIRE(tguest_connect(&c, dflt.sock[0], ALL, 0,
+                           GABI_VHOST_GUESTQ_PACKED | GABI_VHOST_GUESTQ_IN_ORDER) == 0);
+    CHECK((c.features & new_bits) == new_bits);
+    tguest_free(&c);
+    CHECK_INT(netproc_stop(&dflt), 0);
+    /* pinned to v3 it offers exactly what the VM negotiated, and takes its state */
+    REQUIRE(netproc_start(&dst, loopback_v3_args) == 0);
+    REQUIRE(tguest_connect(&b, dst.sock[0], ALL, 0,
+                           GABI_VHOST_GUESTQ_PACKED | GABI_VHOST_GUESTQ_IN_ORDER) == 0);
+    CHECK(b.features == a.features);
+    REQUIRE(gabi_vhost_client_net_set_mtu(b.c, 1500) == 0);
+    CHECK_INT(gabi_vhost_client_move_state(a.c, b.c, TIMEOUT, &x, &err), 0);
+    s0 = stats(&src, 0);
+    d0 = stats(&dst, 0);
+    REQUIRE(s0 && d0);
+    CHECK(json_equal(json_object_get(d0, "queues"), json_object_get(s0, "queues")));
+    CHECK_STR(transfer(d0, "outcome"), "succeeded");
+    json_decref(s0);
+    json_decref(d0);
+    tguest_free(&a);
+    tguest_free(&b);
+    CHECK_INT(netproc_stop(&src), 0);
+    CHECK_INT(netproc_stop(&dst), 0);
+}
+
+/* ---- packed rings: the state and the ring indices move together -------------------------- */
+
+TEST(packed_rings_and_state_move_to_another_guestabi_net)
+{
+    const unsigned qflags =
+        GABI_VHOST_GUESTQ_PACKED | GABI_VHOST_GUESTQ_EVENT_IDX | GABI_VHOST_GUESTQ_IN_ORDER;
+    struct netproc src, dst;
+    struct tguest a, b;
+    struct gabi_vhost_state_xfer x;
+    struct gabi_error err = {0};
+    struct gabi_virtio_net_hdr h;
+    uint8_t f[200], got[4096];
+    uint32_t bases[2];
+    json_t *d0;
+
+    REQUIRE(netproc_start(&src, loopback_args) == 0);
+    REQUIRE(tguest_connect(&a, src.sock[0], ALL, 1, qflags) == 0);
+    REQUIRE(a.features & (1ull << GABI_F_RING_PACKED));
+    REQUIRE(gabi_vhost_client_net_set_mtu(a.c, 1500) == 0);
+    REQUIRE(tguest_post_rx(&a, 0, 16, 2048) == 0);
+    /* 300 frames: both rings pass their end (wrap counters 0) */
+    CHECK(traffic(&a, 0, 300, 100));
+    REQUIRE(tguest_stop(&a, bases) == 0);
+    CHECK_INT(bases[0], 44u | 44u << 16);
+    CHECK_INT(bases[1], 44u | 44u << 16);
+    /* three frames queued while the device is away */
+    for (unsigned i = 0; i < 3; i++) {
+        harness_frame(f, 100, (uint8_t)(200 + i));
+        CHECK_INT(tguest_send(&a, 0, NULL, f, 100, false, false), 0);
+    }
+    /* the destination takes the port's state ... */
+    REQUIRE(netproc_start(&dst, loopback_args) == 0);
+    REQUIRE(tguest_connect(&b, dst.sock[0], ALL, 0, qflags) == 0);
+    CHECK(b.features == a.features);
+    REQUIRE(gabi_vhost_client_net_set_mtu(b.c, 1500) == 0);
+    CHECK_INT(gabi_vhost_client_move_state(a.c, b.c, TIMEOUT, &x, &err), 0);
+    /* ... and the guest's rings (same memory) at the bases the source handed back */
+    REQUIRE(gabi_vhost_client_set_mem_table(b.c, a.gm) == 0);
+    {
+        struct gabi_vhost_client *old = a.c;
+
+        a.c = b.c;
+        b.c = old;
+    }
+    REQUIRE(tguest_start(&a, 1, bases) == 0);
+    REQUIRE(gabi_vhost_guestq_kick(a.q[1]) >= 0);
+    REQUIRE(write(gabi_vhost_guestq_kick_fd(a.q[1]), &(uint64_t){1}, 8) == 8);
+    for (unsigned i = 0; i < 3; i++) {
+        harness_frame(f, 100, (uint8_t)(200 + i));
+        CHECK_INT(tguest_recv(&a, 0, &h, got, sizeof(got), TIMEOUT), 100);
+        CHECK(memcmp(got, f, 100) == 0);
+        CHECK_INT(tguest_post_rx(&a, 0, 1, 2048), 0);
+    }
+    CHECK_INT(tguest_recv(&a, 0, &h, got, sizeof(got), 300), -ETIMEDOUT);
+    CHECK(traffic(&a, 0, 20, 100));
+    d0 = stats(&dst, 0);
+    REQUIRE(d0);
+    CHECK_INT(queue(d0, 0, "tx_packets"), 300 + 3 + 20);
+    CHECK_INT(queue(d0, 0, "rx_packets"), 300 + 3 + 20);
+    json_decref(d0);
+    tguest_free(&a);
+    tguest_free(&b);
+    CHECK_INT(netproc_stop(&src), 0);
+    CHECK_INT(netproc_stop(&dst), 0);
+}
+
 /* ---- failures ------------------------------------------------------------------------------- */
 
 /* Rewrite a saved stream's header (type, version) with a valid checksum. */
@@ -264,7 +380,7 @@ TEST(destination_refuses_bad_states_untouched)
     char dir[] = "/tmp/gabi-cat-XXXXXX", file[64];
     struct netproc src, dst, dst2;
     struct tguest a, b, b2;
-    uint16_t bases[4];
+    uint32_t bases[4];
     uint8_t *s;
     size_t n;
     int fd;
@@ -365,7 +481,7 @@ TEST(destination_killed_mid_load_source_resumes)
 {
     struct netproc src, dst;
     struct tguest a, b;
-    uint16_t bases[4];
+    uint32_t bases[4];
     uint64_t code = 0;
     int sp[2], fd = -1;
     json_t *before, *after;
@@ -408,7 +524,7 @@ TEST(source_killed_mid_save_destination_untouched)
 {
     struct netproc src, dst;
     struct tguest a, b;
-    uint16_t bases[4];
+    uint32_t bases[4];
     uint64_t code = 0;
     int sp[2], dp[2], fd = -1;
 

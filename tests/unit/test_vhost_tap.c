@@ -271,7 +271,7 @@ TEST(suspended_tap_port_leaves_host_frames_in_the_tap)
     struct netproc np;
     struct tguest g;
     uint8_t f[128];
-    uint16_t bases[2], used_rx;
+    uint32_t bases[2], used_rx;
     size_t len;
     long long taken;
     int hs;
