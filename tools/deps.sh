@@ -4,7 +4,7 @@
 set -euo pipefail
 
 declare -A groups=(
-  [build]="meson ninja-build pkg-config gcc libc6-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev python3 libxml2-dev libvirt-dev"
+  [build]="meson ninja-build pkg-config gcc libc6-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev python3 libxml2-dev libvirt-dev libtirpc-dev"
   [test]="clang llvm libclang-rt-14-dev valgrind clang-format iproute2 python3-placement"
   [peers]="qemu-system-x86 qemu-system-common qemu-utils dpdk-dev librte-net-vhost23 librte-net-virtio23 linux-image-amd64 busybox-static cpio iputils-ping libvirt-daemon-system libvirt-clients"
 )
