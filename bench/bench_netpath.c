@@ -114,8 +114,8 @@ int main(int argc, char **argv)
     };
     const char *mode = NULL, *backend = GUESTABI_NET_PATH, *catalog = NULL;
     char wrap[1024] = "", dir[] = "/tmp/gabi-netpath-XXXXXX", sock[128];
-    /* what DPDK's virtio_user acks of guestabi-net's offer (IN_ORDER with the bench mode:
-     * this driver reaps in any order, so it may ack it) */
+    /* what DPDK's virtio_user acks of guestabi-net's offer (IN_ORDER where the mode has it:
+     * the driver then takes descriptors in ring order and reaps batched used entries) */
     uint64_t want = (1ull << GABI_F_VERSION_1) | (1ull << GABI_NET_F_MRG_RXBUF) |
                     (1ull << GABI_F_INDIRECT_DESC) | (1ull << GABI_F_PROTOCOL_FEATURES) |
                     (1ull << GABI_F_IN_ORDER);
@@ -127,7 +127,7 @@ int main(int argc, char **argv)
     struct gabi_vhost_client *c = NULL;
     struct gabi_vhost_guestmem *gm = NULL;
     struct gabi_vhost_guestq *rxq = NULL, *txq = NULL, *q;
-    uint64_t slots = 0, packets = 0;
+    uint64_t slots = 0, packets = 0, got = 0;
     double t0;
     pid_t pid;
     int ch, r, status;
@@ -158,7 +158,7 @@ int main(int argc, char **argv)
             break;
         case 'p':
             want |= 1ull << GABI_F_RING_PACKED;
-            qflags = GABI_VHOST_GUESTQ_PACKED | GABI_VHOST_GUESTQ_IN_ORDER;
+            qflags = GABI_VHOST_GUESTQ_PACKED;
             break;
         case 'w':
             snprintf(wrap, sizeof(wrap), "%s", optarg);
@@ -184,9 +184,11 @@ int main(int argc, char **argv)
     snprintf(sock, sizeof(sock), "%s/s", dir);
     if (start_backend(backend, wrap, mode, catalog, tx, size, sock, &pid) < 0)
         return 1;
-    if ((r = gabi_vhost_client_connect(sock, 60000, &c, &err)) < 0 ||
-        (r = gabi_vhost_client_negotiate(c, want, want_pf, NULL, NULL)) < 0 ||
-        (r = gabi_vhost_guestmem_new(64u << 20, 1, &gm, &err)) < 0 ||
+    if ((r = gabi_vhost_client_connect(sock, 60000, &c, &err)) >= 0 &&
+        (r = gabi_vhost_client_negotiate(c, want, want_pf, &got, NULL)) >= 0 &&
+        (got & (1ull << GABI_F_IN_ORDER)))
+        qflags |= GABI_VHOST_GUESTQ_IN_ORDER;
+    if (r < 0 || (r = gabi_vhost_guestmem_new(64u << 20, 1, &gm, &err)) < 0 ||
         (r = gabi_vhost_client_set_mem_table(c, gm)) < 0 ||
         (r = gabi_vhost_guestq_new(gm, (uint16_t)ring, qflags, &rxq)) < 0 ||
         (r = gabi_vhost_guestq_new(gm, (uint16_t)ring, qflags, &txq)) < 0 ||

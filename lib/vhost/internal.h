@@ -119,6 +119,7 @@ struct gabi_vhost_vring {
     uint16_t shadow_avail; /* last avail->idx read */
     uint16_t used_idx;     /* used index as last published */
     uint16_t n_shadow;     /* pushed, not yet published */
+    bool shadow_wrote;     /* one of them has a length (IN_ORDER batches only those without) */
     uint16_t signalled_used;
     uint16_t used_flags; /* as last written to used->flags */
     bool notify_on;      /* the device wants kicks */

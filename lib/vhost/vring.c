@@ -50,6 +50,7 @@ void vhost_vring_break(struct gabi_vhost_vring *vr, const char *fmt, ...)
     gabi_error_setv(&vr->broken_reason, -EIO, NULL, fmt, ap);
     va_end(ap);
     vr->n_shadow = 0;
+    vr->shadow_wrote = false;
     vhost_backend_logf(b, "vring %u broken: %s", vr->index, vr->broken_reason.message);
     if (b->protocol_features & (1ull << GABI_PF_STATUS))
         b->status |= GABI_VIRTIO_STATUS_NEEDS_RESET;
@@ -127,6 +128,7 @@ void vhost_vring_start(struct gabi_vhost_vring *vr)
     }
     vr->mask = (uint16_t)(vr->num - 1);
     vr->n_shadow = 0;
+    vr->shadow_wrote = false;
     vr->notify_on = true;
     vr->event_idx = b->features & (1ull << GABI_F_EVENT_IDX);
     vr->indirect = b->features & (1ull << GABI_F_INDIRECT_DESC);
@@ -190,6 +192,7 @@ void vhost_vring_stop(struct gabi_vhost_vring *vr)
     vr->drv_event = NULL;
     vr->dev_event = NULL;
     vr->n_shadow = 0;
+    vr->shadow_wrote = false;
     if (!vr->packed)
         vr->base = vr->last_avail;
     else if (vr->pop_ndesc) /* started on its rings: the indices moved from base */
@@ -668,6 +671,7 @@ static inline void stage_used(struct gabi_vhost_vring *vr, uint16_t head, uint32
         gabi_vhost_vring_flush(vr);
     vr->shadow[vr->n_shadow].id = head;
     vr->shadow[vr->n_shadow].len = len;
+    vr->shadow_wrote |= len != 0;
     vr->n_shadow++;
 }
 
@@ -709,15 +713,20 @@ void gabi_vhost_vring_push_burst(struct gabi_vhost_vring *vr, const struct gabi_
         for (unsigned i = 0; i < n; i++) {
             u[i].id = elems[i].head | (uint32_t)(elems[i].n_desc ? elems[i].n_desc : 1) << 16;
             u[i].len = written ? MIN(written[i], elems[i].in_len) : 0;
+            vr->shadow_wrote |= u[i].len != 0;
         }
         vr->n_shadow = (uint16_t)(vr->n_shadow + n);
         return;
     }
     if (written) {
+        uint32_t any = 0;
+
         for (unsigned i = 0; i < n; i++) {
             u[i].id = elems[i].head;
             u[i].len = MIN(written[i], elems[i].in_len);
+            any |= u[i].len;
         }
+        vr->shadow_wrote |= any != 0;
     } else {
         for (unsigned i = 0; i < n; i++) {
             u[i].id = elems[i].head;
@@ -752,27 +761,41 @@ static int signal_guest(struct gabi_vhost_vring *vr)
     return 1;
 }
 
+/* With VIRTIO_F_IN_ORDER, a batch that wrote nothing into its buffers (transmit completions)
+ * is published as one used entry: the id of its last chain, where its first chain's entry
+ * would go; used->idx still counts every chain, and the driver takes every chain up to that
+ * id (virtio 1.2, 2.7.9 "In-order use of descriptors"). A batch with written lengths keeps
+ * an entry per chain: the driver needs each length. */
+static inline uint16_t used_entries(const struct gabi_vhost_vring *vr, uint16_t n)
+{
+    return vr->in_order && n > 1 && !vr->shadow_wrote ? 1 : n;
+}
+
 int gabi_vhost_vring_flush(struct gabi_vhost_vring *vr)
 {
-    uint16_t n = vr->n_shadow, start, first;
+    uint16_t n = vr->n_shadow, start, entries, first;
+    const struct vring_used_elem *src = vr->shadow;
 
     if (unlikely(vr->packed))
         return vhost_packed_flush(vr);
     if (n == 0 || !vr->used || vr->broken)
         return 0;
+    entries = used_entries(vr, n);
+    if (entries == 1)
+        src += n - 1;
     start = vr->used_idx & vr->mask;
-    first = (uint16_t)MIN((uint32_t)n, vr->num - start);
-    memcpy(&vr->used->ring[start], vr->shadow, first * sizeof(struct vring_used_elem));
-    if (n > first)
-        memcpy(&vr->used->ring[0], vr->shadow + first,
-               (n - first) * sizeof(struct vring_used_elem));
+    first = (uint16_t)MIN((uint32_t)entries, vr->num - start);
+    memcpy(&vr->used->ring[start], src, first * sizeof(struct vring_used_elem));
+    if (entries > first)
+        memcpy(&vr->used->ring[0], src + first, (entries - first) * sizeof(struct vring_used_elem));
     vr->used_idx = (uint16_t)(vr->used_idx + n);
     ring_store_release(&vr->used->idx, vr->used_idx);
     vr->n_shadow = 0;
+    vr->shadow_wrote = false;
     if (unlikely(vr->b->logging)) {
         log_used(vr, 4 + 8ull * start, 8ull * first);
-        if (n > first)
-            log_used(vr, 4, 8ull * (n - first));
+        if (entries > first)
+            log_used(vr, 4, 8ull * (entries - first));
         log_used(vr, 2, 2);
         vhost_vring_signal_fd(vr->b->log_call_fd);
     }

@@ -383,6 +383,7 @@ void vhost_packed_stage(struct gabi_vhost_vring *vr, const struct gabi_vhost_ele
         vhost_packed_flush(vr);
     vr->shadow[vr->n_shadow].id = elem->head | (uint32_t)n_desc << 16;
     vr->shadow[vr->n_shadow].len = len;
+    vr->shadow_wrote |= len != 0;
     vr->n_shadow++;
 }
 
@@ -443,21 +444,21 @@ int vhost_packed_flush(struct gabi_vhost_vring *vr)
 
     if (n == 0 || !vr->pdesc || vr->broken)
         return 0;
-    if (vr->in_order && n > 1) {
+    if (vr->in_order && n > 1 && !vr->shadow_wrote) {
         /* one used descriptor for the batch when it wrote nothing: the id of its last chain,
          * the slots of all (the driver frees every buffer up to that id) */
         uint32_t slots = 0;
-        unsigned k;
 
-        for (k = 0; k < n && vr->shadow[k].len == 0; k++)
+        for (unsigned k = 0; k < n; k++)
             slots += vr->shadow[k].id >> 16;
-        if (k == n && slots <= 0xffff) {
+        if (slots <= 0xffff) {
             vr->shadow[0].id = (uint16_t)vr->shadow[n - 1].id | slots << 16;
             n = 1;
         }
     }
     write_used(vr, n);
     vr->n_shadow = 0;
+    vr->shadow_wrote = false;
     if (unlikely(vr->b->logging))
         vhost_vring_signal_fd(vr->b->log_call_fd);
     return signal_guest(vr, old);

@@ -9,6 +9,12 @@
  * flags (made available) at publish, the driver event structure says when to interrupt,
  * and with GABI_VHOST_GUESTQ_IN_ORDER one used descriptor may complete every chain posted
  * up to its id.
+ *
+ * Split layout with GABI_VHOST_GUESTQ_IN_ORDER: descriptors are taken in ring order (the
+ * free descriptors are always the run [free_head, free_head + n_free), the oldest chain in
+ * flight starts right after it), and one used entry may complete every chain up to its id:
+ * the device writes it where the batch's first entry would go and counts every chain in
+ * used->idx.
  */
 
 #include <errno.h>
@@ -59,6 +65,10 @@ struct gabi_vhost_guestq {
     bool used_wrap;
     uint32_t kicked_slot; /* slot | wrap << 15 at the last kick decision */
     uint32_t skip;        /* in-order: slots of chains completed by a later id */
+
+    /* split in-order: the batch being reaped (the id its used entry named), or -1 */
+    int32_t batch_last;
+    uint32_t batch_len;
 };
 
 static inline bool flags_event_idx(const struct gabi_vhost_guestq *q)
@@ -162,9 +172,13 @@ int gabi_vhost_guestq_new(struct gabi_vhost_guestmem *gm, uint16_t size, unsigne
     memset(q->desc, 0, vring_desc_size(size));
     memset(q->avail, 0, vring_avail_size(size));
     memset(q->used, 0, vring_used_size(size));
+    /* in order: ring order, the last descriptor chaining to the first (virtio 2.7.5) */
     for (uint16_t i = 0; i < size; i++)
-        q->desc[i].next = q->next[i] = (uint16_t)(i + 1);
+        q->desc[i].next = q->next[i] = (flags & GABI_VHOST_GUESTQ_IN_ORDER)
+                                           ? (uint16_t)((i + 1) & (size - 1))
+                                           : (uint16_t)(i + 1);
     q->n_free = size;
+    q->batch_last = -1;
 fds:
     q->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     q->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -458,6 +472,48 @@ static int packed_get_used(struct gabi_vhost_guestq *q, uint32_t *ret_id, uint32
     return 1;
 }
 
+static void split_used_event(struct gabi_vhost_guestq *q)
+{
+    if ((q->flags & GABI_VHOST_GUESTQ_EVENT_IDX) && !(q->avail->flags & VRING_AVAIL_F_NO_INTERRUPT))
+        ring_store(vring_used_event(q->avail, q->num), q->last_used);
+}
+
+/* Split, in order: the oldest chain in flight is the next one used. A batch's used entry is
+ * checked to name a chain in flight within the chains used->idx counts. */
+static int split_get_used_in_order(struct gabi_vhost_guestq *q, uint16_t idx, uint32_t *ret_id,
+                                   uint32_t *ret_len)
+{
+    uint16_t mask = (uint16_t)(q->num - 1), id = (uint16_t)((q->free_head + q->n_free) & mask);
+
+    if (q->chain_len[id] == 0)
+        return -EIO; /* used entries counted beyond what we posted */
+    if (q->batch_last < 0) {
+        struct vring_used_elem e = q->used->ring[q->last_used & mask];
+        uint16_t h = id, chains = (uint16_t)(idx - q->last_used);
+
+        if (e.id >= q->num || q->chain_len[e.id] == 0)
+            return -EIO; /* the device handed back something we never posted */
+        for (uint16_t k = 1; h != e.id; k++) {
+            h = (uint16_t)((h + q->chain_len[h]) & mask);
+            if (k >= chains || q->chain_len[h] == 0)
+                return -EIO; /* a batch longer than used->idx counts */
+        }
+        q->batch_last = (int32_t)e.id;
+        q->batch_len = e.len;
+    }
+    *ret_len = 0;
+    if ((int32_t)id == q->batch_last) {
+        *ret_len = q->batch_len;
+        q->batch_last = -1;
+    }
+    q->n_free = (uint16_t)(q->n_free + q->chain_len[id]);
+    q->chain_len[id] = 0;
+    q->last_used++;
+    split_used_event(q);
+    *ret_id = id;
+    return 1;
+}
+
 int gabi_vhost_guestq_get_used(struct gabi_vhost_guestq *q, uint32_t *ret_id, uint32_t *ret_len)
 {
     struct vring_used_elem e;
@@ -468,6 +524,8 @@ int gabi_vhost_guestq_get_used(struct gabi_vhost_guestq *q, uint32_t *ret_id, ui
     idx = ring_load_acquire(&q->used->idx);
     if (idx == q->last_used)
         return 0;
+    if (q->flags & GABI_VHOST_GUESTQ_IN_ORDER)
+        return split_get_used_in_order(q, idx, ret_id, ret_len);
     e = q->used->ring[q->last_used & (q->num - 1)];
     if (e.id >= q->num || q->chain_len[e.id] == 0)
         return -EIO; /* the device handed back something we never posted */
@@ -479,8 +537,7 @@ int gabi_vhost_guestq_get_used(struct gabi_vhost_guestq *q, uint32_t *ret_id, ui
     q->free_head = (uint16_t)e.id;
     q->n_free = (uint16_t)(q->n_free + q->chain_len[e.id]);
     q->chain_len[e.id] = 0;
-    if ((q->flags & GABI_VHOST_GUESTQ_EVENT_IDX) && !(q->avail->flags & VRING_AVAIL_F_NO_INTERRUPT))
-        ring_store(vring_used_event(q->avail, q->num), q->last_used);
+    split_used_event(q);
     *ret_id = e.id;
     *ret_len = e.len;
     return 1;

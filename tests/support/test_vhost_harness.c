@@ -852,13 +852,13 @@ int tguest_connect(struct tguest *g, const char *path, uint64_t features, unsign
         return r;
     }
     /* a driver that does not keep used_event must not negotiate EVENT_IDX; one with split
-     * rings not RING_PACKED; one that frees chains one used entry each not IN_ORDER on
-     * packed rings (a used descriptor there may complete a whole batch) */
+     * rings not RING_PACKED; one that frees chains one used entry each not IN_ORDER (a used
+     * entry there may complete a whole batch) */
     if (!(qflags & GABI_VHOST_GUESTQ_EVENT_IDX))
         features &= ~(1ull << GABI_F_EVENT_IDX);
     if (!(qflags & GABI_VHOST_GUESTQ_PACKED))
         features &= ~(1ull << GABI_F_RING_PACKED);
-    else if (!(qflags & GABI_VHOST_GUESTQ_IN_ORDER))
+    if (!(qflags & GABI_VHOST_GUESTQ_IN_ORDER))
         features &= ~(1ull << GABI_F_IN_ORDER);
     r = gabi_vhost_client_negotiate(g->c, features, ~0ull, &f, NULL);
     if (r < 0)

@@ -55,7 +55,7 @@ struct gabi_vhost_gbuf {
 #define GABI_VHOST_GUESTQ_EVENT_IDX 0x1u /* use used_event/avail_event */
 #define GABI_VHOST_GUESTQ_INDIRECT  0x2u /* may post chains as indirect tables */
 #define GABI_VHOST_GUESTQ_PACKED    0x4u /* packed layout (VIRTIO_F_RING_PACKED) */
-#define GABI_VHOST_GUESTQ_IN_ORDER  0x8u /* packed: a used id completes all chains before it */
+#define GABI_VHOST_GUESTQ_IN_ORDER  0x8u /* a used id completes all chains before it */
 
 /* Rings in gm, plus a kick and a call eventfd. */
 int gabi_vhost_guestq_new(struct gabi_vhost_guestmem *gm, uint16_t size, unsigned flags,
