@@ -120,6 +120,7 @@ struct gabi_vhost_vring {
     uint16_t used_idx;     /* used index as last published */
     uint16_t n_shadow;     /* pushed, not yet published */
     bool shadow_wrote;     /* one of them has a length (IN_ORDER batches only those without) */
+    uint32_t shadow_slots; /* packed: ring slots the staged chains took */
     uint16_t signalled_used;
     uint16_t used_flags; /* as last written to used->flags */
     bool notify_on;      /* the device wants kicks */

@@ -51,6 +51,7 @@ void vhost_vring_break(struct gabi_vhost_vring *vr, const char *fmt, ...)
     va_end(ap);
     vr->n_shadow = 0;
     vr->shadow_wrote = false;
+    vr->shadow_slots = 0;
     vhost_backend_logf(b, "vring %u broken: %s", vr->index, vr->broken_reason.message);
     if (b->protocol_features & (1ull << GABI_PF_STATUS))
         b->status |= GABI_VIRTIO_STATUS_NEEDS_RESET;
@@ -129,6 +130,7 @@ void vhost_vring_start(struct gabi_vhost_vring *vr)
     vr->mask = (uint16_t)(vr->num - 1);
     vr->n_shadow = 0;
     vr->shadow_wrote = false;
+    vr->shadow_slots = 0;
     vr->notify_on = true;
     vr->event_idx = b->features & (1ull << GABI_F_EVENT_IDX);
     vr->indirect = b->features & (1ull << GABI_F_INDIRECT_DESC);
@@ -193,6 +195,7 @@ void vhost_vring_stop(struct gabi_vhost_vring *vr)
     vr->dev_event = NULL;
     vr->n_shadow = 0;
     vr->shadow_wrote = false;
+    vr->shadow_slots = 0;
     if (!vr->packed)
         vr->base = vr->last_avail;
     else if (vr->pop_ndesc) /* started on its rings: the indices moved from base */
@@ -710,23 +713,36 @@ void gabi_vhost_vring_push_burst(struct gabi_vhost_vring *vr, const struct gabi_
     u = vr->shadow + vr->n_shadow;
     if (unlikely(vr->packed)) {
         /* packed shadow entries: the buffer id and the ring slots the chain took */
-        for (unsigned i = 0; i < n; i++) {
-            u[i].id = elems[i].head | (uint32_t)(elems[i].n_desc ? elems[i].n_desc : 1) << 16;
-            u[i].len = written ? MIN(written[i], elems[i].in_len) : 0;
-            vr->shadow_wrote |= u[i].len != 0;
+        uint32_t slots = 0;
+
+        if (written) {
+            for (unsigned i = 0; i < n; i++) {
+                uint32_t nd = elems[i].n_desc + (elems[i].n_desc == 0); /* not popped: 1 */
+
+                u[i].id = elems[i].head | nd << 16;
+                u[i].len = MIN(written[i], elems[i].in_len);
+                slots += nd;
+            }
+            vr->shadow_wrote = true; /* lengths given: not batched, even if all were 0 */
+        } else {
+            for (unsigned i = 0; i < n; i++) {
+                uint32_t nd = elems[i].n_desc + (elems[i].n_desc == 0);
+
+                u[i].id = elems[i].head | nd << 16;
+                u[i].len = 0;
+                slots += nd;
+            }
         }
+        vr->shadow_slots += slots;
         vr->n_shadow = (uint16_t)(vr->n_shadow + n);
         return;
     }
     if (written) {
-        uint32_t any = 0;
-
         for (unsigned i = 0; i < n; i++) {
             u[i].id = elems[i].head;
             u[i].len = MIN(written[i], elems[i].in_len);
-            any |= u[i].len;
         }
-        vr->shadow_wrote |= any != 0;
+        vr->shadow_wrote = true; /* lengths given: not batched, even if all were 0 */
     } else {
         for (unsigned i = 0; i < n; i++) {
             u[i].id = elems[i].head;
@@ -792,6 +808,7 @@ int gabi_vhost_vring_flush(struct gabi_vhost_vring *vr)
     ring_store_release(&vr->used->idx, vr->used_idx);
     vr->n_shadow = 0;
     vr->shadow_wrote = false;
+    vr->shadow_slots = 0;
     if (unlikely(vr->b->logging)) {
         log_used(vr, 4 + 8ull * start, 8ull * first);
         if (entries > first)

@@ -384,6 +384,7 @@ void vhost_packed_stage(struct gabi_vhost_vring *vr, const struct gabi_vhost_ele
     vr->shadow[vr->n_shadow].id = elem->head | (uint32_t)n_desc << 16;
     vr->shadow[vr->n_shadow].len = len;
     vr->shadow_wrote |= len != 0;
+    vr->shadow_slots += n_desc;
     vr->n_shadow++;
 }
 
@@ -416,21 +417,27 @@ static void write_used(struct gabi_vhost_vring *vr, unsigned n)
     struct vring_packed_desc *ring = vr->pdesc;
     const struct vring_used_elem *sh = vr->shadow;
     uint16_t head = vr->used_idx, head_flags = vring_packed_flags(false, vr->used_wrap);
+    uint16_t fl = head_flags;
     uint32_t slot = head, num = vr->num;
     bool w = vr->used_wrap, log = unlikely(vr->b->logging) && (vr->addr_flags & VHOST_VRING_F_LOG);
 
-    for (unsigned k = 0; k < n; k++) {
-        ring[slot].id = (uint16_t)sh[k].id;
-        ring[slot].len = sh[k].len;
-        if (k > 0)
-            ring_store_release(&ring[slot].flags, vring_packed_flags(false, w));
-        if (log)
+    /* the first one: id and length now, its flags last of all (below) */
+    ring[slot].id = (uint16_t)sh[0].id;
+    ring[slot].len = sh[0].len;
+    for (unsigned k = 0;;) {
+        if (unlikely(log))
             log_ring(vr, vr->pdesc_gpa + 16ull * slot, sizeof(struct vring_packed_desc));
         slot += sh[k].id >> 16;
-        if (slot >= num) {
+        if (unlikely(slot >= num)) {
             slot -= num;
             w = !w;
+            fl = vring_packed_flags(false, w);
         }
+        if (++k == n)
+            break;
+        ring[slot].id = (uint16_t)sh[k].id;
+        ring[slot].len = sh[k].len;
+        ring_store_release(&ring[slot].flags, fl);
     }
     ring_store_release(&ring[head].flags, head_flags);
     vr->used_idx = (uint16_t)slot;
@@ -447,10 +454,8 @@ int vhost_packed_flush(struct gabi_vhost_vring *vr)
     if (vr->in_order && n > 1 && !vr->shadow_wrote) {
         /* one used descriptor for the batch when it wrote nothing: the id of its last chain,
          * the slots of all (the driver frees every buffer up to that id) */
-        uint32_t slots = 0;
+        uint32_t slots = vr->shadow_slots;
 
-        for (unsigned k = 0; k < n; k++)
-            slots += vr->shadow[k].id >> 16;
         if (slots <= 0xffff) {
             vr->shadow[0].id = (uint16_t)vr->shadow[n - 1].id | slots << 16;
             n = 1;
@@ -459,6 +464,7 @@ int vhost_packed_flush(struct gabi_vhost_vring *vr)
     write_used(vr, n);
     vr->n_shadow = 0;
     vr->shadow_wrote = false;
+    vr->shadow_slots = 0;
     if (unlikely(vr->b->logging))
         vhost_vring_signal_fd(vr->b->log_call_fd);
     return signal_guest(vr, old);
