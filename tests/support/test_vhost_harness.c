@@ -424,13 +424,11 @@ static const struct gabi_vhost_ops harness_ops = {
 
 /* ---- the loop ------------------------------------------------------------------------------ */
 
-struct call {
+struct harness_call {
     void (*fn)(struct harness *h, void *arg);
     void *arg;
     bool done;
 };
-
-static struct call *pending_call;
 
 static void *loop(void *arg)
 {
@@ -467,9 +465,9 @@ static void *loop(void *arg)
                 gabi_vhost_vring_kick_drain(gabi_vhost_backend_vring(h->b, (unsigned)(tag - 1)));
         }
         pthread_mutex_lock(&h->lock);
-        if (pending_call && !pending_call->done) {
-            pending_call->fn(h, pending_call->arg);
-            pending_call->done = true;
+        if (h->pending_call && !h->pending_call->done) {
+            h->pending_call->fn(h, h->pending_call->arg);
+            h->pending_call->done = true;
             pthread_cond_broadcast(&h->cond);
         }
         pthread_mutex_unlock(&h->lock);
@@ -619,18 +617,18 @@ void harness_copy(struct harness *h, const char *what, char *buf, size_t size)
 
 void harness_call(struct harness *h, void (*fn)(struct harness *h, void *arg), void *arg)
 {
-    struct call c = {.fn = fn, .arg = arg};
+    struct harness_call c = {.fn = fn, .arg = arg};
     uint64_t one = 1;
 
     pthread_mutex_lock(&h->lock);
-    pending_call = &c;
+    h->pending_call = &c;
     pthread_mutex_unlock(&h->lock);
     if (write(h->stop_fd, &one, sizeof(one)) < 0)
         return;
     pthread_mutex_lock(&h->lock);
     while (!c.done)
         pthread_cond_wait(&h->cond, &h->lock);
-    pending_call = NULL;
+    h->pending_call = NULL;
     pthread_mutex_unlock(&h->lock);
 }
 

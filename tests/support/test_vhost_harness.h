@@ -40,6 +40,7 @@ struct harness {
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    struct harness_call *pending_call; /* harness_call()'s, for this harness's loop only */
     /* recorded by the device callbacks (under lock) */
     char log[65536]; /* every line the library logged (all at debug level) */
     unsigned n_loud; /* lines it logged above debug level: none */
