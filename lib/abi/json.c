@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "abi/internal.h"
+#include "common/json_type.h"
 
 void jctx_init(struct jctx *c, const char *origin, struct gabi_arena *arena, struct gabi_error *err)
 {
@@ -58,28 +59,6 @@ int jerr(struct jctx *c, const char *fmt, ...)
     return -EINVAL;
 }
 
-static const char *json_type_name(const json_t *j)
-{
-    switch (json_typeof(j)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "?";
-}
-
 int jparse(const char *origin, const char *buf, size_t size, const char *schema, json_t **ret,
            struct gabi_error *err)
 {
@@ -113,7 +92,8 @@ int jparse(const char *origin, const char *buf, size_t size, const char *schema,
         if (!s)
             gabi_error_set(err, -EINVAL, where, "missing \"schema\" (expected \"%s\")", schema);
         else if (!json_is_string(s))
-            gabi_error_set(err, -EINVAL, where, "expected a string, got %s", json_type_name(s));
+            gabi_error_set(err, -EINVAL, where, "expected a string, got %s",
+                           gabi_json_type_name(s));
         else
             gabi_error_set(err, -EINVAL, where, "schema is \"%s\", expected \"%s\"",
                            json_string_value(s), schema);
@@ -183,7 +163,7 @@ static int jstring_value(struct jctx *c, json_t *v, const char **ret)
     size_t len;
 
     if (!json_is_string(v))
-        return jerr(c, "expected a string, got %s", json_type_name(v));
+        return jerr(c, "expected a string, got %s", gabi_json_type_name(v));
     len = json_string_length(v);
     if (len == 0)
         return jerr(c, "empty string");
@@ -254,7 +234,7 @@ static int jtyped(struct jctx *c, json_t *obj, const char *key, bool required, j
         return r;
     if (type == JSON_TRUE ? !json_is_boolean(v) : json_typeof(v) != type) {
         size_t old = jctx_push_key(c, key);
-        r = jerr(c, "expected %s, got %s", expected, json_type_name(v));
+        r = jerr(c, "expected %s, got %s", expected, gabi_json_type_name(v));
         jctx_pop(c, old);
         return r;
     }
@@ -350,7 +330,7 @@ static int jget_bits(struct jctx *c, json_t *obj, const char *key, unsigned nbit
 
         if (!json_is_string(v)) {
             r = jerr(c, "expected a feature name or a \"0x...\" mask string, got %s%s",
-                     json_type_name(v),
+                     gabi_json_type_name(v),
                      json_is_integer(v) ? " (64-bit masks are never JSON numbers)" : "");
             goto out;
         }
@@ -526,7 +506,7 @@ int jget_versions(struct jctx *c, json_t *obj, const char *key, bool required,
         ret->minimum = minimum;
     } else {
         r = jerr(c, "expected a list of versions or {\"version\", \"minimum\"}, got %s",
-                 json_type_name(v));
+                 gabi_json_type_name(v));
     }
 out:
     jctx_pop(c, old);

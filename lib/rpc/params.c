@@ -7,28 +7,13 @@
 #include <string.h>
 
 #include <guestabi/rpc.h>
+#include "common/json_type.h"
 
 #define WHERE_MAX 96
 
 const char *gabi_rpc_json_type(const json_t *v)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
+    return gabi_json_type_name(v);
 }
 
 /* The member and its path; NULL when absent. */
