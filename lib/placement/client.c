@@ -416,78 +416,42 @@ static int put_generation(struct gabi_placement *pl, const char *path, json_t *r
     return r;
 }
 
-static int sync_traits(struct gabi_placement *pl, const struct gabi_placement_host *host,
-                       const char *uuid, struct gabi_placement_sync_result *res, json_int_t *fresh,
-                       struct gabi_error *reterr)
+/* What guestabi wants of a provider's traits: the current ones that are not guestabi's, and
+ * the host's; *changed when that differs from cur (counted in res). */
+static json_t *merge_traits(const struct gabi_placement_host *host, json_t *cur,
+                            struct gabi_placement_sync_result *res, bool *changed)
 {
-    char path[128];
+    json_t *next = json_array();
+    size_t added = 0, removed = 0, kept = 0;
 
-    snprintf(path, sizeof(path), "/resource_providers/%s/traits", uuid);
-    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        json_t *body = NULL, *cur, *next, *req;
-        size_t added = 0, removed = 0, kept = 0;
-        json_int_t gen;
-        int r = 0;
+    for (size_t i = 0; i < json_array_size(cur); i++) {
+        const char *t = json_string_value(json_array_get(cur, i));
+        bool wanted = false;
 
-        if (*fresh >= 0)
-            body = json_pack("{s:[], s:I}", "traits", "resource_provider_generation", *fresh);
-        else
-            r = call(pl, "GET", path, NULL, 200, 200, &body, reterr);
-        *fresh = -1;
-        if (r < 0 || !body)
-            return r < 0 ? r : -ENOMEM;
-        cur = json_object_get(body, "traits");
-        gen = json_integer_value(json_object_get(body, "resource_provider_generation"));
-        next = json_array();
-        for (size_t i = 0; i < json_array_size(cur); i++) {
-            const char *t = json_string_value(json_array_get(cur, i));
-            bool wanted = false;
-
-            if (!t)
-                continue;
-            for (size_t j = 0; j < host->n_traits && !wanted; j++)
-                wanted = strcmp(host->traits[j], t) == 0;
-            if (!ours(t)) {
-                kept++;
-                json_array_append_new(next, json_string(t));
-            } else if (!wanted) {
-                removed++;
-            }
-        }
-        for (size_t j = 0; j < host->n_traits; j++) {
-            bool have = false;
-
-            for (size_t i = 0; i < json_array_size(cur) && !have; i++)
-                have =
-                    strcmp(json_string_value(json_array_get(cur, i)) ?: "", host->traits[j]) == 0;
-            added += !have;
-            json_array_append_new(next, json_string(host->traits[j]));
-        }
-        json_decref(body);
-        res->n_kept = kept;
-        res->generation = gen;
-        if (!added && !removed) {
-            json_decref(next);
-            return 0;
-        }
-        req = json_pack("{s:I, s:o}", "resource_provider_generation", gen, "traits", next);
-        r = put_generation(pl, path, req, res, &body, reterr);
-        if (r == 1)
+        if (!t)
             continue;
-        if (r < 0)
-            return r;
-        res->n_added = added;
-        res->n_removed = removed;
-        res->generation = json_integer_value(json_object_get(body, "resource_provider_generation"));
-        if (res->created) /* the provider is still ours alone: its next generation */
-            *fresh = json_integer_value(json_object_get(body, "resource_provider_generation"));
-        json_decref(body);
-        return 0;
+        for (size_t j = 0; j < host->n_traits && !wanted; j++)
+            wanted = strcmp(host->traits[j], t) == 0;
+        if (!ours(t)) {
+            kept++;
+            json_array_append_new(next, json_string(t));
+        } else if (!wanted) {
+            removed++;
+        }
     }
-    return gabi_error_set(reterr, -EBUSY, NULL,
-                          "Placement at %s: provider %s changed under every one of %d attempts "
-                          "to set its traits; nothing of guestabi's was written",
-                          pl->url, host->name, MAX_ATTEMPTS);
+    for (size_t j = 0; j < host->n_traits; j++) {
+        bool have = false;
+
+        for (size_t i = 0; i < json_array_size(cur) && !have; i++)
+            have = strcmp(json_string_value(json_array_get(cur, i)) ?: "", host->traits[j]) == 0;
+        added += !have;
+        json_array_append_new(next, json_string(host->traits[j]));
+    }
+    res->n_kept = kept;
+    res->n_added = added;
+    res->n_removed = removed;
+    *changed = added || removed;
+    return next;
 }
 
 static bool inventory_same(json_t *cur, const struct gabi_placement_inventory *inv)
@@ -497,70 +461,92 @@ static bool inventory_same(json_t *cur, const struct gabi_placement_inventory *i
            json_integer_value(json_object_get(cur, "max_unit")) == (json_int_t)inv->total;
 }
 
-static int sync_inventory(struct gabi_placement *pl, const struct gabi_placement_host *host,
-                          const char *uuid, struct gabi_placement_sync_result *res,
-                          json_int_t *fresh, struct gabi_error *reterr)
+/* The same for inventories: the classes that are not guestabi's as they are, the host's. */
+static json_t *merge_inventory(const struct gabi_placement_host *host, json_t *cur,
+                               struct gabi_placement_sync_result *res, bool *changed)
+{
+    json_t *next = json_object(), *v;
+    const char *rc;
+
+    *changed = false;
+    json_object_foreach (cur, rc, v) {
+        bool wanted = false;
+
+        for (size_t j = 0; j < host->n_inventory && !wanted; j++)
+            wanted = strcmp(host->inventory[j].resource_class, rc) == 0;
+        if (!ours(rc))
+            json_object_set(next, rc, v); /* as it is: not ours */
+        else if (!wanted)
+            *changed = true;
+    }
+    for (size_t j = 0; j < host->n_inventory; j++) {
+        const struct gabi_placement_inventory *inv = &host->inventory[j];
+
+        *changed |= !inventory_same(json_object_get(cur, inv->resource_class), inv);
+        json_object_set_new(next, inv->resource_class,
+                            json_pack("{s:i, s:i, s:i, s:i, s:i, s:f}", "total", inv->total,
+                                      "reserved", inv->reserved, "min_unit", 1, "max_unit",
+                                      inv->total, "step_size", 1, "allocation_ratio", 1.0));
+    }
+    res->inventory_set = *changed;
+    return next;
+}
+
+/* One of a provider's collections ("traits", "inventories") made what merge says, leaving
+ * what is not guestabi's as it is: read it (a fresh provider's is empty: not read), merge,
+ * write with the generation read, and again from the read when a concurrent writer came
+ * first. *fresh: the generation of a provider known to be empty, or -1; on return the
+ * generation after our write when it was fresh (the next collection need not be read), else
+ * -1. */
+static int sync_collection(struct gabi_placement *pl, const struct gabi_placement_host *host,
+                           const char *uuid, const char *key,
+                           json_t *(*merge)(const struct gabi_placement_host *host, json_t *cur,
+                                            struct gabi_placement_sync_result *res, bool *changed),
+                           struct gabi_placement_sync_result *res, json_int_t *fresh,
+                           struct gabi_error *reterr)
 {
     char path[128];
 
-    snprintf(path, sizeof(path), "/resource_providers/%s/inventories", uuid);
+    snprintf(path, sizeof(path), "/resource_providers/%s/%s", uuid, key);
     for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        json_t *body = NULL, *cur, *next, *req, *v;
-        const char *rc;
-        bool changed = false;
+        json_t *body = NULL, *next, *req;
+        bool changed;
         json_int_t gen;
         int r = 0;
 
         if (*fresh >= 0)
-            body = json_pack("{s:{}, s:I}", "inventories", "resource_provider_generation", *fresh);
+            body = json_pack("{s:o, s:I}", key,
+                             strcmp(key, "traits") == 0 ? json_array() : json_object(),
+                             "resource_provider_generation", *fresh);
         else
             r = call(pl, "GET", path, NULL, 200, 200, &body, reterr);
         *fresh = -1;
         if (r < 0 || !body)
             return r < 0 ? r : -ENOMEM;
-        cur = json_object_get(body, "inventories");
         gen = json_integer_value(json_object_get(body, "resource_provider_generation"));
-        next = json_object();
-        json_object_foreach (cur, rc, v) {
-            bool wanted = false;
-
-            for (size_t j = 0; j < host->n_inventory && !wanted; j++)
-                wanted = strcmp(host->inventory[j].resource_class, rc) == 0;
-            if (!ours(rc))
-                json_object_set(next, rc, v); /* as it is: not ours */
-            else if (!wanted)
-                changed = true;
-        }
-        for (size_t j = 0; j < host->n_inventory; j++) {
-            const struct gabi_placement_inventory *inv = &host->inventory[j];
-
-            changed |= !inventory_same(json_object_get(cur, inv->resource_class), inv);
-            json_object_set_new(next, inv->resource_class,
-                                json_pack("{s:i, s:i, s:i, s:i, s:i, s:f}", "total", inv->total,
-                                          "reserved", inv->reserved, "min_unit", 1, "max_unit",
-                                          inv->total, "step_size", 1, "allocation_ratio", 1.0));
-        }
+        next = merge(host, json_object_get(body, key), res, &changed);
         json_decref(body);
         res->generation = gen;
         if (!changed) {
             json_decref(next);
             return 0;
         }
-        req = json_pack("{s:I, s:o}", "resource_provider_generation", gen, "inventories", next);
+        req = json_pack("{s:I, s:o}", "resource_provider_generation", gen, key, next);
         r = put_generation(pl, path, req, res, &body, reterr);
         if (r == 1)
             continue;
         if (r < 0)
             return r;
-        res->inventory_set = true;
         res->generation = json_integer_value(json_object_get(body, "resource_provider_generation"));
+        if (res->created) /* the provider is still ours alone: its next generation */
+            *fresh = res->generation;
         json_decref(body);
         return 0;
     }
     return gabi_error_set(reterr, -EBUSY, NULL,
                           "Placement at %s: provider %s changed under every one of %d attempts "
-                          "to set its inventory",
-                          pl->url, host->name, MAX_ATTEMPTS);
+                          "to set its %s; they were left as they were",
+                          pl->url, host->name, MAX_ATTEMPTS, key);
 }
 
 int gabi_placement_sync(struct gabi_placement *pl, const struct gabi_placement_host *host,
@@ -583,9 +569,10 @@ int gabi_placement_sync(struct gabi_placement *pl, const struct gabi_placement_h
         r = find_provider(pl, host->name, true, res.uuid, &fresh, reterr);
     res.created = fresh >= 0;
     if (r >= 0)
-        r = sync_traits(pl, host, res.uuid, &res, &fresh, reterr);
+        r = sync_collection(pl, host, res.uuid, "traits", merge_traits, &res, &fresh, reterr);
     if (r >= 0)
-        r = sync_inventory(pl, host, res.uuid, &res, &fresh, reterr);
+        r = sync_collection(pl, host, res.uuid, "inventories", merge_inventory, &res, &fresh,
+                            reterr);
     if (r < 0) {
         if (r == -ENOMEM)
             gabi_error_set(reterr, r, NULL, "out of memory");
