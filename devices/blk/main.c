@@ -260,7 +260,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 /* ---- the program -------------------------------------------------------------------------- */
 
 /* Serve an initialised device until SIGTERM or SIGINT: 0, or -errno. */
-static int serve(struct blk *k, const struct args *a, const struct gabi_vhost_mode *mode,
+static int serve(struct blk *k, struct args *a, const struct gabi_vhost_mode *mode,
                  const sigset_t *mask)
 {
     struct blk_source sig_src = {BLK_SRC_SIGNAL, 0};
@@ -282,12 +282,7 @@ static int serve(struct blk *k, const struct args *a, const struct gabi_vhost_mo
              k->disk.kind == BLK_DISK_RAM ? "(memfd)" : k->disk.path, k->disk.size,
              k->disk.readonly ? " read-only" : "", mode->max_queue_pairs,
              mode->max_queue_pairs == 1 ? "" : "s", mode->max_queue_size);
-    if (a->ready_fd >= 0) {
-        if (write(a->ready_fd, "READY\n", 6) != 6) {
-            /* the reader went away; nothing to tell */
-        }
-        close(a->ready_fd);
-    }
+    gabi_ready_fd_signal(&a->ready_fd);
     while (!k->stop) {
         r = blk_run_once(k, -1);
         if (r < 0) {

@@ -492,12 +492,7 @@ int main(int argc, char **argv)
              n.n_ports == 1 ? "" : "s", n.busy_poll ? ", busy-polling" : "",
              n.state_ops.version ? ", state version " : "",
              n.state_ops.version ? n.state_ops.version : "");
-    if (ready_fd >= 0) {
-        if (write(ready_fd, "READY\n", 6) != 6) {
-            /* the reader went away; nothing to tell */
-        }
-        close(ready_fd);
-    }
+    gabi_ready_fd_signal(&ready_fd);
     run(&n);
     gabi_log(GABI_LOG_INFO, "guestabi-net", "stopping");
     return 0;

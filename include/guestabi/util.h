@@ -30,6 +30,11 @@ static inline void close_and_clear(int *fd)
     }
 }
 
+/* The --ready-fd handshake every guestabi program speaks: "READY\n" written to *fd, which is
+ * then closed and set to -1 (nothing when it is -1; a reader that went away is no error: it
+ * learns nothing either way). */
+void gabi_ready_fd_signal(int *fd);
+
 /* Make *fd non-blocking without touching a file description a peer may share: a pipe end is
  * opened again through /proc/self/fd (a description of its own, O_NONBLOCK; *fd is replaced
  * and the old fd closed); anything else, or when that open fails, gets O_NONBLOCK on its

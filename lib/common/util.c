@@ -116,3 +116,13 @@ int gabi_fd_nonblock_own(int *fd)
     }
     return fcntl(*fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
 }
+
+void gabi_ready_fd_signal(int *fd)
+{
+    if (*fd < 0)
+        return;
+    if (write(*fd, "READY\n", 6) != 6) {
+        /* the reader went away */
+    }
+    close_and_clear(fd);
+}

@@ -564,12 +564,7 @@ int main(int argc, char **argv)
         agent_log(GABI_LOG_INFO, NULL, "serving %s: %zu port%s, state in %s/guestabid.db",
                   a.socket_path, a.n_ports, a.n_ports == 1 ? "" : "s", a.state_dir);
         notify_ready();
-        if (a.ready_fd >= 0) {
-            if (write(a.ready_fd, "READY\n", 6) != 6) {
-                /* the reader went away */
-            }
-            close(a.ready_fd);
-        }
+        gabi_ready_fd_signal(&a.ready_fd);
         a.last_poll_ms = agent_now_ms();
         agent_placement_trigger(&a, "start");
         run(&a);
