@@ -30,8 +30,8 @@ parameters (migrate-set-parameters downtime-limit and max-bandwidth, explicit), 
 forwarding lcore, guestabi-net under taskset), both back-ends alike.
 
 Printed per migration: QEMU's query-migrate downtime, total-time and setup-time (ms), the
-pings answered and the longest run unanswered (the guest-visible gap, which also covers the
-destination back-end's start, after QEMU's own downtime ends); then per back-end the median
+pings answered, the longest run unanswered and the slowest answer (what the guest's peers see:
+it also covers the destination back-end's start, after QEMU's own downtime ends); then per back-end the median
 and p90 of each and the ratios guestabi/DPDK. Needs root, qemu-system-x86_64 and
 dpdk-testpmd; exits 77 when something is missing."""
 
@@ -45,6 +45,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -54,6 +55,7 @@ import netlib  # noqa: E402
 import vmlib  # noqa: E402
 
 PING_INTERVAL_MS = 20
+KEYS = ("downtime", "total_time", "setup_time", "gap_ms", "rtt_max_ms", "switchover_ms")
 NETS = {"guestabi": ("10.79.1", "52:54:00:79:01:02"), "dpdk": ("10.79.2", "52:54:00:79:02:02")}
 
 
@@ -69,12 +71,67 @@ def newest_mode(gn):
     return r.stdout.split()[0]
 
 
+class TimedProcess(vmlib.Process):
+    """A back-end whose output lines are kept with the time they arrived (time.monotonic()),
+    so that its vhost-user messages can be placed on the migration's timeline."""
+
+    def __init__(self, name, workdir, argv, stdin=subprocess.DEVNULL, env=None):
+        self.name = name
+        self.log_path = os.path.join(workdir, name + ".log")
+        self.logf = open(self.log_path, "w")
+        self.lines = []  # (time, line)
+        vmlib.log("%s: %s" % (name, " ".join(argv)))
+        self.proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            t = time.monotonic()
+            line = raw.decode(errors="replace").rstrip("\n")
+            self.lines.append((t, line))
+            self.logf.write("%.6f %s\n" % (t, line))
+            self.logf.flush()
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.reader.join(5)
+        self.logf.close()
+        return self.proc.returncode
+
+    def switchover_ms(self, src_sock, dst_sock, t0, t1):
+        """From the source's first GET_VRING_BASE to the destination's last SET_VRING_KICK
+        between t0 and t1, as this back-end logged them (both back-ends log every message they
+        read: guestabi-net with -v, DPDK's vhost library at its default level); None when
+        either is missing."""
+        get = kick = None
+        for t, line in list(self.lines):
+            if t < t0 or t > t1:
+                continue
+            if get is None and src_sock in line and "GET_VRING_BASE" in line:
+                get = t
+            elif get is not None and dst_sock in line and "SET_VRING_KICK" in line:
+                kick = t
+        return round((kick - get) * 1000, 1) if get is not None and kick is not None else None
+
+
 class Side:
     """One back-end's guest as it moves between its two ports."""
 
-    def __init__(self, name, socks, args):
+    def __init__(self, name, socks, args, backend):
         self.name = name
         self.socks = socks  # port A, port B
+        self.backend = backend
         self.args = args
         self.prefix, self.mac = NETS[name]
         self.ip = self.prefix + ".2"
@@ -105,6 +162,7 @@ def migrate_once(sc, side, seq):
                                "-p", "c3a5", "-W", "2", side.ip], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     time.sleep(0.3)
+    t0 = time.monotonic()
     info = vmlib.migrate(src, mig)
     time.sleep(1)
     pinger.send_signal(signal.SIGINT)
@@ -112,7 +170,10 @@ def migrate_once(sc, side, seq):
     row = {"backend": side.name, "seq": seq, "from": "AB"[side.at], "to": "AB"[1 - side.at],
            "status": info.get("status"), "downtime": info.get("downtime"),
            "total_time": info.get("total-time"), "setup_time": info.get("setup-time"),
-           "error": info.get("error-desc")}
+           "error": info.get("error-desc"),
+           "switchover_ms": side.backend.switchover_ms(side.socks[side.at],
+                                                       side.socks[1 - side.at], t0,
+                                                       time.monotonic())}
     m = re.search(r"(\d+) packets transmitted", out)
     sent = int(m.group(1)) if m else 0
     got = {int(n) for n in re.findall(r"icmp_seq=(\d+) ", out)}
@@ -120,8 +181,9 @@ def migrate_once(sc, side, seq):
     for s in range(1, sent + 1):
         run = 0 if s in got else run + 1
         gap = max(gap, run)
+    m = re.search(r"rtt min/avg/max/mdev = [\d.]+/[\d.]+/([\d.]+)/", out)
     row.update(pings_sent=sent, pings_answered=len(got), gap_ms=gap * PING_INTERVAL_MS,
-               corrupt="wrong data byte" in out)
+               rtt_max_ms=float(m.group(1)) if m else None, corrupt="wrong data byte" in out)
     if info.get("status") != "completed":
         dst.stop()  # the source runs on
         row["traffic_after"] = False
@@ -132,8 +194,18 @@ def migrate_once(sc, side, seq):
     n, text = netlib.ping(side.ip, count=3)
     row["traffic_after"] = n >= 3
     if not row["traffic_after"]:
-        raise RuntimeError("%s: after migration %d: %d of 3 pings answered\n%s\n%s" % (
-            side.name, seq, n, text, dst.tail()))
+        # recorded (the run fails at its end), and the guest booted afresh on the same port
+        # so that the run goes on; if even that one gets no traffic, the run stops here
+        print("%s: after migration %d: %d of 3 pings answered (the guest is booted afresh "
+              "on port %s):\n%s" % (side.name, seq, n, "AB"[side.at], text.strip()),
+              flush=True)
+        side.guest.stop()
+        side.guest = side.start_guest(sc)
+        side.guest.wait_ready()
+        n, text = netlib.ping(side.ip, count=3)
+        if n < 3:
+            raise RuntimeError("%s: a fresh guest on port %s: %d of 3 pings answered\n%s" % (
+                side.name, "AB"[side.at], n, text))
     return row
 
 
@@ -148,29 +220,30 @@ def summarize(rows):
     for be in ("guestabi", "dpdk"):
         mine = [r for r in ok if r["backend"] == be]
         fig[be] = {}
-        for key in ("downtime", "total_time", "setup_time", "gap_ms"):
+        for key in KEYS:
             xs = [r[key] for r in mine if isinstance(r[key], (int, float))]
             fig[be][key] = (statistics.median(xs), p90(xs), len(xs)) if xs else None
     print()
-    print("%-10s %-22s %-22s %-22s %-22s" % ("back-end", "downtime ms", "total-time ms",
-                                           "setup-time ms", "ping gap ms"))
-    print("%-10s %-22s %-22s %-22s %-22s" % ("", *["median   p90   (n)"] * 4))
+    line = "%-10s" + " %-20s" * len(KEYS)
+    print(line % ("back-end", "downtime ms", "total-time ms", "setup-time ms", "ping gap ms",
+                  "ping max rtt ms", "vhost switchover ms"))
+    print(line % ("", *["median    p90 (n)"] * len(KEYS)))
     for be in ("guestabi", "dpdk"):
         cells = []
-        for key in ("downtime", "total_time", "setup_time", "gap_ms"):
+        for key in KEYS:
             v = fig[be][key]
-            cells.append("%6.1f %6.1f  (%d)" % v if v else "-")
-        print("%-10s %-22s %-22s %-22s %-22s" % (be, *cells))
+            cells.append("%6.1f %6.1f (%d)" % v if v else "-")
+        print(line % (be, *cells))
     ratios = {}
     cells = []
-    for key in ("downtime", "total_time", "setup_time", "gap_ms"):
+    for key in KEYS:
         a, b = fig["guestabi"][key], fig["dpdk"][key]
         if a and b and b[0] > 0 and b[1] > 0:
             ratios[key] = (a[0] / b[0], a[1] / b[1])
             cells.append("%6.2f %6.2f" % ratios[key])
         else:
             cells.append("-")
-    print("%-10s %-22s %-22s %-22s %-22s" % ("gabi/dpdk", *cells))
+    print(line % ("gabi/dpdk", *cells))
     return fig, ratios
 
 
@@ -211,10 +284,11 @@ def main():
         argv = [gn, "--mode", mode, "--socket", gsocks[0], "--tap", "gabimt1a",
                 "--socket", gsocks[1], "--tap", "gabimt1b"]
         env = dict(os.environ, GUESTABI_SYSTEM_CATALOG="")
-        sc.add(vmlib.Process("guestabi-net", d, (["taskset", "-c", "1"] if a.pin else []) + argv,
-                             env=env))
+        gbe = sc.add(TimedProcess("guestabi-net", d,
+                                  (["taskset", "-c", "1"] if a.pin else []) + argv + ["-v"],
+                                  env=env))
         prefix = "gabi-bench-migrate-%d" % os.getpid()
-        tp = sc.add(vmlib.Process("testpmd", d, [
+        tp = sc.add(TimedProcess("testpmd", d, [
             "stdbuf", "-oL", testpmd, "-l", "0-1", "--no-pci", "--no-huge", "-m", "512",
             "--file-prefix", prefix,
             "--vdev", "net_vhost0,iface=%s,queues=1" % dsocks[0],
@@ -236,7 +310,8 @@ def main():
                 tp.proc.stdin.write((cmd + "\n").encode())
                 tp.proc.stdin.flush()
 
-            sides = {"guestabi": Side("guestabi", gsocks, a), "dpdk": Side("dpdk", dsocks, a)}
+            sides = {"guestabi": Side("guestabi", gsocks, a, gbe),
+                     "dpdk": Side("dpdk", dsocks, a, tp)}
             for s in sides.values():
                 s.guest = s.start_guest(sc)
             for s in sides.values():
@@ -255,10 +330,11 @@ def main():
                         testpmd_cmd("stop")
                     rows.append(row)
                     print("%-8s #%-3d %s->%s %-9s downtime %5s ms  total %6s ms  setup %4s ms  "
-                          "pings %3d/%-3d gap %4d ms%s%s" % (
+                          "pings %3d/%-3d gap %4d ms max rtt %6s ms switchover %6s ms%s%s" % (
                               be, seq, row["from"], row["to"], row["status"], row["downtime"],
                               row["total_time"], row["setup_time"], row["pings_answered"],
-                              row["pings_sent"], row["gap_ms"],
+                              row["pings_sent"], row["gap_ms"], row["rtt_max_ms"],
+                              row["switchover_ms"],
                               "  CORRUPT REPLY" if row["corrupt"] else "",
                               "  " + row["error"] if row["error"] else ""), flush=True)
             for s in sides.values():
@@ -268,8 +344,10 @@ def main():
             shutil.rmtree("/var/run/dpdk/" + prefix, ignore_errors=True)
 
     fig, ratios = summarize(rows)
-    print("(medians and p90 of QEMU's query-migrate figures; ping gap: the longest run of "
-          "unanswered %d ms pings; gabi/dpdk: median ratio, p90 ratio; <= 1 is ours no worse)"
+    print("(medians and p90 (nearest rank) of QEMU's query-migrate figures; ping gap: the "
+          "longest run of unanswered %d ms pings (dropped); ping max rtt: the slowest answer "
+          "(held, then delivered); vhost switchover: the source's first GET_VRING_BASE to the "
+          "destination's last SET_VRING_KICK as the back-end logged them; gabi/dpdk: median ratio, p90 ratio; <= 1: ours no worse)"
           % PING_INTERVAL_MS)
     if a.json:
         with open(a.json, "w") as f:
