@@ -91,7 +91,7 @@ class TimedProcess(vmlib.Process):
             t = time.monotonic()
             line = raw.decode(errors="replace").rstrip("\n")
             self.lines.append((t, line))
-            self.logf.write("%.6f %s\n" % (t, line))
+            self.logf.write("%.6f %s\n" % (time.time(), line))  # realtime, as ping -D
             self.logf.flush()
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
@@ -158,7 +158,7 @@ def migrate_once(sc, side, seq):
     src = side.guest
     mig = "unix:" + os.path.join(sc.dir, "mig-%s-%d.sock" % (side.name, seq))
     dst = side.start_guest(sc, incoming=mig)
-    pinger = subprocess.Popen(["ping", "-n", "-i", "%.3f" % (PING_INTERVAL_MS / 1000), "-s", "1200",
+    pinger = subprocess.Popen(["ping", "-D", "-n", "-i", "%.3f" % (PING_INTERVAL_MS / 1000), "-s", "1200",
                                "-p", "c3a5", "-W", "2", side.ip], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     time.sleep(0.3)
@@ -167,6 +167,8 @@ def migrate_once(sc, side, seq):
     time.sleep(1)
     pinger.send_signal(signal.SIGINT)
     out, _ = pinger.communicate(timeout=30)
+    with open(os.path.join(sc.dir, "ping-%s-%d.txt" % (side.name, seq)), "w") as f:
+        f.write(out)  # GUESTABI_KEEP=1 keeps it, with the back-ends' logs (the same clock)
     row = {"backend": side.name, "seq": seq, "from": "AB"[side.at], "to": "AB"[1 - side.at],
            "status": info.get("status"), "downtime": info.get("downtime"),
            "total_time": info.get("total-time"), "setup_time": info.get("setup-time"),
