@@ -30,8 +30,11 @@ parameters (migrate-set-parameters downtime-limit and max-bandwidth, explicit), 
 forwarding lcore, guestabi-net under taskset), both back-ends alike.
 
 Printed per migration: QEMU's query-migrate downtime, total-time and setup-time (ms), the
-pings answered, the longest run unanswered and the slowest answer (what the guest's peers see:
-it also covers the destination back-end's start, after QEMU's own downtime ends); then per back-end the median
+pings answered, the longest run unanswered and the slowest first answer (what the guest's peers
+see: it also covers the destination back-end's start, after QEMU's own downtime ends), and the
+duplicate answers; the vhost switchover as the back-end saw it (the source's first
+GET_VRING_BASE to the destination's last SET_VRING_KICK, from its own log: guestabi-net with
+-v, testpmd's vhost library at its default level); then per back-end the median
 and p90 of each and the ratios guestabi/DPDK. Needs root, qemu-system-x86_64 and
 dpdk-testpmd; exits 77 when something is missing."""
 
@@ -178,14 +181,25 @@ def migrate_once(sc, side, seq):
                                                        time.monotonic())}
     m = re.search(r"(\d+) packets transmitted", out)
     sent = int(m.group(1)) if m else 0
-    got = {int(n) for n in re.findall(r"icmp_seq=(\d+) ", out)}
+    # each ping's first answer (a later one is a duplicate: the bridge floods to both taps,
+    # and a frame the destination's back-end held while its guest was not running yet is
+    # answered again after the switchover)
+    got, dups = {}, 0
+    for line in out.splitlines():
+        m = re.search(r"icmp_seq=(\d+) .*time=([\d.]+) ms", line)
+        if not m:
+            continue
+        if "DUP!" in line or int(m.group(1)) in got:
+            dups += 1
+        else:
+            got[int(m.group(1))] = float(m.group(2))
     gap = run = 0
     for s in range(1, sent + 1):
         run = 0 if s in got else run + 1
         gap = max(gap, run)
-    m = re.search(r"rtt min/avg/max/mdev = [\d.]+/[\d.]+/([\d.]+)/", out)
-    row.update(pings_sent=sent, pings_answered=len(got), gap_ms=gap * PING_INTERVAL_MS,
-               rtt_max_ms=float(m.group(1)) if m else None, corrupt="wrong data byte" in out)
+    row.update(pings_sent=sent, pings_answered=len(got), pings_duplicated=dups,
+               gap_ms=gap * PING_INTERVAL_MS, rtt_max_ms=max(got.values()) if got else None,
+               corrupt="wrong data byte" in out)
     if info.get("status") != "completed":
         dst.stop()  # the source runs on
         row["traffic_after"] = False
@@ -332,10 +346,12 @@ def main():
                         testpmd_cmd("stop")
                     rows.append(row)
                     print("%-8s #%-3d %s->%s %-9s downtime %5s ms  total %6s ms  setup %4s ms  "
-                          "pings %3d/%-3d gap %4d ms max rtt %6s ms switchover %6s ms%s%s" % (
+                          "pings %3d/%-3d (+%d dup) gap %4d ms max rtt %6s ms switchover "
+                          "%6s ms%s%s" % (
                               be, seq, row["from"], row["to"], row["status"], row["downtime"],
                               row["total_time"], row["setup_time"], row["pings_answered"],
-                              row["pings_sent"], row["gap_ms"], row["rtt_max_ms"],
+                              row["pings_sent"], row["pings_duplicated"], row["gap_ms"],
+                              row["rtt_max_ms"],
                               row["switchover_ms"],
                               "  CORRUPT REPLY" if row["corrupt"] else "",
                               "  " + row["error"] if row["error"] else ""), flush=True)
@@ -347,8 +363,8 @@ def main():
 
     fig, ratios = summarize(rows)
     print("(medians and p90 (nearest rank) of QEMU's query-migrate figures; ping gap: the "
-          "longest run of unanswered %d ms pings (dropped); ping max rtt: the slowest answer "
-          "(held, then delivered); vhost switchover: the source's first GET_VRING_BASE to the "
+          "longest run of unanswered %d ms pings (dropped); ping max rtt: the slowest first "
+          "answer (held, then delivered); vhost switchover: the source's first GET_VRING_BASE to the "
           "destination's last SET_VRING_KICK as the back-end logged them; gabi/dpdk: median ratio, p90 ratio; <= 1: ours no worse)"
           % PING_INTERVAL_MS)
     if a.json:
