@@ -18,6 +18,12 @@ if command -v dpdk-testpmd >/dev/null; then
   echo "== race-dpdk"
   bench/race-dpdk.sh -b "$build" -F all || true
 fi
+# Live-migration downtime, guestabi-net against testpmd's vhost PMD under real QEMU (needs both
+# and root; prints its own figures)
+if command -v dpdk-testpmd >/dev/null && command -v qemu-system-x86_64 >/dev/null; then
+  echo "== bench_migrate"
+  bench/bench_migrate.py --build "$build" || true
+fi
 # Fleet scale on a real Placement (needs python3-placement; prints its own figures)
 if command -v placement-api >/dev/null; then
   echo "== bench_placement"

@@ -87,8 +87,14 @@ static void on_started(struct gabi_vhost_backend *b, unsigned index, void *userd
 {
     struct net_port *p = userdata;
 
-    if (!net_vring_is_rx(index))
+    if (!net_vring_is_rx(index)) {
         p->tx_active[p->n_tx_active++] = index;
+        /* A migration's destination starts a vring the guest kept using: chains it posted (and
+         * kicked the source for) wait, and with EVENT_IDX it kicks again only past the event
+         * index the source left. Take them now, which also re-arms that index (an empty pop
+         * does); otherwise the guest's transmit stalls until something else kicks. */
+        net_port_tx(p, index);
+    }
 
     /* no kicks where nobody waits for them: the guest saves the exits */
     if (p->net->busy_poll || (net_vring_is_rx(index) && !rx_waits(p)))

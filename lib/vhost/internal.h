@@ -108,6 +108,11 @@ struct gabi_vhost_vring {
     int kick_fd, call_fd, err_fd;
     bool kick_watched;
     bool started;
+    /* QEMU starts a vring with SET_VRING_KICK and sends its SET_VRING_CALL after: until that
+     * comes, a signal goes to a call fd nobody may read (signalled_unheard), and the new fd
+     * gets one interrupt for it (messages.c) */
+    bool call_since_start;
+    bool signalled_unheard;
     bool enabled;
 
     /* the running ring */

@@ -453,6 +453,16 @@ static int on_set_vring_call(struct gabi_vhost_backend *b, struct vhost_msg *m,
         return r;
     close_and_clear(&vr->call_fd);
     vr->call_fd = fd;
+    /* What the vring used between its start and this (a migration's destination takes the
+     * frames waiting for it at once) was signalled to the old fd, which the front-end may not
+     * read; with EVENT_IDX no later interrupt comes until the guest moves used_event. That
+     * signal again, on the new fd. */
+    if (vr->started) {
+        if (vr->signalled_unheard && fd >= 0)
+            vhost_vring_signal_fd(fd);
+        vr->call_since_start = true;
+        vr->signalled_unheard = false;
+    }
     return 0;
 }
 

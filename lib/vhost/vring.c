@@ -112,6 +112,8 @@ void vhost_vring_start(struct gabi_vhost_vring *vr)
         vhost_state_cancel(b, why);
     }
     vr->started = true;
+    vr->call_since_start = false;
+    vr->signalled_unheard = false;
     vr->broken = false;
     vr->broken_reason = (struct gabi_error){0};
     if (vhost_backend_check_memory(b, &lost) < 0) {
@@ -771,6 +773,8 @@ static int signal_guest(struct gabi_vhost_vring *vr)
     } else {
         need = !(ring_load(&vr->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
     }
+    if (need && !vr->call_since_start)
+        vr->signalled_unheard = true;
     if (!need || vr->call_fd < 0)
         return 0;
     vhost_vring_signal_fd(vr->call_fd);

@@ -403,6 +403,8 @@ static int signal_guest(struct gabi_vhost_vring *vr, uint16_t old)
                                        vr->used_wrap, old, vr->num);
     else
         need = true;
+    if (need && !vr->call_since_start)
+        vr->signalled_unheard = true;
     if (!need || vr->call_fd < 0)
         return 0;
     vhost_vring_signal_fd(vr->call_fd);
