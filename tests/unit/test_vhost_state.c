@@ -750,7 +750,7 @@ TEST(round_trip_fallbacks_copy)
 {
     struct trip_result res;
 
-    /* a write-only sink file cannot be mapped to checksum what was spliced: copied */
+    /* a write-only sink file cannot be read back to checksum what was spliced: copied */
     round_trip(
         &(struct trip){
             .src = SRC_FILE, .sink = SINK_FILE, .sink_write_only = true, .size = 2 * MiB + 1},
