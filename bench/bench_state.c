@@ -513,7 +513,10 @@ int main(int argc, char **argv)
 
     printf("device-state transfer: %zu MiB through a 1 MiB pipe, sender thread -> receiver "
            "thread, %d rounds interleaved (regular file in %s, CRC32C with %s)\n",
-           size_mib, rounds, dir, state_crc32c_hw() ? "SSE4.2" : "tables");
+           size_mib, rounds, dir,
+           state_crc32c_fold() ? "VPCLMULQDQ folding"
+           : state_crc32c_hw() ? "SSE4.2"
+                               : "tables");
     for (int round = 0; round < rounds; round++)
         for (int c = 0; c < N_CASES; c++)
             for (int m = 0; m < N_METHODS; m++) {

@@ -389,7 +389,10 @@ TEST(crc32c_published_vectors)
         buf[i] = (uint8_t)(31 - i);
     CHECK_INT(gabi_vhost_state_crc32c(0, buf, sizeof(buf)), 0x113FDB5Cu);
     CHECK_INT(state_crc32c_sw(0, "123456789", 9), 0xE3069283u);
-    printf("# CRC32C uses %s\n", state_crc32c_hw() ? "the SSE4.2 instruction" : "tables");
+    printf("# CRC32C uses %s\n", state_crc32c_fold()
+                                     ? "AVX-512 VPCLMULQDQ folding and the SSE4.2 instruction"
+                                 : state_crc32c_hw() ? "the SSE4.2 instruction"
+                                                     : "tables");
 }
 
 TEST(crc32c_fast_path_matches_tables_and_chains)
@@ -409,6 +412,12 @@ TEST(crc32c_fast_path_matches_tables_and_chains)
                      3 * 8192,
                      3 * 8192 + 1,
                      3 * 8192 + 3 * 256 + 5,
+                     1023, /* folding: from 1024 bytes, 256 a round */
+                     1024,
+                     1025,
+                     1024 + 255,
+                     1024 + 256,
+                     1024 + 256 + 16 + 3,
                      size};
 
     REQUIRE(buf);
@@ -420,6 +429,8 @@ TEST(crc32c_fast_path_matches_tables_and_chains)
 
             if (fast != slow)
                 TAP_FAIL("align %zu len %zu: 0x%08x != 0x%08x", a, lens[i], fast, slow);
+            if (state_crc32c_sse42(0, buf + a, lens[i]) != slow)
+                TAP_FAIL("align %zu len %zu: the crc32 instruction alone differs", a, lens[i]);
             if (gabi_vhost_state_crc32c(gabi_vhost_state_crc32c(0, buf + a, cut), buf + a + cut,
                                         lens[i] - cut) != fast)
                 TAP_FAIL("align %zu len %zu: chaining at %zu differs", a, lens[i], cut);
