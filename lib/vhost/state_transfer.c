@@ -399,6 +399,22 @@ static int writer_sum(struct gabi_vhost_state_writer *w, size_t end, size_t max)
     return 0;
 }
 
+/* The pipe is full: checksum the current segment up to SUM_AHEAD bytes beyond what was sent
+ * (or up to what was sent), then -EAGAIN: wait for room rather than try the pipe between steps,
+ * which takes its lock, and waits for it (spinning) while the reader copies out of the pipe. */
+static int writer_sum_while_full(struct gabi_vhost_state_writer *w, bool sum_now)
+{
+    size_t end = sum_now ? w->seg_done : MIN(w->seg.size, w->seg_done + SUM_AHEAD);
+
+    while (w->seg_summed < end) {
+        int r = writer_sum(w, end, SUM_STEP);
+
+        if (r < 0)
+            return r;
+    }
+    return -EAGAIN;
+}
+
 /*
  * One step of the payload: 0 after progress, -EAGAIN, or a failure. Bytes that stay where the
  * device keeps them (MEMORY, FILE into a pipe) are checksummed while the pipe is full, those
@@ -481,12 +497,8 @@ static int writer_send_payload(struct gabi_vhost_state_writer *w)
     default:
         return writer_fail(w, GABI_VHOST_STATE_SOURCE, -EINVAL, "bad segment");
     }
-    if (n == -EAGAIN) {
-        /* the channel is full: a good time for the checksum */
-        size_t end = sum_now ? w->seg_done : MIN(seg->size, w->seg_done + SUM_AHEAD);
-
-        return w->seg_summed < end ? writer_sum(w, end, SUM_STEP) : -EAGAIN;
-    }
+    if (n == -EAGAIN)
+        return writer_sum_while_full(w, sum_now);
     if (n < 0)
         return writer_fail(w, GABI_VHOST_STATE_IO, (int)n,
                            "writing the device state failed after %" PRIu64 " of %" PRIu64
@@ -496,11 +508,18 @@ static int writer_send_payload(struct gabi_vhost_state_writer *w)
     w->seg_done += (size_t)n;
     w->offset += (uint64_t)n;
     w->stats.bytes += (uint64_t)n;
-    /* bytes in the writer's hands only until the next callback are summed at once */
-    r = sum_now ? writer_sum(w, w->seg_done, SIZE_MAX) : 0;
-    if (r >= 0 && w->seg_done == seg->size && w->seg_summed == seg->size)
+    if (sum_now) {
+        /* bytes in the writer's hands only until the next callback are summed at once */
+        r = writer_sum(w, w->seg_done, SIZE_MAX);
+        if (r < 0)
+            return r;
+    } else if ((size_t)n < left) {
+        /* a pipe that took less than it was offered is full */
+        return writer_sum_while_full(w, false);
+    }
+    if (w->seg_done == seg->size && w->seg_summed == seg->size)
         w->have_seg = false;
-    return r;
+    return 0;
 }
 
 /* The steps of a stream, as the reader's below: 0 after progress, -EAGAIN when the channel is
