@@ -958,6 +958,20 @@ TEST(reader_oversize_and_damaged_streams)
                 "payload checksum mismatch");
     CHECK_FAILS(bad, len, NULL, 0, SINK_COPY, GABI_VHOST_STATE_BAD_CHECKSUM,
                 "payload checksum mismatch");
+    {
+        /* spliced into a file, checksummed as read back */
+        struct sink k;
+        struct fed f;
+
+        sink_init(&k, SINK_FILE);
+        k.fd = file_with(NULL, 0, true);
+        REQUIRE(k.fd >= 0);
+        feed(bad, len, NULL, 0, &k, &f);
+        CHECK_INT(f.outcome, GABI_VHOST_STATE_BAD_CHECKSUM);
+        CHECK_CONTAINS(f.err.message, "payload checksum mismatch");
+        close(k.fd);
+        sink_done(&k);
+    }
 
     memcpy(bad, s, len);
     bad[len - 16] = 'X'; /* the trailer's magic */
