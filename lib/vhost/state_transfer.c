@@ -373,10 +373,13 @@ static int writer_sum(struct gabi_vhost_state_writer *w, size_t end, size_t max)
         do
             k = pread(seg->fd, w->scratch, MIN(n, (size_t)SCRATCH_SIZE), (off_t)pos);
         while (k < 0 && errno == EINTR);
-        if (k <= 0)
-            return writer_fail(w, GABI_VHOST_STATE_SOURCE, k < 0 ? -errno : -ENODATA,
+        if (k <= 0) {
+            int e = k < 0 ? errno : ENODATA;
+
+            return writer_fail(w, GABI_VHOST_STATE_SOURCE, -e,
                                "cannot read the device's file at offset %" PRIu64 ": %s", pos,
-                               k < 0 ? strerror(errno) : "the file ended");
+                               k < 0 ? strerror(e) : "the file ended");
+        }
         p = w->scratch;
         n = (size_t)k;
     } else if (seg->type == GABI_VHOST_STATE_SEG_FILE) {
@@ -861,11 +864,14 @@ static int reader_sum_file(struct gabi_vhost_state_reader *rd, uint64_t pos, siz
 
         if (k < 0 && errno == EINTR)
             continue;
-        if (k <= 0)
-            return reader_fail(rd, GABI_VHOST_STATE_SINK, k < 0 ? -errno : -EIO, NULL,
+        if (k <= 0) {
+            int e = k < 0 ? errno : EIO;
+
+            return reader_fail(rd, GABI_VHOST_STATE_SINK, -e, NULL,
                                "reading back the state bytes spliced into the device's file at "
                                "offset %" PRIu64 " failed: %s",
-                               pos, k < 0 ? strerror(errno) : "the file is shorter");
+                               pos, k < 0 ? strerror(e) : "the file is shorter");
+        }
         rd->crc = gabi_vhost_state_crc32c(rd->crc, rd->scratch, (size_t)k);
         pos += (uint64_t)k;
         n -= (size_t)k;
