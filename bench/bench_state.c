@@ -18,6 +18,10 @@
  * checksum before sending would cost (the reason it travels in a trailer).
  *
  *   bench_state [SIZE_MIB [ROUNDS [DIR]]]     DIR holds the regular file ($TMPDIR or /tmp)
+ *
+ * BENCH_STATE_CASES=013 runs only those cases (in the order printed, from 0), and
+ * BENCH_STATE_METHODS=3 only those methods (0 read/write, 1 vmsplice, 2 splice, 3 guestabi),
+ * and either skips the 1 MiB and checksum measurements: for profiling one of them under perf.
  */
 
 #include <errno.h>
@@ -468,6 +472,7 @@ int main(int argc, char **argv)
     enum { N_CASES = sizeof(cases) / sizeof(cases[0]) };
     struct sample *t[N_CASES][N_METHODS];
     const char *only = getenv("BENCH_STATE_CASES");
+    const char *only_methods = getenv("BENCH_STATE_METHODS");
     struct gabi_vhost_state_stats ws[N_CASES], rs[N_CASES];
 
     if (size_mib == 0 || rounds < 1 || rounds > 100) {
@@ -508,7 +513,10 @@ int main(int argc, char **argv)
 
     printf("device-state transfer: %zu MiB through a 1 MiB pipe, sender thread -> receiver "
            "thread, %d rounds interleaved (regular file in %s, CRC32C with %s)\n",
-           size_mib, rounds, dir, state_crc32c_hw() ? "SSE4.2" : "tables");
+           size_mib, rounds, dir,
+           state_crc32c_fold() ? "VPCLMULQDQ folding"
+           : state_crc32c_hw() ? "SSE4.2"
+                               : "tables");
     for (int round = 0; round < rounds; round++)
         for (int c = 0; c < N_CASES; c++)
             for (int m = 0; m < N_METHODS; m++) {
@@ -524,7 +532,8 @@ int main(int argc, char **argv)
                 double cpu[2];
 
                 if ((m == RAW_VMSPLICE && cases[c].src != SRC_RAMDISK) ||
-                    (only && !strchr(only, '0' + c)))
+                    (only && !strchr(only, '0' + c)) ||
+                    (only_methods && !strchr(only_methods, '0' + m)))
                     continue;
                 if (cases[c].dst == DST_FILE)
                     memset(dst_map, 0, 4096); /* every run has to bring the bytes again */
@@ -579,6 +588,8 @@ int main(int argc, char **argv)
                best[OURS] / best[RAW_RW], med[OURS] / med[RAW_RW], best[OURS] / bs, med[OURS] / ms);
     }
     printf("target: guestabi >= 0.9 of the raw copy\n");
+    if (only || only_methods)
+        return 0;
 
     /* 1 MiB end to end */
     {

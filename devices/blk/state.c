@@ -4,10 +4,10 @@
  * migrates with it. State version 1 is the raw image: every byte of the disk in order, the
  * payload's size the disk's.
  *
- * Save hands the disk out as it is, never copied in user space: a RAM disk as MEMORY segments
- * of its memfd mapping (vmspliced), a file as FILE segments (spliced from the page cache). The
- * device is suspended while it runs (lib/vhost accepts a transfer only then, and a vring that
- * starts cancels it), so the image stays still.
+ * Save hands the disk out as it is, never copied in user space: as FILE segments of the RAM
+ * disk's memfd or of the disk file, spliced from the page cache (a RAM disk is not read
+ * through its mapping, see save_get). The device is suspended while it runs (lib/vhost accepts
+ * a transfer only then, and a vring that starts cancels it), so the image stays still.
  *
  * Load goes into a scratch disk of the same kind and size (a new memfd; a new file beside the
  * disk file, spliced into) and makes it live only in commit, after every byte and both
@@ -60,14 +60,13 @@ static int save_get(struct gabi_vhost_backend *b, uint64_t offset, size_t max, v
         return gabi_error_set(reterr, -EINVAL, NULL,
                               "offset %" PRIu64 " is beyond the %" PRIu64 "-byte disk", offset,
                               k->disk.size);
-    if (e.mem)
-        *ret = (struct gabi_vhost_state_seg){
-            .type = GABI_VHOST_STATE_SEG_MEMORY, .mem = e.mem, .fd = -1, .size = (size_t)e.size};
-    else
-        *ret = (struct gabi_vhost_state_seg){.type = GABI_VHOST_STATE_SEG_FILE,
-                                             .fd = e.fd,
-                                             .offset = e.file_offset,
-                                             .size = (size_t)e.size};
+    /* a RAM disk too goes out from its memfd's page cache, not through its mapping: pages a
+     * mapping has not touched yet (a disk loaded moments ago, a sparse one) would each take a
+     * page fault there, and a hole would be allocated; splice and pread take them as they are */
+    *ret = (struct gabi_vhost_state_seg){.type = GABI_VHOST_STATE_SEG_FILE,
+                                         .fd = e.mem ? k->disk.fd : e.fd,
+                                         .offset = e.mem ? offset : e.file_offset,
+                                         .size = (size_t)e.size};
     return 0;
 }
 

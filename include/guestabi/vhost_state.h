@@ -112,9 +112,10 @@ enum gabi_vhost_state_seg_type {
     GABI_VHOST_STATE_SEG_MEMORY,
     /* `size` bytes of the regular file `fd` from `offset` (writer: spliced into a pipe, the
      * file at least offset + size long; reader: spliced from a pipe into the file where the
-     * fd is readable too, else written). Either way the library maps the range read-only to
-     * checksum it, so the file must not shrink during the transfer (SIGBUS). The fd stays the
-     * device's. */
+     * fd is readable too, else written). Either way the library reads the range with pread()
+     * to checksum it (a writer on a socket sends it from a read-only mapping), so the file must
+     * not shrink during the transfer (the transfer fails; through the mapping, SIGBUS). The fd
+     * stays the device's. */
     GABI_VHOST_STATE_SEG_FILE,
 };
 

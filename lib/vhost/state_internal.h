@@ -62,3 +62,7 @@ void state_name_quote(char *out, size_t out_size, const char *s, size_t field_si
 uint32_t state_crc32c_sw(uint32_t crc, const void *buf, size_t size);
 /* Whether gabi_vhost_state_crc32c() uses the SSE4.2 instruction. */
 bool state_crc32c_hw(void);
+/* The crc32 instruction alone, even where folding is used (the tables without SSE4.2). */
+uint32_t state_crc32c_sse42(uint32_t crc, const void *buf, size_t size);
+/* Whether gabi_vhost_state_crc32c() folds long buffers with AVX-512 VPCLMULQDQ. */
+bool state_crc32c_fold(void);

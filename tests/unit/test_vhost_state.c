@@ -389,7 +389,10 @@ TEST(crc32c_published_vectors)
         buf[i] = (uint8_t)(31 - i);
     CHECK_INT(gabi_vhost_state_crc32c(0, buf, sizeof(buf)), 0x113FDB5Cu);
     CHECK_INT(state_crc32c_sw(0, "123456789", 9), 0xE3069283u);
-    printf("# CRC32C uses %s\n", state_crc32c_hw() ? "the SSE4.2 instruction" : "tables");
+    printf("# CRC32C uses %s\n", state_crc32c_fold()
+                                     ? "AVX-512 VPCLMULQDQ folding and the SSE4.2 instruction"
+                                 : state_crc32c_hw() ? "the SSE4.2 instruction"
+                                                     : "tables");
 }
 
 TEST(crc32c_fast_path_matches_tables_and_chains)
@@ -409,6 +412,12 @@ TEST(crc32c_fast_path_matches_tables_and_chains)
                      3 * 8192,
                      3 * 8192 + 1,
                      3 * 8192 + 3 * 256 + 5,
+                     1023, /* folding: from 1024 bytes, 256 a round */
+                     1024,
+                     1025,
+                     1024 + 255,
+                     1024 + 256,
+                     1024 + 256 + 16 + 3,
                      size};
 
     REQUIRE(buf);
@@ -420,6 +429,8 @@ TEST(crc32c_fast_path_matches_tables_and_chains)
 
             if (fast != slow)
                 TAP_FAIL("align %zu len %zu: 0x%08x != 0x%08x", a, lens[i], fast, slow);
+            if (state_crc32c_sse42(0, buf + a, lens[i]) != slow)
+                TAP_FAIL("align %zu len %zu: the crc32 instruction alone differs", a, lens[i]);
             if (gabi_vhost_state_crc32c(gabi_vhost_state_crc32c(0, buf + a, cut), buf + a + cut,
                                         lens[i] - cut) != fast)
                 TAP_FAIL("align %zu len %zu: chaining at %zu differs", a, lens[i], cut);
@@ -750,7 +761,7 @@ TEST(round_trip_fallbacks_copy)
 {
     struct trip_result res;
 
-    /* a write-only sink file cannot be mapped to checksum what was spliced: copied */
+    /* a write-only sink file cannot be read back to checksum what was spliced: copied */
     round_trip(
         &(struct trip){
             .src = SRC_FILE, .sink = SINK_FILE, .sink_write_only = true, .size = 2 * MiB + 1},
@@ -947,6 +958,20 @@ TEST(reader_oversize_and_damaged_streams)
                 "payload checksum mismatch");
     CHECK_FAILS(bad, len, NULL, 0, SINK_COPY, GABI_VHOST_STATE_BAD_CHECKSUM,
                 "payload checksum mismatch");
+    {
+        /* spliced into a file, checksummed as read back */
+        struct sink k;
+        struct fed f;
+
+        sink_init(&k, SINK_FILE);
+        k.fd = file_with(NULL, 0, true);
+        REQUIRE(k.fd >= 0);
+        feed(bad, len, NULL, 0, &k, &f);
+        CHECK_INT(f.outcome, GABI_VHOST_STATE_BAD_CHECKSUM);
+        CHECK_CONTAINS(f.err.message, "payload checksum mismatch");
+        close(k.fd);
+        sink_done(&k);
+    }
 
     memcpy(bad, s, len);
     bad[len - 16] = 'X'; /* the trailer's magic */
