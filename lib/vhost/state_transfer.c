@@ -11,7 +11,7 @@
  * pread() into a 256 KiB scratch buffer right after (receiver) or shortly before (sender) they
  * move, while they are in the cache. Not through a mapping of the file: a mapping costs a page
  * fault for every 4 KiB page each time it is made (populating it ahead costs the same), which
- * on a virtual machine with shadow page tables was slower than the transfer itself; the
+ * on the virtual machine it was measured on was slower than the transfer itself; the
  * buffer's pages stay mapped, and the copy into it runs from the cache.
  */
 
