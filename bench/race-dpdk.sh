@@ -95,10 +95,32 @@ wait_for() {  # wait_for FILE PATTERN TIMEOUT_S
   return 1
 }
 
-# run_one BACKEND(gabi|dpdk) DIR(tx|rx) SIZE RUN_ID: sets $result to Mpps (or "fail")
+# gabi_passes CONTROL_SOCKET: guestabi-net's busy-poll passes and idle ones so far ("N M")
+gabi_passes() {
+  python3 - "$1" <<'PY' 2>/dev/null
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(2)
+s.connect(sys.argv[1])
+s.sendall(b"stats 0\n")
+buf = b""
+while not buf.endswith(b"\n"):
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    buf += chunk
+bp = json.loads(buf)["busy_poll"]
+print(bp["passes"], bp["idle_passes"])
+PY
+}
+
+# run_one BACKEND(gabi|dpdk) DIR(tx|rx) SIZE RUN_ID: sets $result to Mpps (or "fail"), and for
+# guestabi-net $idle to the share of its busy-poll passes that found nothing to do over the
+# measuring window (the part of its core the data path left unused: the front-end's limit)
 run_one() {
   local be=$1 dir=$2 size=$3 id=$4 d=$work/$4 be_pid fe_pid fe_mode be_fwd mpps be_in fe_in
-  local pre_b=gabirace$$b$id pre_f=gabirace$$f$id
+  local pre_b=gabirace$$b$id pre_f=gabirace$$f$id p0= p1=
+  idle=
   mkdir -p "$d"
   mkfifo "$d/be.in" "$d/fe.in"
   prefixes+=("$pre_b" "$pre_f")
@@ -111,7 +133,7 @@ run_one() {
   if [[ $be == gabi ]]; then
     local kind=(--sink)
     [[ $dir == rx ]] && kind=(--generate "$size")
-    taskset -c 1 "$net" --catalog "$catalog" --busy-poll ${mode:+--mode "$mode"} --socket "$d/sock" "${kind[@]}" \
+    taskset -c 1 "$net" --catalog "$catalog" --busy-poll ${mode:+--mode "$mode"} --socket "$d/sock" "${kind[@]}" --control "$d/ctl" \
       --ready-fd 3 3>"$d/ready" >"$d/be.log" 2>&1 &
     be_pid=$!
     pids+=("$be_pid")
@@ -134,8 +156,10 @@ run_one() {
   if wait_for "$d/fe.log" "Start automatic packet forwarding" 120; then
     sleep "$warm"
     echo "show port stats 0" >&"$fe_in"
+    [[ $be == gabi && -z $cg ]] && p0=$(gabi_passes "$d/ctl")
     sleep "$secs"
     echo "show port stats 0" >&"$fe_in"
+    [[ $be == gabi && -z $cg ]] && p1=$(gabi_passes "$d/ctl")
     sleep 0.3
   fi
   echo "stop" >&"$fe_in"
@@ -159,6 +183,10 @@ run_one() {
     result=fail
   else
     result=$(awk -v p="$mpps" 'BEGIN{printf "%.2f", p/1e6}')
+  fi
+  if [[ -n $p0 && -n $p1 ]]; then
+    idle=$(awk -v a="$p0" -v b="$p1" 'BEGIN{split(a, x, " "); split(b, y, " ");
+      if (y[1] > x[1]) printf "%.0f", 100 * (y[2] - x[2]) / (y[1] - x[1])}')
   fi
 }
 
@@ -237,7 +265,7 @@ IFS=, read -ra dir_list <<<"$dirs"
 IFS=, read -ra size_list <<<"$sizes"
 for dir in "${dir_list[@]}"; do
   for size in "${size_list[@]}"; do
-    g_all=() d_all=() r_all=()
+    g_all=() d_all=() r_all=() i_all=()
     for ((r = 1; r <= rounds; r++)); do
       # ABBA: each back-end runs twice per round, first and last in turn, so that a drift of
       # the machine's load (or an after-effect of the previous run) weighs on both alike
@@ -249,7 +277,9 @@ for dir in "${dir_list[@]}"; do
         sleep 1
         run_one "$be" "$dir" "$size" "$id"
         v=$result
-        printf '  %s %5s B round %d  %-12s %s Mpps\n' "$dir" "$size" "$r" "$be" "$v"
+        printf '  %s %5s B round %d  %-12s %s Mpps%s\n' "$dir" "$size" "$r" "$be" "$v" \
+          "${idle:+  (idle in $idle% of its passes)}"
+        [[ -n $idle ]] && i_all+=("$idle")
         [[ $v == fail ]] && continue
         if [[ $be == gabi ]]; then gs+=("$v"); else ds+=("$v"); fi
       done
@@ -260,10 +290,10 @@ for dir in "${dir_list[@]}"; do
       d_all+=("$dp")
       r_all+=("$(awk -v a="$g" -v b="$dp" 'BEGIN{printf "%.3f", a/b}')")
     done
-    summary+=("$(printf '%-3s %5s B   guestabi-net %7s Mpps   DPDK %7s Mpps   ratio %s   (rounds: %s)' \
+    summary+=("$(printf '%-3s %5s B   guestabi-net %7s Mpps   DPDK %7s Mpps   ratio %s   (rounds: %s)   guestabi-net idle %s%%' \
       "$dir" "$size" "$(echo "${g_all[*]}" | median)" "$(echo "${d_all[*]}" | median)" \
-      "$(echo "${r_all[*]}" | median)" "${r_all[*]}")")
+      "$(echo "${r_all[*]}" | median)" "${r_all[*]}" "$(echo "${i_all[*]}" | median)")")
   done
 done
-echo "medians over the rounds (a round: the mean of each back-end's two runs; ratio: the median of the per-round guestabi-net/DPDK ratios):"
+echo "medians over the rounds (a round: the mean of each back-end's two runs; ratio: the median of the per-round guestabi-net/DPDK ratios; idle: the median share of guestabi-net's busy-poll passes that found nothing to do, where the front-end is the limit):"
 printf '  %s\n' "${summary[@]}"

@@ -80,7 +80,9 @@ static json_t *handle(char *line, void *userdata)
         for (unsigned i = 0; i < n->n_ports; i++)
             if (!p || p == &n->ports[i])
                 json_array_append_new(ports, port_json(&n->ports[i]));
-        return json_pack("{s:s, s:o}", "schema", "guestabi-net.stats/1", "ports", ports);
+        return json_pack("{s:s, s:o, s:{s:b, s:I, s:I}}", "schema", "guestabi-net.stats/1", "ports",
+                         ports, "busy_poll", "on", n->busy_poll, "passes", (json_int_t)n->passes,
+                         "idle_passes", (json_int_t)n->idle_passes);
     }
     if (strcmp(cmd, "link") == 0 && p && arg2 &&
         (strcmp(arg2, "up") == 0 || strcmp(arg2, "down") == 0)) {

@@ -159,8 +159,11 @@ static void run(struct net *n)
         if (n->busy_poll) {
             /* an empty pass: let the guest's CPU have the ring's cache lines a moment
              * before looking again (a tight loop of loads slows its stores to them) */
-            if (poll_all(n, false) == 0)
+            n->passes++;
+            if (poll_all(n, false) == 0) {
+                n->idle_passes++;
                 cpu_relax();
+            }
         } else if (n->any_pending) {
             n->any_pending = false;
             poll_all(n, true);

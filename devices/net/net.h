@@ -140,6 +140,9 @@ struct net {
     struct gabi_vhost_elem *tx_elems; /* NET_BURST scratch elements */
     uint8_t *frame;                   /* NET_HDR_MAX + NET_MAX_FRAME scratch */
     bool any_pending;
+    /* busy-polling: passes over every port, and those that found nothing to do (how much of
+     * its core the data path leaves unused: the stats request reports both) */
+    uint64_t passes, idle_passes;
 };
 
 /* port.c */

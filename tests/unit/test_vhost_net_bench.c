@@ -175,7 +175,8 @@ TEST(generator_busy_polling)
     struct tguest g;
 
     REQUIRE(netproc_start(&np, (const char *[]){"--busy-poll", "--socket", "@0", "--generate", "60",
-                                                "--mode", "upstream.guestabi-net.v1", NULL}) == 0);
+                                                "--mode", "upstream.guestabi-net.v1", "--control",
+                                                "@c", NULL}) == 0);
     /* without mergeable buffers: a frame per chain */
     REQUIRE(tguest_connect(&g, np.sock[0], ALL & ~(1ull << GABI_NET_F_MRG_RXBUF), 1, 0) == 0);
     CHECK_INT(g.hdr_len, 12);
@@ -184,6 +185,26 @@ TEST(generator_busy_polling)
         expect_frames(&g, 100, 60, 1); /* num_buffers is 1 without MRG_RXBUF (VERSION_1) */
     }
     CHECK_INT(gabi_vhost_guestq_used_idx(g.q[0]), 400);
+    {
+        /* its passes, and those that found nothing to do (the guest posts nothing now) */
+        char buf[8192];
+        unsigned long long passes = 0, idle = 0, idle2 = 0;
+        const char *at;
+
+        REQUIRE(netproc_control(&np, "stats", buf, sizeof(buf)) > 0);
+        at = strstr(buf, "\"busy_poll\":");
+        REQUIRE(at);
+        CHECK_INT(sscanf(at, "\"busy_poll\":{\"on\":true,\"passes\":%llu,\"idle_passes\":%llu}",
+                         &passes, &idle),
+                  2);
+        CHECK(idle > 0 && idle < passes);
+        usleep(20000);
+        REQUIRE(netproc_control(&np, "stats", buf, sizeof(buf)) > 0);
+        at = strstr(buf, "\"idle_passes\":");
+        REQUIRE(at);
+        CHECK_INT(sscanf(at, "\"idle_passes\":%llu", &idle2), 1);
+        CHECK(idle2 > idle);
+    }
     tguest_free(&g);
     CHECK_INT(netproc_stop(&np), 0);
 }

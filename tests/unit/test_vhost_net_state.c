@@ -572,6 +572,7 @@ TEST(control_socket_refuses_nonsense)
     CHECK_CONTAINS(buf, "error");
     CHECK(netproc_control(&np, "stats", buf, sizeof(buf)) > 0);
     CHECK_CONTAINS(buf, "\"schema\":\"guestabi-net.stats/1\"");
+    CHECK_CONTAINS(buf, "\"busy_poll\":{\"on\":false,\"passes\":0,\"idle_passes\":0}");
     CHECK_INT(netproc_stop(&np), 0);
 }
 
