@@ -98,19 +98,10 @@ class TimedProcess(vmlib.Process):
             self.logf.flush()
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.reader.join(5)
+        rc = self.end(sig, timeout)
+        self.reader.join(5)  # its last lines, before the log closes
         self.logf.close()
-        return self.proc.returncode
+        return rc
 
     def switchover_ms(self, src_sock, dst_sock, t0, t1):
         """From the source's first GET_VRING_BASE to the destination's last SET_VRING_KICK

@@ -289,7 +289,8 @@ class Process:
     def alive(self):
         return self.proc.poll() is None
 
-    def stop(self, sig=signal.SIGTERM, timeout=10):
+    def end(self, sig=signal.SIGTERM, timeout=10):
+        """Signal its process group, wait (SIGKILL after timeout s); its exit status."""
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, sig)
@@ -300,8 +301,12 @@ class Process:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        self.logf.close()
         return self.proc.returncode
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        rc = self.end(sig, timeout)
+        self.logf.close()
+        return rc
 
 
 class Scenario:
