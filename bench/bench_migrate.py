@@ -152,15 +152,13 @@ def migrate_once(sc, side, seq):
     src = side.guest
     mig = "unix:" + os.path.join(sc.dir, "mig-%s-%d.sock" % (side.name, seq))
     dst = side.start_guest(sc, incoming=mig)
-    pinger = subprocess.Popen(["ping", "-D", "-n", "-i", "%.3f" % (PING_INTERVAL_MS / 1000), "-s", "1200",
-                               "-p", "c3a5", "-W", "2", side.ip], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    pinger = netlib.BackgroundPing(["-D", "-n", "-i", "%.3f" % (PING_INTERVAL_MS / 1000), "-s",
+                                    "1200", "-p", "c3a5", "-W", "2", side.ip])
     time.sleep(0.3)
     t0 = time.monotonic()
     info = vmlib.migrate(src, mig)
     time.sleep(1)
-    pinger.send_signal(signal.SIGINT)
-    out, _ = pinger.communicate(timeout=30)
+    out = pinger.stop()
     with open(os.path.join(sc.dir, "ping-%s-%d.txt" % (side.name, seq)), "w") as f:
         f.write(out)  # GUESTABI_KEEP=1 keeps it, with the back-ends' logs (the same clock)
     row = {"backend": side.name, "seq": seq, "from": "AB"[side.at], "to": "AB"[1 - side.at],

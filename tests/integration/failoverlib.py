@@ -17,11 +17,11 @@ driver_override stays a regular file: the agent writes it and reads it back, as 
 
 import os
 import re
-import signal
 import subprocess
 import threading
 import time
 
+import netlib
 from vmlib import wait_for
 
 
@@ -338,14 +338,11 @@ class Pinger:
     def __init__(self, dest, interval_ms=10, pattern="a55a", size=200):
         self.interval = interval_ms / 1000.0
         self.t0 = time.time()
-        self.proc = subprocess.Popen(
-            ["ping", "-D", "-n", "-i", "%.3f" % self.interval, "-s", str(size), "-p", pattern,
-             "-W", "1", dest], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.ping = netlib.BackgroundPing(["-D", "-n", "-i", "%.3f" % self.interval, "-s",
+                                           str(size), "-p", pattern, "-W", "1", dest])
 
     def stop(self):
-        self.proc.send_signal(signal.SIGINT)
-        out, _ = self.proc.communicate(timeout=30)
-        self.out = out
+        self.out = out = self.ping.stop()
         self.replies = {}
         for m in re.finditer(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+) ", out, re.M):
             self.replies.setdefault(int(m.group(2)), float(m.group(1)))

@@ -2,8 +2,10 @@
 the test's own network namespace so nothing touches the machine's real network."""
 
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 
 from checks import check
 import vmlib
@@ -81,3 +83,28 @@ def ping(dest, count=3, interval=0.2, timeout=30, size=56, pattern=None):
         if "received" in line:
             received = int(line.split(",")[1].split()[0])
     return received, r.stdout + r.stderr
+
+
+class BackgroundPing:
+    """ping(8) running beside a test, its output going to a file: a pipe nobody reads fills
+    after some 800 replies (8 s at 10 ms) and then stops ping itself, which a test would take for
+    a guest that stopped answering."""
+
+    def __init__(self, argv):
+        self.out = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(["ping"] + argv, stdout=self.out, stderr=subprocess.STDOUT,
+                                     text=True)
+
+    def wait(self, timeout=30):
+        """Until ping ends by itself (-c, -w); returns its output."""
+        self.proc.wait(timeout=timeout)
+        self.out.seek(0)
+        text = self.out.read()
+        self.out.close()
+        return text
+
+    def stop(self, timeout=30):
+        """SIGINT (ping prints its summary), then wait; returns its output."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        return self.wait(timeout)

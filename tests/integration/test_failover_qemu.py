@@ -143,7 +143,21 @@ def one_migration(sc, tag, src, src_taps, dst_host, dst_taps, primary_on_cmdline
         c = path_counts()
         time.sleep(0.3)
         return failoverlib.tap_tx_from_guest(dst_taps[1]) - c[dst_taps[1]] >= 10
-    vmlib.wait_for(on_primary, 30, "traffic through the destination's primary", interval=0.1)
+    try:
+        vmlib.wait_for(on_primary, 30, "traffic through the destination's primary",
+                       interval=0.1)
+    except TimeoutError:
+        # what to look at when it happens: where the guest's frames went, what the pinger got,
+        # and the guest's view of its bond
+        vmlib.log("%s: frames from the guest per tap since the bond: %s" % (
+            tag, delta(counts["plugged"], path_counts())))
+        p = pinger.stop()
+        vmlib.log("%s: pinger: %d of %d answered; its last lines:\n%s" % (
+            tag, len(p.replies), p.sent, p.out[-400:]))
+        vmlib.log("%s: guest: %s" % (tag, dst.run(
+            "ip -s link; cat /sys/class/net/eth0/lower_*/operstate; dmesg | tail -20",
+            timeout=30)[1]))
+        raise
     mig.mark("traffic on the destination's primary")
     time.sleep(1)
     p = pinger.stop()

@@ -160,12 +160,11 @@ def case_a(pair, h1, h2):
               libvirtlib.QEMU_USER, st.st_uid, st.st_mode & 0o777))
     # Patterned pings every 20 ms through the migration: the guest echoes what it received,
     # so a lost or corrupted receive buffer shows as a missing or wrong reply.
-    pinger = subprocess.Popen(["ping", "-n", "-i", "0.02", "-c", "400", "-s", "1200", "-p",
-                               "c3a5", "-W", "2", ip], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    pinger = netlib.BackgroundPing(["-n", "-i", "0.02", "-c", "400", "-s", "1200", "-p", "c3a5",
+                                    "-W", "2", ip])
     time.sleep(1)
     st, out, secs = migrate(h1, h2, name)
-    pings, _ = pinger.communicate(timeout=120)
+    pings = pinger.wait(timeout=120)
     check(st == 0, "virsh migrate of a v1-pinned VM to a host that runs v1 failed:\n%s\n%s" % (
         out, h2.qemu_log(name)))
     vmlib.log("(a) virsh migrate completed in %.2fs" % secs)

@@ -22,7 +22,6 @@ the patterned pings check.
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 
@@ -110,13 +109,11 @@ def migrate_case(sc, gn, src_mode, dst_mode, tag, taps, props=""):
     # the downtime and on the machine's load: a figure this test reports, not a check (with
     # the machine's other core busy, the destination guest has been seen to answer nothing for
     # 4 s after the switchover).
-    pinger = subprocess.Popen(["ping", "-n", "-i", "0.02", "-s", "1200", "-p", "c3a5", "-W",
-                               "2", GUEST_IP], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    pinger = netlib.BackgroundPing(["-n", "-i", "0.02", "-s", "1200", "-p", "c3a5", "-W", "2",
+                                    GUEST_IP])
     info = vmlib.migrate(src, mig)
     time.sleep(1)
-    pinger.send_signal(signal.SIGINT)
-    out, _ = pinger.communicate(timeout=30)
+    out = pinger.stop()
     check(info["status"] == "completed", "migration %s: %s" % (info["status"], info))
     check("GUESTABI-MEMCHECK-CORRUPT" not in dst.console_text(),
           "the guest's own writes were lost across the migration (a copy no longer matched "
