@@ -24,6 +24,10 @@
 # adds bench.guestabi-net.v2-in-order, v2 plus VIRTIO_F_IN_ORDER as DPDK offers it, so that
 # the front-end takes the same (in-order) paths with both back-ends.
 #
+# RACE_PERF=DIR records the front-end's core (CPU 0) with perf over each measuring window, into
+# DIR/RUN.BACKEND.DIRECTION.SIZE.perf (perf report -i ...): where the front-end's time goes with
+# either back-end.
+#
 # -c BACKEND counts the back-end's instructions per packet with valgrind --tool=callgrind
 # (repeatable where wall-clock figures are not), with the functions that cost most; -o DIR
 # keeps the profiles for callgrind_annotate:
@@ -45,7 +49,7 @@ while getopts "b:t:w:r:s:d:f:F:m:c:o:h" o; do
     b) build=$OPTARG ;; t) secs=$OPTARG ;; w) warm=$OPTARG ;; r) rounds=$OPTARG ;;
     s) sizes=$OPTARG ;; d) dirs=$OPTARG ;; f) fe_extra=$OPTARG ;; m) mode=$OPTARG ;;
     c) cg=$OPTARG ;; o) cg_out=$OPTARG ;; F) configs=$OPTARG ;;
-    *) sed -n "2,36p" "$0"; [[ $o == h ]] && exit 0; exit 2 ;;
+    *) sed -n "2,40p" "$0"; [[ $o == h ]] && exit 0; exit 2 ;;
   esac
   [[ $o == F ]] || args+=("-$o" "${OPTARG:-}")
 done
@@ -157,7 +161,11 @@ run_one() {
     sleep "$warm"
     echo "show port stats 0" >&"$fe_in"
     [[ $be == gabi && -z $cg ]] && p0=$(gabi_passes "$d/ctl")
-    sleep "$secs"
+    if [[ -n ${RACE_PERF:-} ]]; then
+      perf record -q -C 0 -o "$RACE_PERF/$id.$be.$dir.$size.perf" -- sleep "$secs" >/dev/null 2>&1
+    else
+      sleep "$secs"
+    fi
     echo "show port stats 0" >&"$fe_in"
     [[ $be == gabi && -z $cg ]] && p1=$(gabi_passes "$d/ctl")
     sleep 0.3

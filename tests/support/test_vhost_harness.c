@@ -943,6 +943,12 @@ int tguest_post_rx(struct tguest *g, unsigned pair, unsigned n, uint32_t size)
     return 0;
 }
 
+void tguest_fill_rx(struct tguest *g, unsigned pair, uint8_t c)
+{
+    memset(gabi_vhost_guestmem_ptr(g->gm, g->slot_gpa[2 * pair], 256 * TGUEST_SLOT), c,
+           256 * TGUEST_SLOT);
+}
+
 int tguest_send(struct tguest *g, unsigned pair, const struct gabi_virtio_net_hdr *hdr,
                 const void *frame, size_t len, bool split, bool indirect)
 {

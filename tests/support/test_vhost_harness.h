@@ -168,6 +168,8 @@ int tguest_start(struct tguest *g, unsigned n_pairs, const uint32_t *bases);
 int tguest_stop(struct tguest *g, uint32_t *ret_bases);
 /* Post n RX buffers of size bytes (<= TGUEST_SLOT) on pair. */
 int tguest_post_rx(struct tguest *g, unsigned pair, unsigned n, uint32_t size);
+/* Fill every RX buffer of pair with byte c: what a driver's recycled buffers may hold. */
+void tguest_fill_rx(struct tguest *g, unsigned pair, uint8_t c);
 /* Send a frame on pair with hdr (NULL: zeroes) in front; split: header in its own descriptor;
  * indirect: as an indirect table. */
 int tguest_send(struct tguest *g, unsigned pair, const struct gabi_virtio_net_hdr *hdr,

@@ -135,9 +135,14 @@ static void expect_frames(struct tguest *g, unsigned n, size_t len, unsigned n_b
         memset(got, 0, sizeof(got));
         CHECK_INT(tguest_recv(g, 0, &h, got, sizeof(got), 10000), (int)len);
         CHECK(generated_frame_ok(got, len));
+        /* every field, whatever the buffer held before (tguest_fill_rx) */
         CHECK_INT(h.num_buffers, n_bufs);
         CHECK_INT(h.flags, 0);
         CHECK_INT(h.gso_type, 0);
+        CHECK_INT(h.hdr_len, 0);
+        CHECK_INT(h.gso_size, 0);
+        CHECK_INT(h.csum_start, 0);
+        CHECK_INT(h.csum_offset, 0);
     }
 }
 
@@ -151,7 +156,9 @@ TEST(generator_fills_rx_buffers_on_kicks)
                                                 "upstream.guestabi-net.v2", NULL}) == 0);
     REQUIRE(tguest_connect(&g, np.sock[0], ALL, 1, GABI_VHOST_GUESTQ_EVENT_IDX) == 0);
     REQUIRE(g.features & (1ull << GABI_NET_F_MRG_RXBUF));
-    /* one buffer per frame; then the generator waits for buffers, and fills new ones */
+    /* one buffer per frame; then the generator waits for buffers, and fills new ones (over
+     * bytes unlike any header, then over the headers the first ones got) */
+    tguest_fill_rx(&g, 0, 0xff);
     CHECK_INT(tguest_post_rx(&g, 0, 8, 2048), 0);
     expect_frames(&g, 8, 1000, 1);
     CHECK_INT(gabi_vhost_guestq_used_idx(g.q[0]), 8);
