@@ -87,8 +87,8 @@ def ping(dest, count=3, interval=0.2, timeout=30, size=56, pattern=None):
 
 class BackgroundPing:
     """ping(8) running beside a test, its output going to a file: a pipe nobody reads fills
-    after some 800 replies (8 s at 10 ms) and then stops ping itself, which a test would take for
-    a guest that stopped answering."""
+    after some 800 replies (64 KiB; 13 s at -i 0.01 here) and then stops ping itself, which a
+    test would take for a guest that stopped answering."""
 
     def __init__(self, argv):
         self.out = tempfile.TemporaryFile(mode="w+")
