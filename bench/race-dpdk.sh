@@ -74,6 +74,7 @@ if [[ -n $cg ]]; then
 fi
 net=$build/devices/net/guestabi-net
 catalog=$(cd "$(dirname "$0")" && pwd)/catalog   # bench.guestabi-net.v2-in-order
+tools=$(cd "$(dirname "$0")/../tools" && pwd)     # net-control.py
 command -v dpdk-testpmd >/dev/null || { echo "race-dpdk: no dpdk-testpmd" >&2; exit 77; }
 [[ -x $net ]] || { echo "race-dpdk: no $net (build first)" >&2; exit 77; }
 [[ $(nproc) -ge 2 ]] || { echo "race-dpdk: needs 2 CPUs" >&2; exit 77; }
@@ -101,21 +102,7 @@ wait_for() {  # wait_for FILE PATTERN TIMEOUT_S
 
 # gabi_passes CONTROL_SOCKET: guestabi-net's busy-poll passes and idle ones so far ("N M")
 gabi_passes() {
-  python3 - "$1" <<'PY' 2>/dev/null
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(2)
-s.connect(sys.argv[1])
-s.sendall(b"stats 0\n")
-buf = b""
-while not buf.endswith(b"\n"):
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    buf += chunk
-bp = json.loads(buf)["busy_poll"]
-print(bp["passes"], bp["idle_passes"])
-PY
+  python3 "$tools/net-control.py" "$1" "stats 0" busy_poll.passes busy_poll.idle_passes 2>/dev/null
 }
 
 # run_one BACKEND(gabi|dpdk) DIR(tx|rx) SIZE RUN_ID: sets $result to Mpps (or "fail"), and for

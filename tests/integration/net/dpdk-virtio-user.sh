@@ -37,17 +37,7 @@ grep -q READY "$work/ready" || { cat "$work/net.log"; echo "FAIL: guestabi-net d
 
 # the features the front-end negotiated, from the control socket (port 0's "stats")
 features() {
-  python3 - "$work/ctl" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall(b"stats 0\n")
-buf = b""
-while not buf.endswith(b"\n"):
-    buf += s.recv(65536)
-print(json.loads(buf)["ports"][0]["features"])
-PY
+  python3 "$(dirname "$0")/../../../tools/net-control.py" "$work/ctl" "stats 0" ports.0.features
 }
 
 # testpmd exits when its stdin closes: 8 s of traffic; the features are read at 4 s
